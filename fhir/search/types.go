@@ -1,0 +1,172 @@
+// Package search holds the FHIR search-parameter registry, the parser that turns
+// a query string into a Query, and the extractor that turns a resource into the
+// index Entries a store keeps. The store executes a Query against those entries;
+// this package never touches a database.
+package search
+
+import "time"
+
+// Type is a search parameter type, as SearchParameter.type names it.
+type Type string
+
+// The search parameter types of FHIR R4.
+const (
+	TypeString    Type = "string"
+	TypeToken     Type = "token"
+	TypeDate      Type = "date"
+	TypeReference Type = "reference"
+	TypeNumber    Type = "number"
+	TypeQuantity  Type = "quantity"
+	TypeURI       Type = "uri"
+	TypeComposite Type = "composite"
+	TypeSpecial   Type = "special"
+)
+
+// Param is one search parameter definition.
+type Param struct {
+	Code       string   // the name used in a query, e.g. "family"
+	URL        string   // canonical URL of the SearchParameter
+	Type       Type     // value type
+	Base       []string // resource types it applies to
+	Expression string   // FHIRPath expression from the definition
+	Targets    []string // reference target types (reference params only)
+	// Paths are the plain element paths the expression reduces to, one per
+	// union branch, each starting at the resource type ("Patient.name.family").
+	// Empty when the expression is not a plain path; extraction of those
+	// parameters arrives with the FHIRPath engine.
+	Paths      []string
+	Components []Component // composite params only
+}
+
+// Component is one part of a composite parameter.
+type Component struct {
+	Definition string // canonical URL of the component's SearchParameter
+	Expression string // FHIRPath relative to the composite's value
+}
+
+// Entry is one index value extracted from a resource for one parameter. A
+// resource yields zero or more entries per parameter; a store keeps them in
+// index tables and matches Query clauses against them.
+//
+// Which fields are set depends on Type:
+//   - string: Str is the normalised form (case folded, accents removed) and
+//     Exact the original text;
+//   - token: System, Code and, for :text, Str (normalised display/text);
+//   - date: Lo and Hi bound the instant range the value covers (inclusive);
+//   - number: Num, with NumLo/NumHi the range its precision implies;
+//   - quantity: Num, NumLo, NumHi, and System/Code for the unit;
+//   - reference: RefType and RefID for a local reference, or URL for an
+//     absolute one; RefVersion when the reference names a version;
+//   - uri: URL.
+type Entry struct {
+	Param string
+	Type  Type
+
+	Str   string
+	Exact string
+
+	System string
+	Code   string
+
+	Lo, Hi time.Time
+
+	Num, NumLo, NumHi float64
+
+	RefType, RefID, RefVersion string
+	URL                        string
+}
+
+// Prefix is a comparison prefix on number, date and quantity values.
+type Prefix string
+
+// The prefixes FHIR R4 defines.
+const (
+	PrefixEq Prefix = "eq"
+	PrefixNe Prefix = "ne"
+	PrefixGt Prefix = "gt"
+	PrefixLt Prefix = "lt"
+	PrefixGe Prefix = "ge"
+	PrefixLe Prefix = "le"
+	PrefixSa Prefix = "sa"
+	PrefixEb Prefix = "eb"
+	PrefixAp Prefix = "ap"
+)
+
+// Query is a parsed search: clauses are ANDed, the values within a clause ORed.
+type Query struct {
+	Type    string   // resource type; empty for a system-level search
+	Types   []string // _type, for a system-level search
+	Clauses []Clause
+
+	Sort  []Sort
+	Count int // page size; 0 means the server default
+	// Offset is the number of matches to skip. Paging is by offset over a
+	// total order (the sort keys, then resource type and id), so links stay
+	// stable while the data does not change.
+	Offset int
+	Total  TotalMode
+
+	Include    []Include
+	RevInclude []Include
+
+	// Summary and Elements shape the returned resources; the store ignores
+	// them and the server applies them.
+	Summary  string
+	Elements []string
+}
+
+// Clause is one query parameter: a param, an optional modifier and OR-ed values.
+// The special parameters _id and _lastUpdated are Clauses too, with Param set
+// to the registry's synthetic definitions of them.
+type Clause struct {
+	Param    *Param
+	Modifier string // "", "exact", "contains", "missing", "not", "identifier", "text", "above", "below", a type name...
+	Values   []Value
+}
+
+// Value is one parsed value of a clause. Raw keeps the text as given; the
+// other fields are set according to the clause's parameter type, the same way
+// Entry's are.
+type Value struct {
+	Raw    string
+	Prefix Prefix
+
+	Str string // normalised string, or token :text
+
+	System    string
+	HasSystem bool // "system|code" or "|code" given (an empty System then means "no system")
+	Code      string
+
+	Lo, Hi time.Time // date range implied by the value's precision
+
+	Num, NumLo, NumHi float64 // number/quantity value and its precision range
+
+	RefType, RefID, RefVersion string
+	URL                        string
+
+	Missing bool // the value of a :missing clause
+}
+
+// Sort is one _sort key.
+type Sort struct {
+	Param      *Param
+	Descending bool
+}
+
+// Include is one _include or _revinclude: Source:Param[:Target].
+type Include struct {
+	Source  string // resource type holding the reference, or "*"
+	Param   string // reference parameter code, or "*"
+	Target  string // optional target type
+	Iterate bool
+}
+
+// TotalMode is the _total setting.
+type TotalMode string
+
+// The _total values.
+const (
+	TotalNone     TotalMode = "none"
+	TotalEstimate TotalMode = "estimate"
+	TotalAccurate TotalMode = "accurate"
+)
