@@ -75,8 +75,8 @@ type ElementInfo struct {
 	Path             string   // e.g. "Observation.value[x]"
 	Types            []string // type codes; "BackboneElement"/"Element" for inline structures
 	Min              int
-	Max              int  // -1 for *
-	Choice           bool // [x]
+	Max              int    // -1 for *
+	Choice           bool   // [x]
 	Binding          string // required ValueSet canonical URL (no version), "" if none/not required
 	ContentReference string // e.g. "#Questionnaire.item"
 }
