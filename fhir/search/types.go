@@ -24,24 +24,62 @@ const (
 
 // Param is one search parameter definition.
 type Param struct {
-	Code       string   // the name used in a query, e.g. "family"
-	URL        string   // canonical URL of the SearchParameter
-	Type       Type     // value type
-	Base       []string // resource types it applies to
-	Expression string   // FHIRPath expression from the definition
-	Targets    []string // reference target types (reference params only)
+	Code       string   `json:"code"`              // the name used in a query, e.g. "family"
+	URL        string   `json:"url"`               // canonical URL of the SearchParameter
+	Type       Type     `json:"type"`              // value type
+	Base       []string `json:"base"`              // resource types it applies to
+	Expression string   `json:"expr,omitempty"`    // FHIRPath expression from the definition
+	Targets    []string `json:"targets,omitempty"` // reference target types (reference params only)
 	// Paths are the plain element paths the expression reduces to, one per
 	// union branch, each starting at the resource type ("Patient.name.family").
 	// Empty when the expression is not a plain path; extraction of those
 	// parameters arrives with the FHIRPath engine.
-	Paths      []string
-	Components []Component // composite params only
+	//
+	// A choice element restricted to one type is written with its concrete
+	// name ("(Observation.value as Quantity)" is "Observation.valueQuantity").
+	// Restrictions a dotted path cannot carry (where(resolve() is T),
+	// where(system='email'), [0]) are dropped here and kept in Elements, which
+	// is what extraction follows.
+	Paths      []string    `json:"paths,omitempty"`
+	Components []Component `json:"components,omitempty"` // composite params only
+
+	// Elements are the Paths resolved against the R4 structure definitions:
+	// one per concrete element and datatype (an unrestricted choice element
+	// such as Observation.effective[x] gives one Element per allowed type),
+	// keeping only datatypes the parameter type can index.
+	Elements []Element `json:"elements,omitempty"`
+}
+
+// Element is one concrete element a parameter indexes.
+type Element struct {
+	// Resource is the resource type the path starts at; "Resource" or
+	// "DomainResource" for the parameters every type shares.
+	Resource string `json:"res"`
+	Steps    []Step `json:"steps"`
+	// DataType is the FHIR datatype of the element reached: "HumanName",
+	// "dateTime", "CodeableConcept", "Reference", "canonical", ...
+	DataType string `json:"dt"`
+	// Target, for a reference, keeps only references to this resource type
+	// (the expression's where(resolve() is Target)).
+	Target string `json:"target,omitempty"`
+}
+
+// Step is one JSON property to follow from the current object(s).
+type Step struct {
+	Name string `json:"n"`
+	// Item, when non-zero, keeps only the array item at position Item-1
+	// ("entry[0]" has Item 1); zero keeps every item.
+	Item int `json:"i,omitempty"`
+	// WhereChild and WhereValue keep only the items whose primitive child
+	// WhereChild equals WhereValue (the expression's where(system='email')).
+	WhereChild string `json:"wc,omitempty"`
+	WhereValue string `json:"wv,omitempty"`
 }
 
 // Component is one part of a composite parameter.
 type Component struct {
-	Definition string // canonical URL of the component's SearchParameter
-	Expression string // FHIRPath relative to the composite's value
+	Definition string `json:"def"`  // canonical URL of the component's SearchParameter
+	Expression string `json:"expr"` // FHIRPath relative to the composite's value
 }
 
 // Entry is one index value extracted from a resource for one parameter. A
@@ -56,7 +94,10 @@ type Component struct {
 //   - number: Num, with NumLo/NumHi the range its precision implies;
 //   - quantity: Num, NumLo, NumHi, and System/Code for the unit;
 //   - reference: RefType and RefID for a local reference, or URL for an
-//     absolute one; RefVersion when the reference names a version;
+//     absolute one; RefVersion when the reference names a version. When the
+//     Reference has an identifier, System and Code carry that identifier's
+//     system and value, so :identifier can match it (RefType then comes from
+//     Reference.type when given);
 //   - uri: URL.
 type Entry struct {
 	Param string

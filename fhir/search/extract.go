@@ -1,0 +1,541 @@
+package search
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"phix/fhir"
+)
+
+// MaxIndexedString caps the bytes of a string entry (Str and Exact), cut at a
+// rune boundary: long narrative-like values (descriptions, markdown) would
+// otherwise bloat the index. Prefix matching on the first MaxIndexedString
+// bytes is unaffected.
+const MaxIndexedString = 2048
+
+// Extract returns the index entries of r for every parameter of its type that
+// has extractable elements (string, token, date, number, quantity, reference
+// and uri parameters; composite and special ones are deferred). It never
+// panics on malformed content: values of the wrong shape are skipped, since
+// validation is the resource model's job.
+func Extract(r *fhir.Resource) []Entry {
+	if r == nil || r.Object == nil {
+		return nil
+	}
+	ti := load().types[r.Type]
+	if ti == nil {
+		return nil
+	}
+	x := extractor{out: make([]Entry, 0, 32)}
+	for i := range ti.extract {
+		pe := &ti.extract[i]
+		x.param = pe.param
+		for j := range pe.elements {
+			x.elem = &pe.elements[j]
+			x.walk(r.Object, x.elem.Steps)
+		}
+	}
+	return x.out
+}
+
+// ExtractParam returns the entries of r for one parameter (nil when p does
+// not apply to r's type or is not extractable).
+func ExtractParam(r *fhir.Resource, p *Param) []Entry {
+	if r == nil || r.Object == nil || p == nil || !extractable(p.Type) {
+		return nil
+	}
+	x := extractor{param: p}
+	for i := range p.Elements {
+		e := &p.Elements[i]
+		if e.Resource != r.Type && e.Resource != "Resource" && !(e.Resource == "DomainResource" && !nonDomain[r.Type]) {
+			continue
+		}
+		x.elem = e
+		x.walk(r.Object, e.Steps)
+	}
+	return x.out
+}
+
+type extractor struct {
+	param *Param
+	elem  *Element
+	out   []Entry
+}
+
+// walk follows steps from v and converts every value reached.
+func (x *extractor) walk(v any, steps []Step) {
+	if len(steps) == 0 {
+		x.convert(v)
+		return
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	s := &steps[0]
+	child, ok := m[s.Name]
+	if !ok {
+		return
+	}
+	if arr, isArr := child.([]any); isArr {
+		if s.Item > 0 {
+			if s.Item <= len(arr) && x.keep(s, arr[s.Item-1]) {
+				x.walk(arr[s.Item-1], steps[1:])
+			}
+			return
+		}
+		for _, it := range arr {
+			if x.keep(s, it) {
+				x.walk(it, steps[1:])
+			}
+		}
+		return
+	}
+	if s.Item > 1 || !x.keep(s, child) {
+		return
+	}
+	x.walk(child, steps[1:])
+}
+
+// keep applies a step's where(child='value') filter.
+func (x *extractor) keep(s *Step, v any) bool {
+	if s.WhereChild == "" {
+		return true
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	str, _ := m[s.WhereChild].(string)
+	return str == s.WhereValue
+}
+
+func (x *extractor) add(e Entry) {
+	e.Param = x.param.Code
+	e.Type = x.param.Type
+	x.out = append(x.out, e)
+}
+
+// convert turns one element value into entries according to the parameter
+// type and the element's datatype.
+func (x *extractor) convert(v any) {
+	switch x.param.Type {
+	case TypeString:
+		x.stringEntries(v)
+	case TypeToken:
+		x.tokenEntries(v)
+	case TypeDate:
+		x.dateEntries(v)
+	case TypeNumber:
+		if s, ok := numberText(v); ok {
+			if n, lo, hi, ok := NumberRange(s); ok {
+				x.add(Entry{Num: n, NumLo: lo, NumHi: hi})
+			}
+		}
+	case TypeQuantity:
+		x.quantityEntries(v)
+	case TypeReference:
+		x.referenceEntries(v)
+	case TypeURI:
+		if s, ok := v.(string); ok && s != "" {
+			x.add(Entry{URL: s})
+		}
+	}
+}
+
+func (x *extractor) addString(v any) {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return
+	}
+	s = capString(s)
+	x.add(Entry{Str: NormalizeString(s), Exact: s})
+}
+
+// addStrings adds a string or every string of an array.
+func (x *extractor) addStrings(v any) {
+	if arr, ok := v.([]any); ok {
+		for _, it := range arr {
+			x.addString(it)
+		}
+		return
+	}
+	x.addString(v)
+}
+
+func capString(s string) string {
+	if len(s) <= MaxIndexedString {
+		return s
+	}
+	cut := MaxIndexedString
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+var (
+	humanNameParts = []string{"family", "given", "prefix", "suffix", "text"}
+	addressParts   = []string{"line", "city", "district", "state", "postalCode", "country", "text"}
+)
+
+func (x *extractor) stringEntries(v any) {
+	switch x.elem.DataType {
+	case "HumanName", "Address":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		parts := humanNameParts
+		if x.elem.DataType == "Address" {
+			parts = addressParts
+		}
+		for _, k := range parts {
+			if pv, ok := m[k]; ok {
+				x.addStrings(pv)
+			}
+		}
+	default:
+		x.addString(v)
+	}
+}
+
+func str(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
+
+func (x *extractor) tokenEntries(v any) {
+	switch x.elem.DataType {
+	case "Coding":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		x.coding(m, "")
+	case "CodeableConcept":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		text := str(m, "text")
+		codings, _ := m["coding"].([]any)
+		n := 0
+		for _, c := range codings {
+			if cm, ok := c.(map[string]any); ok && x.coding(cm, text) {
+				n++
+			}
+		}
+		if n == 0 && text != "" {
+			x.add(Entry{Str: NormalizeString(capString(text))})
+		}
+	case "Identifier":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		value := str(m, "value")
+		if value == "" {
+			return
+		}
+		e := Entry{System: str(m, "system"), Code: value}
+		if t, ok := m["type"].(map[string]any); ok {
+			if tt := str(t, "text"); tt != "" {
+				e.Str = NormalizeString(capString(tt))
+			}
+		}
+		x.add(e)
+	case "ContactPoint":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		if value := str(m, "value"); value != "" {
+			x.add(Entry{System: str(m, "system"), Code: value})
+		}
+	case "boolean":
+		if b, ok := v.(bool); ok {
+			x.add(Entry{Code: strconv.FormatBool(b)})
+		}
+	default: // code, id, string, uri, canonical...
+		if s, ok := v.(string); ok && s != "" {
+			x.add(Entry{Code: s})
+		}
+	}
+}
+
+// coding adds one Coding; text (the concept's text) wins over its display
+// for :text. It reports whether an entry was added.
+func (x *extractor) coding(m map[string]any, text string) bool {
+	code, system := str(m, "code"), str(m, "system")
+	if code == "" && system == "" {
+		return false
+	}
+	if text == "" {
+		text = str(m, "display")
+	}
+	e := Entry{System: system, Code: code}
+	if text != "" {
+		e.Str = NormalizeString(capString(text))
+	}
+	x.add(e)
+	return true
+}
+
+func (x *extractor) dateEntries(v any) {
+	switch x.elem.DataType {
+	case "Period":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		lo, hi := MinTime, MaxTime
+		start, end := str(m, "start"), str(m, "end")
+		if start == "" && end == "" {
+			return
+		}
+		if start != "" {
+			l, _, ok := DateRange(start)
+			if !ok {
+				return
+			}
+			lo = l
+		}
+		if end != "" {
+			_, h, ok := DateRange(end)
+			if !ok {
+				return
+			}
+			hi = h
+		}
+		x.add(Entry{Lo: lo, Hi: hi})
+	case "Timing":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		events, _ := m["event"].([]any)
+		for _, ev := range events {
+			x.addDate(ev)
+		}
+	default:
+		x.addDate(v)
+	}
+}
+
+func (x *extractor) addDate(v any) {
+	s, ok := v.(string)
+	if !ok {
+		return
+	}
+	if lo, hi, ok := DateRange(s); ok {
+		x.add(Entry{Lo: lo, Hi: hi})
+	}
+}
+
+func numberText(v any) (string, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		return string(n), true
+	case float64: // a tree decoded without UseNumber
+		return strconv.FormatFloat(n, 'f', -1, 64), true
+	}
+	return "", false
+}
+
+// The bounds written for a Range without low or high.
+const (
+	openLow  = -1.7976931348623157e308
+	openHigh = 1.7976931348623157e308
+)
+
+func (x *extractor) quantityEntries(v any) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	switch x.elem.DataType {
+	case "Range":
+		low, _ := m["low"].(map[string]any)
+		high, _ := m["high"].(map[string]any)
+		e := Entry{NumLo: openLow, NumHi: openHigh}
+		var unit map[string]any
+		if low != nil {
+			if s, ok := numberText(low["value"]); ok {
+				if n, _, _, ok := NumberRange(s); ok {
+					e.NumLo = n
+				}
+			}
+			unit = low
+		}
+		if high != nil {
+			if s, ok := numberText(high["value"]); ok {
+				if n, _, _, ok := NumberRange(s); ok {
+					e.NumHi = n
+				}
+			}
+			if unit == nil {
+				unit = high
+			}
+		}
+		if e.NumLo == openLow && e.NumHi == openHigh {
+			return
+		}
+		switch {
+		case e.NumLo == openLow:
+			e.Num = e.NumHi
+		case e.NumHi == openHigh:
+			e.Num = e.NumLo
+		default:
+			e.Num = e.NumLo + (e.NumHi-e.NumLo)/2
+		}
+		if unit != nil {
+			e.System, e.Code = str(unit, "system"), str(unit, "code")
+		}
+		x.add(e)
+		return
+	case "Money":
+		s, ok := numberText(m["value"])
+		if !ok {
+			return
+		}
+		n, lo, hi, ok := NumberRange(s)
+		if !ok {
+			return
+		}
+		e := Entry{Num: n, NumLo: lo, NumHi: hi, Code: str(m, "currency")}
+		if e.Code != "" {
+			e.System = "urn:iso:std:iso:4217"
+		}
+		x.add(e)
+		return
+	}
+	s, ok := numberText(m["value"])
+	if !ok {
+		return
+	}
+	n, lo, hi, ok := NumberRange(s)
+	if !ok {
+		return
+	}
+	code, unit := str(m, "code"), str(m, "unit")
+	x.add(Entry{Num: n, NumLo: lo, NumHi: hi, System: str(m, "system"), Code: code})
+	// "5||mg" matches the unit text as well as the code.
+	if unit != "" && unit != code {
+		x.add(Entry{Num: n, NumLo: lo, NumHi: hi, Code: unit})
+	}
+}
+
+func (x *extractor) referenceEntries(v any) {
+	switch x.elem.DataType {
+	case "canonical", "uri", "url":
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return
+		}
+		e := Entry{URL: s}
+		if x.elem.DataType == "canonical" {
+			if i := strings.LastIndexByte(s, '|'); i >= 0 {
+				e.URL, e.RefVersion = s[:i], s[i+1:]
+			}
+		}
+		if x.elem.Target != "" && refTypeOfURL(e.URL) != x.elem.Target {
+			return
+		}
+		x.add(e)
+	case "Resource": // an inline resource (Bundle.entry[0].resource)
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		t, id := str(m, "resourceType"), str(m, "id")
+		if t == "" || id == "" || x.elem.Target != "" && t != x.elem.Target {
+			return
+		}
+		x.add(Entry{RefType: t, RefID: id})
+	default:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		var e Entry
+		if ref := str(m, "reference"); ref != "" {
+			var ok bool
+			e, ok = ParseReference(ref)
+			if !ok {
+				return
+			}
+		}
+		if ident, ok := m["identifier"].(map[string]any); ok {
+			e.System, e.Code = str(ident, "system"), str(ident, "value")
+		}
+		if e.RefType == "" {
+			e.RefType = str(m, "type")
+		}
+		if e.RefID == "" && e.URL == "" && e.Code == "" {
+			return
+		}
+		if x.elem.Target != "" {
+			t := e.RefType
+			if t == "" {
+				t = refTypeOfURL(e.URL)
+			}
+			if t != x.elem.Target {
+				return
+			}
+		}
+		x.add(e)
+	}
+}
+
+// ParseReference splits a Reference.reference: "Type/id" and
+// "Type/id/_history/n" give RefType, RefID (and RefVersion); an absolute URL
+// or urn:uuid/urn:oid gives URL (and RefVersion for a versioned one); a
+// contained "#id" gives URL "#id". ok is false for an empty or malformed value.
+func ParseReference(ref string) (Entry, bool) {
+	var e Entry
+	if ref == "" || len(ref) > 4096 {
+		return e, false
+	}
+	if ref[0] == '#' || strings.HasPrefix(ref, "urn:") || strings.Contains(ref, "://") {
+		e.URL = ref
+		if i := strings.Index(ref, "/_history/"); i >= 0 && strings.Contains(ref, "://") {
+			e.URL, e.RefVersion = ref[:i], ref[i+len("/_history/"):]
+		}
+		return e, true
+	}
+	parts := strings.Split(ref, "/")
+	switch {
+	case len(parts) == 2:
+	case len(parts) == 4 && parts[2] == "_history" && parts[3] != "":
+		e.RefVersion = parts[3]
+	default:
+		return e, false
+	}
+	if !IsResourceType(parts[0]) || parts[1] == "" {
+		return e, false
+	}
+	e.RefType, e.RefID = parts[0], parts[1]
+	return e, true
+}
+
+// refTypeOfURL returns the resource type an absolute reference or canonical
+// names ("http://x/fhir/Patient/1" -> "Patient"), or "".
+func refTypeOfURL(u string) string {
+	u = strings.TrimSuffix(u, "/")
+	if i := strings.Index(u, "/_history/"); i >= 0 {
+		u = u[:i]
+	}
+	i := strings.LastIndexByte(u, '/')
+	if i <= 0 {
+		return ""
+	}
+	j := strings.LastIndexByte(u[:i], '/')
+	t := u[j+1 : i]
+	if IsResourceType(t) {
+		return t
+	}
+	return ""
+}
