@@ -1,0 +1,90 @@
+package fhirpath
+
+// node is one node of a compiled expression. Every node remembers where it
+// starts in the source so evaluation errors carry a position.
+type node interface {
+	pos() int
+}
+
+type base struct{ p int }
+
+func (b base) pos() int { return b.p }
+
+// literalNode is a constant collection computed at compile time.
+type literalNode struct {
+	base
+	val Collection
+}
+
+// identNode is a member access on the focus ($this) at term position, or on
+// the result of the left operand after '.'.
+type identNode struct {
+	base
+	name string
+	// term is true when the identifier starts a path (no '.' before it):
+	// a type name matching the focus then selects the focus itself.
+	term bool
+}
+
+// invokeNode is "left.right" where right is an identNode or a funcNode.
+type invokeNode struct {
+	base
+	left, right node
+}
+
+type funcNode struct {
+	base
+	name string
+	args []node
+	def  *funcDef
+	// typeArg is the resolved type specifier for is/as/ofType.
+	typeArg typeSpec
+	term    bool // called at term position (no explicit input)
+}
+
+type indexNode struct {
+	base
+	left, index node
+}
+
+type unaryNode struct {
+	base
+	op      string
+	operand node
+}
+
+type binaryNode struct {
+	base
+	op          string
+	left, right node
+}
+
+type typeOpNode struct {
+	base
+	op      string // "is" or "as"
+	operand node
+	typ     typeSpec
+}
+
+type thisNode struct{ base }
+type indexVarNode struct{ base }
+type totalNode struct{ base }
+
+type varNode struct {
+	base
+	name string
+}
+
+// typeSpec is a resolved type specifier: namespace "System" or "FHIR"
+// (or "" when unqualified) and the type name.
+type typeSpec struct {
+	ns   string
+	name string
+}
+
+func (t typeSpec) String() string {
+	if t.ns == "" {
+		return t.name
+	}
+	return t.ns + "." + t.name
+}
