@@ -87,6 +87,7 @@ type model struct {
 	types      map[string]*typeDef
 	nodes      map[string]*node
 	resources  []string
+	names      map[string]struct{} // every JSON property name the spec defines
 	valueSets  map[string]map[string]struct{}
 	unexpanded []string
 }
@@ -178,6 +179,7 @@ func loadModel(gz []byte) (*model, error) {
 		m.types[t.name] = t
 	}
 	sort.Strings(m.resources)
+	m.names = map[string]struct{}{"resourceType": {}}
 	// Resolve type references, inline structures and bindings.
 	for _, st := range st.Types {
 		t := m.types[st.Name]
@@ -222,7 +224,16 @@ func loadModel(gz []byte) (*model, error) {
 			parent.add(e)
 		}
 	}
+	for _, n := range m.nodes {
+		m.addNames(n)
+	}
 	return m, nil
+}
+
+func (m *model) addNames(n *node) {
+	for k := range n.children {
+		m.names[k] = struct{}{}
+	}
 }
 
 func (n *node) add(e *elemDef) {

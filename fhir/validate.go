@@ -90,19 +90,15 @@ func (v *validator) add(code, diag, extra string) {
 	v.issues = append(v.issues, Issue{Severity: SeverityError, Code: code, Diagnostics: diag, Expression: []string{v.expr(extra)}})
 }
 
-// safeName returns key for use in a location if it looks like an element
-// name; anything else may be content and is not echoed.
-func safeName(key string) string {
-	if key == "" || len(key) > 64 {
-		return "?"
+// safeName returns key for use in a location when it is the name of some
+// element in the specification (misplaced, or misspelt into another real
+// name); any other key may be content (a client may send a patient's name as
+// a key) and is shown as "?".
+func (v *validator) safeName(key string) string {
+	if _, ok := v.m.names[strings.TrimPrefix(key, "_")]; ok {
+		return key
 	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return "?"
-		}
-	}
-	return key
+	return "?"
 }
 
 func (v *validator) resource(obj map[string]any, depth int) {
@@ -149,7 +145,7 @@ func (v *validator) object(obj map[string]any, n *node, depth int) {
 		}
 		c, ok := n.children[name]
 		if !ok {
-			v.add(IssueStructure, "unknown element", safeName(k))
+			v.add(IssueStructure, "unknown element", v.safeName(k))
 			continue
 		}
 		e := n.elems[c.idx]
@@ -161,7 +157,7 @@ func (v *validator) object(obj map[string]any, n *node, depth int) {
 				}
 			}
 			if dup {
-				v.add(IssueStructure, "more than one type given for choice element "+e.Path, k)
+				v.add(IssueStructure, "more than one type given for choice element "+e.Path, e.name)
 				continue
 			}
 			choices = append(choices, choice{c.idx, c.ti})
@@ -294,7 +290,7 @@ func (v *validator) primitiveExt(e *elemDef, ti int, key string, val, base any, 
 		t = e.vtypes[0].t
 	}
 	if t == nil || t.kind != kindPrimitive {
-		v.add(IssueStructure, "\"_\" properties are only allowed for primitive elements", safeName(key))
+		v.add(IssueStructure, "\"_\" properties are only allowed for primitive elements", v.safeName(key))
 		return
 	}
 	if !e.many {
@@ -333,7 +329,8 @@ func (v *validator) primitiveExt(e *elemDef, ti int, key string, val, base any, 
 		v.push(key, i)
 		switch x := it.(type) {
 		case nil:
-			if baseArr == nil || baseArr[i] == nil {
+			// Both null is reported once, by the value array's check.
+			if baseArr == nil {
 				v.add(IssueStructure, "null array item without a matching value", "")
 			}
 		case map[string]any:
