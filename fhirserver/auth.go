@@ -1,0 +1,106 @@
+package fhirserver
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Principal is who made a request.
+type Principal struct {
+	Subject string // a stable, non-PHI name for the caller (e.g. "static-token-1")
+}
+
+// Authenticator decides who a request comes from. The static-token
+// implementation is the one phix has today; OIDC/SMART replaces it later
+// behind this same interface.
+type Authenticator interface {
+	// Authenticate returns the caller, or an error when the request carries no
+	// valid credentials. The error text is never shown to the client.
+	Authenticate(r *http.Request) (*Principal, error)
+}
+
+// ErrUnauthenticated is returned by authenticators for a missing or invalid credential.
+var ErrUnauthenticated = errors.New("fhirserver: unauthenticated")
+
+// StaticTokens accepts a fixed set of bearer tokens.
+type StaticTokens struct {
+	digests [][32]byte
+	names   []string
+}
+
+// NewStaticTokens returns an Authenticator accepting exactly these tokens.
+// Empty tokens are refused.
+func NewStaticTokens(tokens ...string) (*StaticTokens, error) {
+	s := &StaticTokens{}
+	for i, t := range tokens {
+		if len(t) < 16 {
+			return nil, errors.New("fhirserver: static token too short (need at least 16 characters)")
+		}
+		s.digests = append(s.digests, sha256.Sum256([]byte(t)))
+		s.names = append(s.names, "static-token-"+itoa(i+1))
+	}
+	if len(s.digests) == 0 {
+		return nil, errors.New("fhirserver: no tokens")
+	}
+	return s, nil
+}
+
+// Authenticate implements Authenticator. Tokens are compared through their
+// SHA-256 digests in constant time, and every configured token is compared
+// so timing does not reveal which one nearly matched.
+func (s *StaticTokens) Authenticate(r *http.Request) (*Principal, error) {
+	tok, ok := bearer(r)
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	d := sha256.Sum256([]byte(tok))
+	match := -1
+	for i := range s.digests {
+		if subtle.ConstantTimeCompare(d[:], s.digests[i][:]) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return nil, ErrUnauthenticated
+	}
+	return &Principal{Subject: s.names[match]}, nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	t := strings.TrimSpace(h[len(prefix):])
+	return t, t != ""
+}
+
+// NewToken returns a fresh random token: 32 bytes, base64url without padding.
+func NewToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b [20]byte
+	n := len(b)
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b[n:])
+}

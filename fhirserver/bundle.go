@@ -1,0 +1,519 @@
+package fhirserver
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"phix/fhir"
+	"phix/store"
+)
+
+// bundleEntry is one entry of a batch or transaction being processed.
+type bundleEntry struct {
+	index       int
+	method      string
+	url         entryURL
+	rawURL      string
+	fullURL     string
+	res         *fhir.Resource
+	ifNoneExist string
+	ifMatch     int64
+
+	newID    string        // the id a create gets, fixed once so retries agree
+	id       string        // target id of a POST or PUT
+	existing *store.Record // a conditional create's match
+
+	err  error     // the entry's failure (batch) or the Bundle's (transaction)
+	resp entryJSON // the response entry
+}
+
+// phase orders entries the way R4 3.1.0.11.2 requires: DELETE, POST,
+// PUT/PATCH, then GET/HEAD.
+func (e *bundleEntry) phase() int {
+	switch e.method {
+	case http.MethodDelete:
+		return 0
+	case http.MethodPost:
+		return 1
+	case http.MethodPut, http.MethodPatch:
+		return 2
+	}
+	return 3
+}
+
+func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) error {
+	data, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	res, err := s.parseResource(data)
+	if err != nil {
+		return err
+	}
+	if res.Type != "Bundle" {
+		return errorf(CodeInvalidBundle, "POST to the base URL takes a batch or transaction Bundle")
+	}
+	btype, _ := res.Object["type"].(string)
+	if btype != "batch" && btype != "transaction" {
+		return errorf(CodeInvalidBundle, "Bundle.type must be batch or transaction")
+	}
+	raw, _ := res.Object["entry"].([]any)
+	if _, ok := res.Object["entry"]; ok && raw == nil {
+		return errorf(CodeInvalidBundle, "Bundle.entry must be an array")
+	}
+	if len(raw) > s.cfg.MaxBundleEntries {
+		return errorf(CodeTooManyEntries, "the Bundle has more entries than the server accepts")
+	}
+	base := s.baseURL(r)
+	entries := make([]*bundleEntry, len(raw))
+	for i, v := range raw {
+		entries[i] = s.parseEntry(i, v, base)
+	}
+	pref := parsePrefer(r)
+	if btype == "transaction" {
+		return s.transaction(w, r, entries, pref)
+	}
+	return s.batch(w, r, entries, pref)
+}
+
+// parseEntry reads the structure of one entry; a problem is recorded on it.
+func (s *Server) parseEntry(i int, v any, base string) *bundleEntry {
+	e := &bundleEntry{index: i, newID: newID()}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		e.err = errorf(CodeInvalidBundle, "entry must be an object")
+		return e
+	}
+	e.fullURL, _ = obj["fullUrl"].(string)
+	req, ok := obj["request"].(map[string]any)
+	if !ok {
+		e.err = errorf(CodeInvalidBundle, "entry.request is required")
+		return e
+	}
+	e.method, _ = req["method"].(string)
+	e.rawURL, _ = req["url"].(string)
+	e.ifNoneExist, _ = req["ifNoneExist"].(string)
+	switch e.method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
+	default:
+		e.err = errorf(CodeInvalidBundle, "entry.request.method must be GET, HEAD, POST, PUT, DELETE or PATCH")
+		return e
+	}
+	if e.rawURL == "" {
+		e.err = errorf(CodeInvalidBundle, "entry.request.url is required")
+		return e
+	}
+	if im, _ := req["ifMatch"].(string); im != "" {
+		v, err := parseETag(im)
+		if err != nil {
+			e.err = err
+			return e
+		}
+		e.ifMatch = v
+	}
+	u, err := parseEntryURL(e.rawURL, base)
+	if err != nil {
+		e.err = err
+		return e
+	}
+	e.url = u
+	switch e.method {
+	case http.MethodPatch:
+		e.err = errorf(CodeNotSupported, "PATCH is not supported yet")
+		return e
+	case http.MethodPost, http.MethodPut:
+		if u.Type == "" || u.Op != "" || u.VID != "" || (e.method == http.MethodPost && (u.ID != "" || u.HasQuery)) ||
+			(e.method == http.MethodPut && u.ID == "" && !u.HasQuery) || (e.method == http.MethodPut && u.ID != "" && u.HasQuery) {
+			e.err = errorf(CodeInvalidBundle, "entry.request.url does not fit the method")
+			return e
+		}
+		ro, ok := obj["resource"].(map[string]any)
+		if !ok {
+			e.err = errorf(CodeInvalidBundle, "entry.resource is required for POST and PUT")
+			return e
+		}
+		rt, _ := ro["resourceType"].(string)
+		id, _ := ro["id"].(string)
+		if rt != u.Type {
+			e.err = mismatch("entry.resource.resourceType does not match entry.request.url", "resourceType")
+			return e
+		}
+		e.res = &fhir.Resource{Type: rt, ID: id, Object: ro}
+		if e.method == http.MethodPut {
+			if u.ID != "" && id != u.ID {
+				e.err = mismatch("entry.resource.id must equal the id in entry.request.url", "id")
+				return e
+			}
+			if id != "" && !validID(id) {
+				e.err = errorf(CodeInvalidID, "invalid id in entry.resource")
+				return e
+			}
+		}
+		if issues := fhir.Validate(e.res); hasErrors(issues) {
+			e.err = &Error{Status: http.StatusUnprocessableEntity, Issues: convertIssues(issues)}
+			return e
+		}
+	case http.MethodDelete:
+		if u.Type == "" || u.Op != "" || u.VID != "" || (u.ID == "" && !u.HasQuery) {
+			e.err = errorf(CodeInvalidBundle, "entry.request.url does not fit the method")
+			return e
+		}
+	}
+	return e
+}
+
+// entryError puts the entry's position first in each issue's expressions.
+func entryError(e *bundleEntry, err error) *Error {
+	ae := asError(err)
+	out := &Error{Status: ae.Status, Issues: make([]Issue, len(ae.Issues))}
+	loc := "Bundle.entry[" + strconv.Itoa(e.index) + "]"
+	for i, is := range ae.Issues {
+		is.Expression = append([]string{loc}, is.Expression...)
+		out.Issues[i] = is
+	}
+	return out
+}
+
+// plan assigns the target id of every POST and PUT (resolving conditional
+// creates and updates), maps fullUrls to them, and rewrites references.
+// Rewrites are recorded in undo so a retried transaction starts from the
+// original references.
+func (s *Server) plan(ctx context.Context, rd store.Reader, entries []*bundleEntry, base string, failFast bool, undo *[]func()) error {
+	refs := map[string]string{} // fullUrl -> "Type/id"
+	seen := map[string]int{}
+	for _, e := range entries {
+		if e.err != nil {
+			if failFast {
+				return entryError(e, e.err)
+			}
+			continue
+		}
+		switch e.method {
+		case http.MethodPost:
+			if e.ifNoneExist != "" {
+				recs, err := s.matchCondition(ctx, rd, e.url.Type, e.ifNoneExist, 1)
+				if err != nil {
+					e.err = err
+					break
+				}
+				if len(recs) == 1 {
+					e.existing, e.id = recs[0], recs[0].ID
+				}
+			}
+			if e.id == "" {
+				e.id = e.newID
+			}
+		case http.MethodPut:
+			e.id = e.url.ID
+			if e.url.HasQuery {
+				recs, err := s.matchCondition(ctx, rd, e.url.Type, e.url.Query, 1)
+				if err != nil {
+					e.err = err
+					break
+				}
+				switch {
+				case len(recs) == 1 && e.res.ID != "" && e.res.ID != recs[0].ID:
+					e.err = mismatch("the entry's id differs from the matched resource's", "id")
+				case len(recs) == 1:
+					e.id = recs[0].ID
+				case e.res.ID != "":
+					e.id = e.res.ID
+				default:
+					e.id = e.newID
+				}
+			}
+		case http.MethodDelete:
+			e.id = e.url.ID
+		}
+		if e.err != nil {
+			if failFast {
+				return entryError(e, e.err)
+			}
+			continue
+		}
+		if e.id != "" && e.method != http.MethodGet && e.method != http.MethodHead {
+			key := e.url.Type + "/" + e.id
+			if _, dup := seen[key]; dup && failFast {
+				return entryError(e, errorf(CodeInvalidBundle, "two entries of a transaction change the same resource"))
+			}
+			seen[key] = e.index
+			if e.fullURL != "" && e.method != http.MethodDelete {
+				refs[e.fullURL] = key
+			}
+		}
+	}
+	// Rewrite references in every resource to write.
+	cond := map[string]string{}
+	for _, e := range entries {
+		if e.err != nil || e.res == nil {
+			continue
+		}
+		err := rewriteRefs(e.res.Object, undo, func(ref string) (string, error) {
+			if to, ok := refs[ref]; ok {
+				return to, nil
+			}
+			if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+				return "", errorf(CodeInvalidReference, "a urn: reference names no entry of the Bundle")
+			}
+			if base != "" && strings.HasPrefix(ref, base+"/") {
+				return ref[len(base)+1:], nil
+			}
+			if typ, query, ok := parseConditionalRef(ref); ok {
+				if to, ok := cond[ref]; ok {
+					return to, nil
+				}
+				recs, err := s.matchCondition(ctx, rd, typ, query, 1)
+				if err != nil {
+					if ae := asError(err); ae.Code() == CodeMultipleMatches {
+						return "", errorf(CodeMultipleMatches, "a conditional reference matched more than one resource")
+					}
+					return "", err
+				}
+				if len(recs) == 0 {
+					return "", errorf(CodeInvalidReference, "a conditional reference matched no resource")
+				}
+				to := typ + "/" + recs[0].ID
+				cond[ref] = to
+				return to, nil
+			}
+			return ref, nil
+		})
+		if err != nil {
+			e.err = err
+			if failFast {
+				return entryError(e, err)
+			}
+		}
+	}
+	return nil
+}
+
+// rewriteRefs replaces every Reference.reference string in v via fn. It
+// rewrites in place: callers own the tree.
+func rewriteRefs(v any, undo *[]func(), fn func(string) (string, error)) error {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if k == "reference" {
+				if ref, ok := x.(string); ok {
+					to, err := fn(ref)
+					if err != nil {
+						return err
+					}
+					if to != ref {
+						t[k] = to
+						if undo != nil {
+							*undo = append(*undo, func() { t[k] = ref })
+						}
+					}
+					continue
+				}
+			}
+			if err := rewriteRefs(x, undo, fn); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, x := range t {
+			if err := rewriteRefs(x, undo, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// execute performs one write entry inside tx and fills its response.
+func (s *Server) execute(ctx context.Context, tx store.Tx, e *bundleEntry, pref prefer, base string) error {
+	var out *writeResult
+	var err error
+	switch e.method {
+	case http.MethodDelete:
+		if e.url.ID != "" {
+			out, err = s.remove(ctx, tx, e.url.Type, e.url.ID, e.ifMatch)
+		} else {
+			var recs []*store.Record
+			recs, err = s.matchCondition(ctx, tx, e.url.Type, e.url.Query, s.cfg.MaxConditionalDelete)
+			out = &writeResult{status: http.StatusNoContent}
+			for _, m := range recs {
+				if err != nil {
+					break
+				}
+				_, err = s.remove(ctx, tx, e.url.Type, m.ID, 0)
+			}
+		}
+	case http.MethodPost:
+		if e.existing != nil {
+			out = &writeResult{status: http.StatusOK, rec: e.existing}
+		} else {
+			out, err = s.create(ctx, tx, cloneResource(e.res), e.id)
+		}
+	case http.MethodPut:
+		out, err = s.update(ctx, tx, cloneResource(e.res), e.id, e.ifMatch)
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.resp = entryJSON{Response: &responseJSON{Status: statusLine(out.status)}}
+	if rec := out.rec; rec != nil {
+		if !rec.Deleted {
+			e.resp.FullURL = fullURL(base, rec)
+			e.resp.Response.Location = rec.Type + "/" + rec.ID + "/_history/" + strconv.FormatInt(rec.Version, 10)
+		}
+		e.resp.Response.Etag = etag(rec.Version)
+		e.resp.Response.LastModified = httpTime(rec.LastUpdated)
+		switch {
+		case rec.Deleted:
+		case pref.ret == "representation":
+			e.resp.Resource = rec.Body
+		case pref.ret == "OperationOutcome":
+			e.resp.Response.Outcome = outcomeJSON([]Issue{{Severity: "information", Type: "informational", Diagnostics: "operation completed"}})
+		}
+	}
+	return nil
+}
+
+// ordered returns the entries in processing order (stable within a phase).
+func ordered(entries []*bundleEntry) []*bundleEntry {
+	out := append([]*bundleEntry(nil), entries...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].phase() < out[j].phase() })
+	return out
+}
+
+// transaction processes entries all-or-nothing in one store transaction.
+func (s *Server) transaction(w http.ResponseWriter, r *http.Request, entries []*bundleEntry, pref prefer) error {
+	ctx := r.Context()
+	base := s.baseURL(r)
+	var undo []func()
+	err := s.runTx(ctx, func(tx store.Tx) error {
+		// A retry starts from the Bundle as received.
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		undo = undo[:0]
+		for _, e := range entries {
+			e.existing, e.id = nil, ""
+		}
+		if err := s.plan(ctx, tx, entries, base, true, &undo); err != nil {
+			return err
+		}
+		for _, e := range ordered(entries) {
+			if e.phase() == 3 {
+				continue
+			}
+			if err := s.execute(ctx, tx, e, pref, base); err != nil {
+				if isConflict(err) {
+					return err
+				}
+				return entryError(e, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Reads run after the commit, so they see the transaction's writes.
+	for _, e := range entries {
+		if e.phase() == 3 {
+			s.subRequest(r, e)
+		}
+	}
+	return s.writeBundleResponse(w, "transaction-response", entries)
+}
+
+// batch processes every entry independently, each write in its own
+// transaction; a failing entry gets its OperationOutcome and the others go on.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request, entries []*bundleEntry, pref prefer) error {
+	ctx := r.Context()
+	base := s.baseURL(r)
+	if err := s.plan(ctx, s.cfg.Store, entries, base, false, nil); err != nil {
+		return err
+	}
+	for _, e := range ordered(entries) {
+		if e.err != nil {
+			continue
+		}
+		if e.phase() == 3 {
+			s.subRequest(r, e)
+			continue
+		}
+		err := s.runTx(ctx, func(tx store.Tx) error { return s.execute(ctx, tx, e, pref, base) })
+		if err != nil {
+			e.err = err
+		}
+	}
+	return s.writeBundleResponse(w, "batch-response", entries)
+}
+
+func (s *Server) writeBundleResponse(w http.ResponseWriter, typ string, entries []*bundleEntry) error {
+	b := newBundle(typ)
+	b.Entry = make([]entryJSON, len(entries))
+	for i, e := range entries {
+		if e.err != nil {
+			ae := asError(e.err)
+			b.Entry[i] = entryJSON{Response: &responseJSON{Status: statusLine(ae.Status), Outcome: outcomeJSON(ae.Issues)}}
+			continue
+		}
+		b.Entry[i] = e.resp
+	}
+	return writeBundle(w, http.StatusOK, b)
+}
+
+// subRequest serves a GET/HEAD entry through the server's own routes.
+func (s *Server) subRequest(parent *http.Request, e *bundleEntry) {
+	target := BasePath + "/" + strings.TrimPrefix(e.rawURL, "/")
+	if base := s.baseURL(parent); strings.HasPrefix(e.rawURL, base+"/") {
+		target = BasePath + "/" + e.rawURL[len(base)+1:]
+	}
+	req, err := http.NewRequestWithContext(parent.Context(), http.MethodGet, target, nil)
+	if err != nil {
+		e.err = errorf(CodeInvalidBundle, "entry.request.url is not a valid URL")
+		return
+	}
+	req.Host = parent.Host
+	req.TLS = parent.TLS
+	req.Header.Set("Prefer", parent.Header.Get("Prefer"))
+	rec := &captureWriter{header: http.Header{}}
+	s.mux.ServeHTTP(rec, req)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	e.resp = entryJSON{Response: &responseJSON{
+		Status: statusLine(status), Etag: rec.header.Get("ETag"),
+	}}
+	if status >= 400 {
+		e.resp.Response.Outcome = rec.body
+		return
+	}
+	if e.method == http.MethodGet && len(rec.body) > 0 {
+		e.resp.Resource = rec.body
+	}
+}
+
+// captureWriter records a sub-request's response.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.body = append(c.body, b...)
+	return len(b), nil
+}

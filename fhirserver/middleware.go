@@ -1,0 +1,142 @@
+package fhirserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+type ctxKey int
+
+const principalKey ctxKey = 1
+
+// PrincipalFrom returns the authenticated caller of a request's context.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey).(*Principal)
+	return p
+}
+
+// statusWriter records the status and size of a response for the log line.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// middleware wraps the mux with, outermost first: the request log line,
+// panic recovery, format negotiation and authentication.
+func (s *Server) middleware(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rid := requestID()
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", rid)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				// The panic value may hold request data: it is not logged.
+				s.log.Error("panic in handler", "request_id", rid)
+				if sw.status == 0 {
+					writeError(sw, errorf(CodeInternal, "internal error"))
+				}
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			// The route pattern, never the raw path or query: query values
+			// and bodies are PHI.
+			route := r.Pattern
+			if route == "" {
+				route = "(none)"
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", rid),
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			)
+		}()
+		if err := negotiate(r); err != nil {
+			writeError(sw, err)
+			return
+		}
+		if !(r.URL.Path == BasePath+"/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
+			p, err := s.cfg.Auth.Authenticate(r)
+			if err != nil || p == nil {
+				writeError(sw, errorf(CodeUnauthorized, "a valid bearer token is required"))
+				return
+			}
+			// r is modified in place so r.Pattern, set by the mux, is visible to the log line.
+			*r = *r.WithContext(context.WithValue(r.Context(), principalKey, p))
+		}
+		mux.ServeHTTP(sw, r)
+	})
+}
+
+// negotiate refuses requests that ask only for a format other than JSON:
+// _format=xml and an Accept of only XML get 406.
+func negotiate(r *http.Request) error {
+	if f := r.URL.Query().Get("_format"); f != "" {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "json", "application/json", "application/fhir+json", "application/json+fhir":
+		default:
+			return errorf(CodeNotAcceptable, "only JSON is supported (_format)")
+		}
+	}
+	accept := r.Header.Values("Accept")
+	if len(accept) == 0 {
+		return nil
+	}
+	for _, h := range accept {
+		for _, part := range strings.Split(h, ",") {
+			mt := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+			switch mt {
+			case "", "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir", "text/json", "text/*":
+				return nil
+			}
+			if strings.HasSuffix(mt, "+json") {
+				return nil
+			}
+		}
+	}
+	return errorf(CodeNotAcceptable, "only JSON is supported (Accept)")
+}
+
+func requestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func sortStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}

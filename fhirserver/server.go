@@ -1,0 +1,175 @@
+// Package fhirserver is phix's FHIR R4 (4.0.1) REST API: JSON only, mounted at
+// /fhir/r4, over a store.Store. It implements read, vread, create, update,
+// delete, the conditional variants, history, search, batch and transaction
+// Bundles, $validate and the CapabilityStatement. docs/fhir-api.md describes
+// what it does and its error codes.
+package fhirserver
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"phix/store"
+)
+
+// BasePath is where the API is mounted.
+const BasePath = "/fhir/r4"
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxBodyBytes        = 32 << 20
+	DefaultMaxDepth            = 64
+	DefaultMaxBundleEntries    = 20000
+	DefaultPageSize            = 50
+	DefaultMaxPageSize         = 1000
+	DefaultMaxConditionalMatch = 100
+)
+
+// Config configures a Server.
+type Config struct {
+	Store store.Store
+	// Auth authenticates every request except GET /metadata. Required.
+	Auth Authenticator
+	// BaseURL is the absolute URL of the API (e.g. "http://127.0.0.1:8080/fhir/r4"),
+	// used in fullUrl, Location and paging links. Empty: derived from each
+	// request's Host.
+	BaseURL string
+	// Logger gets one line per request; nil discards.
+	Logger *slog.Logger
+
+	MaxBodyBytes     int64 // request body limit; default 32 MiB
+	MaxDepth         int   // JSON nesting limit; default 64
+	MaxBundleEntries int   // entries per batch/transaction; default 20,000 (never below 10,000)
+	DefaultPageSize  int   // search/history page size when _count is absent; default 50
+	MaxPageSize      int   // largest _count honoured; default 1000
+	// MaxConditionalDelete is how many resources one conditional delete may
+	// remove; more matches answer 412. Default 100; 1 allows single only.
+	MaxConditionalDelete int
+}
+
+// Server is the FHIR REST API. It is an http.Handler.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	mux     *http.ServeMux // the routes without the middleware, for Bundle GET entries
+
+	capMu    sync.Mutex
+	capCache map[string][]byte // CapabilityStatement per base URL
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("fhirserver: Config.Store is required")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("fhirserver: Config.Auth is required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = DefaultMaxDepth
+	}
+	if cfg.MaxBundleEntries <= 0 {
+		cfg.MaxBundleEntries = DefaultMaxBundleEntries
+	}
+	if cfg.MaxBundleEntries < 10000 {
+		return nil, errors.New("fhirserver: MaxBundleEntries must be at least 10000")
+	}
+	if cfg.DefaultPageSize <= 0 {
+		cfg.DefaultPageSize = DefaultPageSize
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = DefaultMaxPageSize
+	}
+	if cfg.DefaultPageSize > cfg.MaxPageSize {
+		cfg.DefaultPageSize = cfg.MaxPageSize
+	}
+	if cfg.MaxConditionalDelete <= 0 {
+		cfg.MaxConditionalDelete = DefaultMaxConditionalMatch
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// routes builds the mux. Patterns carry no method: each handler dispatches on
+// the method itself so an unsupported one gets a 405 OperationOutcome rather
+// than ServeMux's plain-text answer.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	b := BasePath
+	mux.HandleFunc(b+"/metadata", s.methods(map[string]handlerFunc{"GET": s.handleMetadata}))
+	mux.HandleFunc(b, s.methods(map[string]handlerFunc{"POST": s.handleBundle, "GET": s.handleSystemSearch}))
+	mux.HandleFunc(b+"/{$}", s.methods(map[string]handlerFunc{"POST": s.handleBundle, "GET": s.handleSystemSearch}))
+	mux.HandleFunc(b+"/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
+	mux.HandleFunc(b+"/_search", s.methods(map[string]handlerFunc{"POST": s.handleSystemSearch}))
+	mux.HandleFunc(b+"/{type}", s.methods(map[string]handlerFunc{
+		"GET": s.handleSearch, "POST": s.handleCreate, "PUT": s.handleConditionalUpdate, "DELETE": s.handleConditionalDelete,
+	}))
+	mux.HandleFunc(b+"/{type}/_search", s.methods(map[string]handlerFunc{"POST": s.handleSearch, "GET": s.handleSearch}))
+	mux.HandleFunc(b+"/{type}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
+	mux.HandleFunc(b+"/{type}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
+	mux.HandleFunc(b+"/{type}/{id}", s.methods(map[string]handlerFunc{
+		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handleNotSupported,
+	}))
+	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
+	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
+	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(CodeNotFound, "no such endpoint"))
+	})
+	s.mux = mux
+	return s.middleware(mux)
+}
+
+// handlerFunc is a route handler that returns its error for the caller to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// methods dispatches on the HTTP method (HEAD goes to GET) and renders errors.
+func (s *Server) methods(m map[string]handlerFunc) http.HandlerFunc {
+	allow := make([]string, 0, len(m)+1)
+	for k := range m {
+		allow = append(allow, k)
+		if k == "GET" {
+			allow = append(allow, "HEAD")
+		}
+	}
+	allowHeader := strings.Join(sortStrings(allow), ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		h, ok := m[method]
+		if !ok {
+			w.Header().Set("Allow", allowHeader)
+			writeError(w, errorf(CodeMethodNotAllowed, "method not allowed on this endpoint"))
+			return
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	}
+}
+
+func (s *Server) handleNotSupported(w http.ResponseWriter, r *http.Request) error {
+	return errorf(CodeNotSupported, "this interaction is not supported")
+}
+
+// now is the server clock, truncated to microseconds (PostgreSQL's precision)
+// so meta.lastUpdated and the stored time always agree.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
