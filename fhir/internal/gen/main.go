@@ -11,12 +11,12 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"phix/fhir/internal/gen/specgen"
 )
 
 func main() {
@@ -30,7 +30,7 @@ func main() {
 			*spec = "../../shared/fhir-r4"
 		}
 	}
-	data, err := Generate(*spec)
+	data, err := specgen.Generate(*spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
@@ -39,24 +39,4 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
-}
-
-// Generate builds the gzip'd tables from the definitions in dir.
-func Generate(dir string) ([]byte, error) {
-	raw, err := Tables(dir)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

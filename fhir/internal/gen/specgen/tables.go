@@ -1,6 +1,10 @@
-package main
+// Package specgen turns the FHIR R4 definition bundles into the compact
+// tables the fhir package embeds; internal/gen is its command.
+package specgen
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -230,4 +234,24 @@ func Tables(dir string) ([]byte, error) {
 	}
 	// encoding/json writes map keys sorted, so the output is deterministic.
 	return json.Marshal(out)
+}
+
+// Generate builds the gzip'd tables from the definitions in dir.
+func Generate(dir string) ([]byte, error) {
+	raw, err := Tables(dir)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
