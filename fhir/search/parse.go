@@ -182,7 +182,7 @@ func (p *parser) param(key, value string) error {
 	if strings.HasPrefix(name, "_has") {
 		return p.skip(key, CodeUnsupported, "_has is not supported yet")
 	}
-	if strings.Contains(name, ".") {
+	if strings.Contains(key, ".") { // subject.name, subject:Patient.name
 		return p.skip(key, CodeUnsupported, "chained parameters are not supported yet")
 	}
 	prm := p.lookup(name)
