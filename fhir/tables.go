@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -15,21 +17,93 @@ import (
 //go:embed spec_r4.json.gz
 var specGz []byte
 
-// specTables is the decoded form of spec_r4.json.gz (written by internal/gen).
+// specTables is the decoded form of spec_r4.json.gz (written by
+// internal/gen/specgen, whose outTables documents the shape).
 type specTables struct {
-	Version    string              `json:"version"`
-	Types      []specType          `json:"types"`
-	ValueSets  map[string][]string `json:"valueSets"`
-	Unexpanded []string            `json:"unexpanded"`
+	Types      []specType
+	ValueSets  map[string][]string
+	Unexpanded []string
 }
 
 type specType struct {
-	Name     string            `json:"n"`
-	Kind     string            `json:"k"`
-	Base     string            `json:"b"`
-	Abstract bool              `json:"a"`
-	Regex    string            `json:"rx"`
-	Elements []json.RawMessage `json:"e"`
+	Name, Kind, Base, Regex string
+	Abstract                bool
+	Elements                []specElem
+}
+
+type specElem struct {
+	path, types, binding, contentRef string
+	min, max                         int
+}
+
+// decodeTables reads the tables with the package's own parser, several
+// times faster than encoding/json into structs.
+func decodeTables(raw []byte) (*specTables, error) {
+	obj, err := ParseObject(raw, ParseOptions{MaxDepth: 8})
+	if err != nil {
+		return nil, err
+	}
+	bad := errors.New("malformed tables")
+	st := &specTables{ValueSets: map[string][]string{}}
+	types, _ := obj["types"].([]any)
+	for _, ti := range types {
+		tm, ok := ti.(map[string]any)
+		if !ok {
+			return nil, bad
+		}
+		var t specType
+		t.Name, _ = tm["n"].(string)
+		t.Kind, _ = tm["k"].(string)
+		t.Base, _ = tm["b"].(string)
+		t.Regex, _ = tm["rx"].(string)
+		t.Abstract, _ = tm["a"].(bool)
+		if t.Name == "" || t.Kind == "" {
+			return nil, bad
+		}
+		rows, _ := tm["e"].([]any)
+		for _, ri := range rows {
+			row, ok := ri.([]any)
+			if !ok || len(row) != 6 {
+				return nil, bad
+			}
+			var e specElem
+			e.path, _ = row[0].(string)
+			e.types, _ = row[1].(string)
+			mn, _ := row[2].(json.Number)
+			mx, _ := row[3].(json.Number)
+			e.binding, _ = row[4].(string)
+			e.contentRef, _ = row[5].(string)
+			var err1, err2 error
+			e.min, err1 = strconv.Atoi(string(mn))
+			e.max, err2 = strconv.Atoi(string(mx))
+			if e.path == "" || err1 != nil || err2 != nil {
+				return nil, bad
+			}
+			t.Elements = append(t.Elements, e)
+		}
+		st.Types = append(st.Types, t)
+	}
+	vs, _ := obj["valueSets"].(map[string]any)
+	for u, ci := range vs {
+		codes, _ := ci.([]any)
+		list := make([]string, 0, len(codes))
+		for _, c := range codes {
+			if s, ok := c.(string); ok {
+				list = append(list, s)
+			}
+		}
+		st.ValueSets[u] = list
+	}
+	un, _ := obj["unexpanded"].([]any)
+	for _, u := range un {
+		if s, ok := u.(string); ok {
+			st.Unexpanded = append(st.Unexpanded, s)
+		}
+	}
+	if len(st.Types) == 0 {
+		return nil, bad
+	}
+	return st, nil
 }
 
 // Kinds of type.
@@ -117,8 +191,8 @@ func loadModel(gz []byte) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st specTables
-	if err := json.Unmarshal(raw, &st); err != nil {
+	st, err := decodeTables(raw)
+	if err != nil {
 		return nil, err
 	}
 	m := &model{
@@ -142,19 +216,10 @@ func loadModel(gz []byte) (*model, error) {
 		if t.kind == kindResource && !t.abstract {
 			m.resources = append(m.resources, t.name)
 		}
-		for _, r := range s.Elements {
-			var row []any
-			if err := json.Unmarshal(r, &row); err != nil || len(row) != 6 {
-				return nil, fmt.Errorf("type %s: bad element row", s.Name)
-			}
+		for _, row := range s.Elements {
 			e := &elemDef{}
-			e.Path, _ = row[0].(string)
-			types, _ := row[1].(string)
-			minF, _ := row[2].(float64)
-			maxF, _ := row[3].(float64)
-			e.Min, e.Max = int(minF), int(maxF)
-			e.Binding, _ = row[4].(string)
-			e.ContentReference, _ = row[5].(string)
+			e.Path, e.Min, e.Max, e.Binding, e.ContentReference = row.path, row.min, row.max, row.binding, row.contentRef
+			types := row.types
 			e.many = e.Max != 1 && e.Max != 0
 			last := e.Path[strings.LastIndexByte(e.Path, '.')+1:]
 			e.name, e.Choice = strings.CutSuffix(last, "[x]")
