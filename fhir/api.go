@@ -1,10 +1,5 @@
 package fhir
 
-import "errors"
-
-// errNotImplemented is returned by the API while it is being filled in.
-var errNotImplemented = errors.New("fhir: not implemented")
-
 // DefaultMaxDepth is the nesting limit Parse applies when ParseOptions.MaxDepth is 0.
 const DefaultMaxDepth = 64
 

@@ -197,12 +197,9 @@ func TestGeneratedCurrent(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("spec_r4.json.gz is stale: run go generate ./fhir")
 	}
-	// The generator itself is deterministic byte for byte.
-	a, _ := gen.Generate(dir)
-	b, _ := gen.Generate(dir)
-	if !bytes.Equal(a, b) {
-		t.Fatal("generator output differs between runs")
-	}
+	// Tables writes maps through encoding/json (sorted keys) and sorts
+	// every list, so equal input gives equal bytes; the comparison above
+	// would fail on any nondeterminism.
 	onDisk, err := os.ReadFile("spec_r4.json.gz")
 	if err != nil || !bytes.Equal(onDisk, specGz) {
 		t.Fatal("embedded tables differ from the file")

@@ -160,7 +160,7 @@ func (v *validator) object(obj map[string]any, n *node, depth int) {
 				v.add(IssueStructure, "more than one type given for choice element "+e.Path, e.name)
 				continue
 			}
-			choices = append(choices, choice{c.idx, c.ti})
+			choices = append(choices, choice(c))
 		}
 		seen[c.idx/64] |= 1 << (c.idx % 64)
 		if e.Max == 0 {
