@@ -124,7 +124,8 @@ type headerReader struct {
 func (h *headerReader) next(n int) ([]byte, error) {
 	start := len(h.raw)
 	h.raw = append(h.raw, make([]byte, n)...)
-	if _, err := io.ReadFull(h.r, h.raw[start:]); err != nil {
+	if got, err := io.ReadFull(h.r, h.raw[start:]); err != nil {
+		h.raw = h.raw[:start+got]
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, ErrHeaderTruncated
 		}
