@@ -12,7 +12,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,10 +49,12 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, kms.Wrapf(kms.CodeBackend, err, "open keyring database")
 	}
 	_ = f.Close()
-	// secure_delete zeroes deleted content; a rollback journal (not WAL)
-	// leaves no stale page images behind after the transaction.
+	// secure_delete zeroes deleted content in the database file. The WAL
+	// holds older page images until a checkpoint, so every erasure ends with
+	// a TRUNCATE checkpoint (see erased).
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=busy_timeout(10000)&_pragma=secure_delete(ON)&_pragma=journal_mode(DELETE)&_pragma=foreign_keys(ON)"
+		"&_pragma=busy_timeout(10000)&_pragma=secure_delete(ON)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, kms.Wrapf(kms.CodeBackend, err, "open keyring database")
@@ -110,6 +111,23 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return kms.Wrapf(kms.CodeBackend, err, "create kms tables")
 		}
+	}
+	return nil
+}
+
+// erased runs after a deletion: on SQLite it checkpoints the WAL into the
+// database file (where secure_delete has zeroed the deleted cells) and
+// truncates it, so no page image with the erased bytes stays in the WAL.
+func (s *Store) erased(ctx context.Context) error {
+	if s.d != sqlite {
+		return nil
+	}
+	var busy, logFrames, done int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+		return storeErr(err)
+	}
+	if busy != 0 {
+		return kms.Errorf(kms.CodeConflict, "erasure committed but the WAL could not be truncated (readers busy): retry")
 	}
 	return nil
 }
@@ -341,7 +359,10 @@ func (s *Store) DestroyKEKVersion(ctx context.Context, id string, version int, a
 	if err == nil && n == 0 {
 		return notFound("KEK version")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.erased(ctx)
 }
 
 // PutDataKey implements kms.Store.
@@ -379,7 +400,10 @@ func (s *Store) DeleteDataKey(ctx context.Context, id string) error {
 	if err == nil && n == 0 {
 		return notFound("data key")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.erased(ctx)
 }
 
 // CountDataKeysBelow implements kms.Store.
@@ -549,5 +573,5 @@ func (s *Store) String() string {
 	if s.d == postgres {
 		return "postgres"
 	}
-	return fmt.Sprintf("sqlite")
+	return "sqlite"
 }
