@@ -24,6 +24,27 @@ type identNode struct {
 	// term is true when the identifier starts a path (no '.' before it):
 	// a type name matching the focus then selects the focus itself.
 	term bool
+	// root is true for the identifier that starts a whole-expression path
+	// (Encounter in "Encounter.name.given"): in strict mode a type name there
+	// that the context cannot have is a semantic error.
+	root bool
+}
+
+// markRoot flags the leftmost identifier of a path expression.
+func markRoot(n node) {
+	for {
+		switch x := n.(type) {
+		case *invokeNode:
+			n = x.left
+		case *indexNode:
+			n = x.left
+		case *identNode:
+			x.root = x.term
+			return
+		default:
+			return
+		}
+	}
 }
 
 // invokeNode is "left.right" where right is an identNode or a funcNode.

@@ -70,7 +70,7 @@ func valuesEqual(av, bv any) (bool, bool) {
 		return ok && x.Cmp(y) == 0, true
 	case DateTime:
 		y, ok := bv.(DateTime)
-		if !ok {
+		if !ok || (x.kind == kindTime) != (y.kind == kindTime) {
 			return false, true
 		}
 		c, known := compareDT(x, y)

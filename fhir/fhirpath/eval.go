@@ -150,14 +150,15 @@ func (st *state) eval(n node, sc *scope) (Collection, error) {
 			}
 			return boolColl(typeMatches(it, x.typ, false)), nil
 		}
-		it, ok, err := st.singleton(x, v)
-		if err != nil || !ok {
-			return nil, err
+		// The 'as' operator filters a collection (R4 search parameters
+		// apply it to repeating elements); the as() function does not.
+		var out Collection
+		for _, it := range v {
+			if typeMatches(it, x.typ, true) {
+				out = append(out, it)
+			}
 		}
-		if typeMatches(it, x.typ, true) {
-			return Collection{it}, nil
-		}
-		return nil, nil
+		return out, nil
 	case *thisNode:
 		return sc.this, nil
 	case *indexVarNode:
@@ -261,8 +262,8 @@ func (st *state) navigate(n *identNode, in Collection, term bool) (Collection, e
 			return out, nil
 		}
 		if fhirKnownResource(n.name) {
-			if st.ec.Strict && len(in) == 1 && in[0].isResource() {
-				return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "the focus is not a %s", n.name)
+			if st.ec.Strict && n.root && len(in) == 1 && in[0].isResource() {
+				return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "the context is not of type %s", n.name)
 			}
 			if in[0].isResource() {
 				return nil, nil

@@ -184,6 +184,9 @@ func registerMath() {
 				if err != nil || !has {
 					return nil, err
 				}
+				if n < 0 {
+					return nil, nil
+				}
 				prec = n
 			}
 			switch x := v.(type) {

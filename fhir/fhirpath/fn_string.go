@@ -273,12 +273,37 @@ func registerStrings() {
 		case "html":
 			return html.UnescapeString(s), true
 		case "json":
-			var r string
-			if err := json.Unmarshal([]byte(`"`+s+`"`), &r); err != nil {
-				return nil, false
-			}
-			return r, true
+			return jsonUnescape(s)
 		}
 		return nil, false
 	}))
+}
+
+// jsonUnescape resolves JSON string escapes and leaves everything else.
+func jsonUnescape(s string) (any, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+1 >= len(s) {
+			return nil, false
+		}
+		j := i + 2
+		if s[i+1] == 'u' {
+			if i+6 > len(s) {
+				return nil, false
+			}
+			j = i + 6
+		}
+		var r string
+		if err := json.Unmarshal([]byte(`"`+s[i:j]+`"`), &r); err != nil {
+			return nil, false
+		}
+		b.WriteString(r)
+		i = j - 1
+	}
+	return b.String(), true
 }

@@ -481,8 +481,9 @@ func sortImpl(st *state, f *funcNode, in Collection, sc *scope) (Collection, err
 			return cmp(Collection{rows[i].it}, Collection{rows[j].it}) < 0
 		}
 		for k := range exprs {
-			c := cmp(rows[i].keys[k], rows[j].keys[k])
-			if desc[k] {
+			a, b := rows[i].keys[k], rows[j].keys[k]
+			c := cmp(a, b)
+			if desc[k] && len(a) > 0 && len(b) > 0 {
 				c = -c
 			}
 			if c != 0 {

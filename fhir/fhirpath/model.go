@@ -180,7 +180,8 @@ var systemTypes = map[string]bool{
 func knownType(ts typeSpec) bool {
 	switch ts.ns {
 	case "System":
-		return systemTypes[ts.name]
+		// Unknown System types are legal and simply never match.
+		return true
 	case "FHIR":
 		return fhirKnown(ts.name)
 	case "":

@@ -95,6 +95,7 @@ func parse(src string) (node, error) {
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.errAt(t.pos, "unexpected %s", describe(t))
 	}
+	markRoot(n)
 	return n, nil
 }
 
