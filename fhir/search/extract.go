@@ -28,7 +28,7 @@ func Extract(r *fhir.Resource) []Entry {
 	if ti == nil {
 		return nil
 	}
-	x := extractor{out: make([]Entry, 0, 32)}
+	x := extractor{out: make([]Entry, 0, 16)}
 	for i := range ti.extract {
 		pe := &ti.extract[i]
 		x.param = pe.param

@@ -3,9 +3,11 @@ package search_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"phix/fhir"
 	"phix/internal/testenv"
@@ -63,4 +65,14 @@ func syntheaResources(t testing.TB) []*fhir.Resource {
 		}
 	}
 	return out
+}
+
+func nowNanos() int64 { return time.Now().UnixNano() }
+
+func mustQueryB(b *testing.B, raw string) url.Values {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
