@@ -2,6 +2,7 @@ package seal
 
 import (
 	"bytes"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -86,6 +87,31 @@ func FuzzOpen(f *testing.F) {
 		}
 		if err != nil && Code(err) == "" {
 			t.Fatalf("error without a code: %v", err)
+		}
+	})
+}
+
+// FuzzParseKeyFile: key files from disk are untrusted input.
+func FuzzParseKeyFile(f *testing.F) {
+	for _, id := range suite.IDs() {
+		s, _ := suite.Lookup(id)
+		k, _ := s.GenerateRecipientKey()
+		f.Add(MarshalPublicKeyFile(k.Public(), 1))
+		priv, _ := MarshalPrivateKeyFile(k, 2, nil)
+		f.Add(priv)
+	}
+	f.Add([]byte("-----BEGIN PHIX RECIPIENT PRIVATE KEY-----\nSuite: gm\nKey-Id: x\nKey-Version: 1\nEncryption: argon2id\nArgon2-Params: t=99,m=99999999,p=1\n\nAAAA\n-----END PHIX RECIPIENT PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// No passphrase: the fuzzer must not make us run Argon2 on every input.
+		kf, err := ParseKeyFile(b, nil)
+		if err != nil {
+			if Code(err) == "" && !errors.Is(err, suite.ErrUnknownSuite) {
+				t.Fatalf("error without a code: %v", err)
+			}
+			return
+		}
+		if kf.Public == nil || kf.Public.Suite() != kf.Suite.ID() {
+			t.Fatal("inconsistent key file")
 		}
 	})
 }

@@ -1,0 +1,105 @@
+package seal
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"io"
+	"testing"
+	"time"
+
+	"phix/suite"
+)
+
+const benchSize = 32 << 20
+
+// rawSeal is the bare primitive over the same bytes and segment size: the
+// suite AEAD sealing each 64 KiB segment with a fresh nonce into a reused buffer.
+func rawSeal(a cipher.AEAD, pt, out []byte) {
+	var n [nonceSize]byte
+	for i := 0; i < len(pt); i += DefaultSegmentSize {
+		end := min(i+DefaultSegmentSize, len(pt))
+		a.Seal(out[:0], nonce(&n, n[:NoncePrefixSize], uint32(i/DefaultSegmentSize), end == len(pt)), pt[i:end], nil)
+	}
+}
+
+func rawOpen(a cipher.AEAD, cts [][]byte, out []byte) {
+	var n [nonceSize]byte
+	for i, ct := range cts {
+		if _, err := a.Open(out[:0], nonce(&n, n[:NoncePrefixSize], uint32(i), i == len(cts)-1), ct, nil); err != nil {
+			panic("raw open failed")
+		}
+	}
+}
+
+// BenchmarkSeal streams benchSize bytes through a Writer and, in the same
+// iteration, the bare AEAD over the same segments; it reports both
+// throughputs and their ratio (seal/raw; the target is >= 0.85).
+func BenchmarkSeal(b *testing.B) {
+	for _, id := range suite.IDs() {
+		b.Run(string(id), func(b *testing.B) {
+			p := newParty(b, id)
+			pt := randBytes(benchSize)
+			raw, _ := p.s.NewAEAD(make([]byte, p.s.AEADKeySize()))
+			out := make([]byte, DefaultSegmentSize+tagSize)
+			var tSeal, tRaw time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				rawSeal(raw, pt, out)
+				t1 := time.Now()
+				w, err := NewWriter(io.Discard, Options{Suite: p.s, Recipients: []Recipient{p.recipient()}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(pt)
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+				tSeal += time.Since(t1)
+				tRaw += t1.Sub(t0)
+			}
+			report(b, tSeal, tRaw)
+		})
+	}
+}
+
+func BenchmarkUnseal(b *testing.B) {
+	for _, id := range suite.IDs() {
+		b.Run(string(id), func(b *testing.B) {
+			p := newParty(b, id)
+			pt := randBytes(benchSize)
+			sealed := sealBytes(b, Options{Suite: p.s, Recipients: []Recipient{p.recipient()}}, pt)
+			raw, _ := p.s.NewAEAD(make([]byte, p.s.AEADKeySize()))
+			var cts [][]byte
+			for i := 0; i < len(pt); i += DefaultSegmentSize {
+				end := min(i+DefaultSegmentSize, len(pt))
+				var n [nonceSize]byte
+				cts = append(cts, raw.Seal(nil, nonce(&n, n[:NoncePrefixSize], uint32(len(cts)), end == len(pt)), pt[i:end], nil))
+			}
+			out := make([]byte, DefaultSegmentSize)
+			id := p.identity()
+			var tOpen, tRaw time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				rawOpen(raw, cts, out)
+				t1 := time.Now()
+				r, err := NewReader(bytes.NewReader(sealed), id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := r.WriteTo(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+				tOpen += time.Since(t1)
+				tRaw += t1.Sub(t0)
+			}
+			report(b, tOpen, tRaw)
+		})
+	}
+}
+
+func report(b *testing.B, t, raw time.Duration) {
+	n := float64(b.N) * benchSize / (1 << 20)
+	b.ReportMetric(n/t.Seconds(), "MiB/s")
+	b.ReportMetric(n/raw.Seconds(), "raw-MiB/s")
+	b.ReportMetric(raw.Seconds()/t.Seconds(), "ratio")
+}
