@@ -238,11 +238,18 @@ func (p *parser) object(depth int) (any, error) {
 	members := p.kv[base:]
 	m := make(map[string]any, len(members))
 	for _, kv := range members {
-		if _, dup := m[kv.k]; dup {
-			p.kv = p.kv[:base]
-			return nil, &ParseError{Offset: int64(kv.off), Code: ParseCodeDuplicateKey, Msg: "duplicate key in object"}
-		}
 		m[kv.k] = kv.v
+	}
+	// Fewer entries than members means a duplicate; find the first (rare path).
+	if len(m) != len(members) {
+		seen := make(map[string]struct{}, len(members))
+		for _, kv := range members {
+			if _, dup := seen[kv.k]; dup {
+				p.kv = p.kv[:base]
+				return nil, &ParseError{Offset: int64(kv.off), Code: ParseCodeDuplicateKey, Msg: "duplicate key in object"}
+			}
+			seen[kv.k] = struct{}{}
+		}
 	}
 	clear(members)
 	p.kv = p.kv[:base]
