@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"phix/fhir"
@@ -37,7 +38,29 @@ func Extract(r *fhir.Resource) []Entry {
 			x.walk(r.Object, x.elem.Steps)
 		}
 	}
+	if r.Type == "Patient" {
+		x.deceased(r.Object)
+	}
 	return x.out
+}
+
+// deceased hand-codes Patient-deceased, whose expression
+// "Patient.deceased.exists() and Patient.deceased != false" is not a plain
+// path: true when deceasedBoolean is true or deceasedDateTime is present,
+// false otherwise (a living or unknown patient).
+func (x *extractor) deceased(obj map[string]any) {
+	p := Lookup("Patient", "deceased")
+	if p == nil {
+		return
+	}
+	dead := false
+	if b, ok := obj["deceasedBoolean"].(bool); ok {
+		dead = b
+	} else if s, ok := obj["deceasedDateTime"].(string); ok && s != "" {
+		dead = true
+	}
+	x.param, x.elem = p, nil
+	x.add(Entry{Code: strconv.FormatBool(dead)})
 }
 
 // ExtractParam returns the entries of r for one parameter (nil when p does
@@ -47,6 +70,10 @@ func ExtractParam(r *fhir.Resource, p *Param) []Entry {
 		return nil
 	}
 	x := extractor{param: p}
+	if r.Type == "Patient" && p.URL == deceasedURL {
+		x.deceased(r.Object)
+		return x.out
+	}
 	for i := range p.Elements {
 		e := &p.Elements[i]
 		if e.Resource != r.Type && e.Resource != "Resource" && !(e.Resource == "DomainResource" && !nonDomain[r.Type]) {
@@ -57,6 +84,8 @@ func ExtractParam(r *fhir.Resource, p *Param) []Entry {
 	}
 	return x.out
 }
+
+const deceasedURL = "http://hl7.org/fhir/SearchParameter/Patient-deceased"
 
 type extractor struct {
 	param *Param
@@ -291,38 +320,69 @@ func (x *extractor) dateEntries(v any) {
 		if !ok {
 			return
 		}
-		lo, hi := MinTime, MaxTime
-		start, end := str(m, "start"), str(m, "end")
-		if start == "" && end == "" {
-			return
+		if lo, hi, ok := periodRange(m); ok {
+			x.add(Entry{Lo: lo, Hi: hi})
 		}
-		if start != "" {
-			l, _, ok := DateRange(start)
-			if !ok {
-				return
-			}
-			lo = l
-		}
-		if end != "" {
-			_, h, ok := DateRange(end)
-			if !ok {
-				return
-			}
-			hi = h
-		}
-		x.add(Entry{Lo: lo, Hi: hi})
 	case "Timing":
+		// The spec: only the outer limits of a schedule matter, so a Timing
+		// is one range from its earliest to its latest event or bound.
 		m, ok := v.(map[string]any)
 		if !ok {
 			return
 		}
+		var lo, hi time.Time
+		have := false
+		widen := func(l, h time.Time) {
+			if !have || l.Before(lo) {
+				lo = l
+			}
+			if !have || h.After(hi) {
+				hi = h
+			}
+			have = true
+		}
 		events, _ := m["event"].([]any)
 		for _, ev := range events {
-			x.addDate(ev)
+			if s, ok := ev.(string); ok {
+				if l, h, ok := DateRange(s); ok {
+					widen(l, h)
+				}
+			}
+		}
+		if rep, ok := m["repeat"].(map[string]any); ok {
+			if bp, ok := rep["boundsPeriod"].(map[string]any); ok {
+				if l, h, ok := periodRange(bp); ok {
+					widen(l, h)
+				}
+			}
+		}
+		if have {
+			x.add(Entry{Lo: lo, Hi: hi})
 		}
 	default:
 		x.addDate(v)
 	}
+}
+
+// periodRange is the range a Period covers; a missing start or end is open
+// (MinTime, MaxTime). ok is false for an empty or unparsable Period.
+func periodRange(m map[string]any) (lo, hi time.Time, ok bool) {
+	lo, hi = MinTime, MaxTime
+	start, end := str(m, "start"), str(m, "end")
+	if start == "" && end == "" {
+		return lo, hi, false
+	}
+	if start != "" {
+		if lo, _, ok = DateRange(start); !ok {
+			return lo, hi, false
+		}
+	}
+	if end != "" {
+		if _, hi, ok = DateRange(end); !ok {
+			return lo, hi, false
+		}
+	}
+	return lo, hi, lo.Before(hi)
 }
 
 func (x *extractor) addDate(v any) {

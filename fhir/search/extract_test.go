@@ -97,6 +97,9 @@ func TestExtractPatientExample(t *testing.T) {
 	if got := strs(byParam(es, "address")); !slices.Contains(got, "534 erewhon st") || !slices.Contains(got, "3999") {
 		t.Errorf("address = %v", got)
 	}
+	if got := codes(byParam(es, "deceased")); !slices.Equal(got, []string{"|false"}) {
+		t.Errorf("deceased = %v", got)
+	}
 	if got := byParam(es, "death-date"); len(got) != 0 {
 		t.Errorf("death-date = %v", got)
 	}
@@ -193,8 +196,48 @@ func TestExtractShapes(t *testing.T) {
 					t.Errorf("%+v", es)
 				}
 			}},
-		{"timing events", `{"resourceType":"MedicationRequest","id":"m","dosageInstruction":[{"timing":{"event":["2024-05-01","2024-05-02"]}}]}`, "",
-			func(t *testing.T, es []search.Entry) {}},
+		{"timing outer limits", `{"resourceType":"CarePlan","id":"c","activity":[{"detail":{"scheduledTiming":{"event":["2024-05-03","2024-05-01T10:00:00Z"],"repeat":{"boundsPeriod":{"end":"2024-06"}}}}}]}`, "activity-date",
+			func(t *testing.T, es []search.Entry) {
+				if len(es) != 1 || !es[0].Lo.Equal(search.MinTime) || !es[0].Hi.Equal(ts("2024-06-30T23:59:59.999999999Z")) {
+					t.Errorf("%+v", es)
+				}
+			}},
+		{"timing events", `{"resourceType":"CarePlan","id":"c","activity":[{"detail":{"scheduledTiming":{"event":["2024-05-03","2024-05-01T10:00:00Z"]}}}]}`, "activity-date",
+			func(t *testing.T, es []search.Entry) {
+				if len(es) != 1 || !es[0].Lo.Equal(ts("2024-05-01T10:00:00Z")) || !es[0].Hi.Equal(ts("2024-05-03T23:59:59.999999999Z")) {
+					t.Errorf("%+v", es)
+				}
+			}},
+		{"period end before start", `{"resourceType":"Encounter","id":"e","period":{"start":"2024-02","end":"2024-01"}}`, "date",
+			func(t *testing.T, es []search.Entry) {
+				if len(es) != 0 {
+					t.Errorf("%+v", es)
+				}
+			}},
+		{"deceased absent", `{"resourceType":"Patient","id":"p"}`, "deceased",
+			func(t *testing.T, es []search.Entry) {
+				if got := codes(es); !slices.Equal(got, []string{"|false"}) {
+					t.Errorf("%v", got)
+				}
+			}},
+		{"deceased date", `{"resourceType":"Patient","id":"p","deceasedDateTime":"2020-01-01"}`, "deceased",
+			func(t *testing.T, es []search.Entry) {
+				if got := codes(es); !slices.Equal(got, []string{"|true"}) {
+					t.Errorf("%v", got)
+				}
+			}},
+		{"deceased boolean", `{"resourceType":"Patient","id":"p","deceasedBoolean":true}`, "deceased",
+			func(t *testing.T, es []search.Entry) {
+				if got := codes(es); !slices.Equal(got, []string{"|true"}) {
+					t.Errorf("%v", got)
+				}
+			}},
+		{"money", `{"resourceType":"Invoice","id":"i","totalNet":{"value":12.50,"currency":"USD"}}`, "totalnet",
+			func(t *testing.T, es []search.Entry) {
+				if len(es) != 1 || es[0].Num != 12.5 || es[0].Code != "USD" || es[0].System != "urn:iso:std:iso:4217" || !near(es[0].NumLo, 12.495) {
+					t.Errorf("%+v", es)
+				}
+			}},
 		{"bad date skipped", `{"resourceType":"Patient","id":"p","birthDate":"25/12/1974"}`, "birthdate",
 			func(t *testing.T, es []search.Entry) {
 				if len(es) != 0 {
@@ -213,8 +256,6 @@ func TestExtractShapes(t *testing.T) {
 					t.Errorf("%+v", es)
 				}
 			}},
-		{"money", `{"resourceType":"Claim","id":"c","total":{"value":12.50,"currency":"USD"}}`, "",
-			func(t *testing.T, es []search.Entry) {}},
 		{"references", `{"resourceType":"Observation","id":"o","subject":{"reference":"http://other.org/fhir/Patient/9/_history/2"},
 			"performer":[{"reference":"Practitioner/p1/_history/3"},{"reference":"#c1"},{"identifier":{"system":"urn:npi","value":"123"},"type":"Practitioner"},{"reference":"urn:uuid:0b5e6a5c-8a6f-4a51-9d25-2d8b4c3e9a11"},{"reference":"not a ref"}]}`, "",
 			func(t *testing.T, es []search.Entry) {
@@ -287,7 +328,7 @@ func TestExtractShapes(t *testing.T) {
 		{"wrong shapes", `{"resourceType":"Patient","id":"p","name":"x","birthDate":5,"telecom":{"value":3},"gender":["male"],"identifier":[null,1,"x",{"value":{}}],"managingOrganization":[]}`, "",
 			func(t *testing.T, es []search.Entry) {
 				for _, e := range es {
-					if e.Param != "_id" && e.Param != "gender" {
+					if e.Param != "_id" && e.Param != "gender" && e.Param != "deceased" {
 						t.Errorf("entry from malformed content: %+v", e)
 					}
 				}

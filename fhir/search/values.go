@@ -10,7 +10,8 @@ import (
 // MaxTime is the open upper end of a date range (a Period without end).
 var MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 
-// MinTime is the open lower end of a date range (a Period without start).
+// MinTime is the open lower end of a date range (a Period without start). It
+// is the zero time.Time, so Lo.IsZero() also means "no lower bound".
 var MinTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // DateRange returns the instants a FHIR date, dateTime or instant covers at
