@@ -268,6 +268,10 @@ func (v *validator) item(e *elemDef, ti int, val any, depth int) {
 			v.add(IssueStructure, "expected a resource (JSON object)", "")
 			return
 		}
+		if rt, _ := obj["resourceType"].(string); !t.abstract && rt != t.name {
+			v.add(IssueStructure, "expected a resource of type "+t.name, "")
+			return
+		}
 		v.resource(obj, depth)
 	default:
 		obj, ok := val.(map[string]any)
