@@ -278,3 +278,29 @@ func TestSealCommandsRegistered(t *testing.T) {
 		t.Fatalf("want one line, got %q", stderr.String())
 	}
 }
+
+// On a terminal, a large input gets a progress bar on stderr; a cancelled
+// context (Ctrl-C) stops the copy and leaves no OUT.
+func TestSealProgressAndCancel(t *testing.T) {
+	dir := t.TempDir()
+	a := keygen(t, dir, "a", "intl", "")
+	in, sealed := filepath.Join(dir, "big"), filepath.Join(dir, "big.phx")
+	writeFile(t, in, make([]byte, progressThreshold+1))
+	sio, _, errb := testIO(nil, "")
+	sio.stderrTTY = true
+	if err := sealCmd(context.Background(), []string{"--to", a + ".pub", in, sealed}, sio); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "sealing [") || !strings.Contains(errb.String(), "100%") {
+		t.Fatalf("no progress bar: %q", errb.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(dir, "out")
+	if err := unsealCmd(ctx, []string{"--key", a + ".key", sealed, out}, sio); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled unseal: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("OUT exists after cancel")
+	}
+}
