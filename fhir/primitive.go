@@ -50,6 +50,8 @@ func primKindOf(name string) primKind { return primKinds[name] }
 // MaxStringBytes is the longest string value accepted (FHIR: 1 MiB).
 const MaxStringBytes = 1 << 20
 
+const msgTooLong = "string longer than 1 MiB"
+
 // checkPrimitive checks one primitive JSON value against its datatype. It
 // returns "" when valid, else a description of the rule broken that never
 // contains the value.
@@ -75,7 +77,7 @@ func checkPrimitive(k primKind, v any) string {
 		return "empty string is not a valid value"
 	}
 	if len(s) > MaxStringBytes {
-		return "string longer than 1 MiB"
+		return msgTooLong
 	}
 	switch k {
 	case primString, primMarkdown:

@@ -254,7 +254,11 @@ func (v *validator) item(e *elemDef, ti int, val any, depth int) {
 	switch t.kind {
 	case kindPrimitive:
 		if msg := checkPrimitive(t.prim, val); msg != "" {
-			v.add(IssueValue, msg, "")
+			code := IssueValue
+			if msg == msgTooLong {
+				code = IssueTooLong
+			}
+			v.add(code, msg, "")
 			return
 		}
 		if e.codes != nil && t.prim == primCode {

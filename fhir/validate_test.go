@@ -78,6 +78,7 @@ func TestValidateNegative(t *testing.T) {
 		{"bundle entry", `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":"x"}}]}`, IssueCodeInvalid, "Bundle.entry[0].resource.gender"},
 		{"parameters resource", `{"resourceType":"Parameters","parameter":[{"name":"p","resource":{"resourceType":"Patient","active":"yes"}}]}`, IssueValue, "Parameters.parameter[0].resource.active"},
 		{"wrong resource type for element", `{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"200","outcome":{"resourceType":"Patient"}}}]}`, IssueStructure, "Bundle.entry[0].response.outcome"},
+		{"string too long", `{"resourceType":"Patient","name":[{"text":"` + strings.Repeat("x", MaxStringBytes+1) + `"}]}`, IssueTooLong, "Patient.name[0].text"},
 		{"content reference", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"group","item":[{"linkId":"2","type":"bogus"}]}]}`, IssueCodeInvalid, "Questionnaire.item[0].item[0].type"},
 		{"content reference unknown", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"group","item":[{"linkId":"2","type":"group","zz":1}]}]}`, IssueStructure, "Questionnaire.item[0].item[0].?"},
 		{"nested extension", `{"resourceType":"Patient","extension":[{"url":"http://x","extension":[{"valueString":"a"}]}]}`, IssueRequired, "Patient.extension[0].extension[0].url"},
