@@ -501,7 +501,13 @@ func (x *extractor) referenceEntries(v any) {
 				e.URL, e.RefVersion = s[:i], s[i+1:]
 			}
 		}
-		if x.elem.Target != "" && refTypeOfURL(e.URL) != x.elem.Target {
+		t := refTypeOfURL(e.URL)
+		// A relative "Type/id" is indexed like a relative Reference.
+		if rel, ok := ParseReference(e.URL); ok && rel.URL == "" {
+			e.URL, e.RefType, e.RefID = "", rel.RefType, rel.RefID
+			t = rel.RefType
+		}
+		if x.elem.Target != "" && t != x.elem.Target {
 			return
 		}
 		x.add(e)

@@ -1,9 +1,11 @@
 package search_test
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"phix/fhir/search"
@@ -295,6 +297,12 @@ func TestExtractShapes(t *testing.T) {
 					t.Errorf("%+v", es)
 				}
 			}},
+		{"relative canonical", `{"resourceType":"QuestionnaireResponse","id":"q","questionnaire":"Questionnaire/q1"}`, "questionnaire",
+			func(t *testing.T, es []search.Entry) {
+				if len(es) != 1 || es[0].RefType != "Questionnaire" || es[0].RefID != "q1" || es[0].URL != "" {
+					t.Errorf("%+v", es)
+				}
+			}},
 		{"email where filter", `{"resourceType":"Patient","id":"p","telecom":[{"system":"phone","value":"1"},{"system":"email","value":"a@b.c"}]}`, "email",
 			func(t *testing.T, es []search.Entry) {
 				if got := codes(es); !slices.Equal(got, []string{"email|a@b.c"}) {
@@ -410,4 +418,30 @@ func TestExtractSynthea(t *testing.T) {
 		t.Errorf("%d resources gave %d entries", len(rs), entries)
 	}
 	t.Logf("%d resources, %d entries (%.1f per resource); types %v", len(rs), entries, float64(entries)/float64(len(rs)), perType)
+}
+
+// TestExtractConcurrent runs Extract and Parse from several goroutines (run
+// with -race): the registry and the case folders are shared.
+func TestExtractConcurrent(t *testing.T) {
+	r := example(t, "patient-example.json")
+	want := len(search.Extract(r))
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if n := len(search.Extract(r)); n != want {
+					t.Errorf("got %d entries, want %d", n, want)
+					return
+				}
+				_ = search.NormalizeString("Zhāng Ｗｅｉ 张伟")
+				if _, _, err := search.Parse("Patient", url.Values{"family": {"Chalmers"}}, search.ParseOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
