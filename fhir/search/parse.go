@@ -31,6 +31,9 @@ func (o *ParseOptions) defaults() {
 	if o.MaxCount <= 0 {
 		o.MaxCount = 1000
 	}
+	if o.DefaultCount > o.MaxCount {
+		o.DefaultCount = o.MaxCount
+	}
 	if o.MaxValues <= 0 {
 		o.MaxValues = 100
 	}

@@ -313,6 +313,10 @@ func TestParseResultParams(t *testing.T) {
 	if err != nil || q.Count != 50 || len(warns) != 0 {
 		t.Errorf("default count: %+v %v %v", q, warns, err)
 	}
+	q, _, err = search.Parse("Patient", nil, search.ParseOptions{DefaultCount: 50, MaxCount: 10})
+	if err != nil || q.Count != 10 {
+		t.Errorf("default count above the maximum: %+v %v", q, err)
+	}
 	q, warns, err = search.Parse("Patient", mustQuery(t, "_count=5000"), search.ParseOptions{MaxCount: 100, Strict: true})
 	if err != nil || q.Count != 100 || len(warns) != 1 || warns[0].Code != search.CodeCountClamped {
 		t.Errorf("clamp: %+v %v %v", q, warns, err)

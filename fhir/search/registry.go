@@ -161,3 +161,14 @@ func IsResourceType(t string) bool { return load().types[t] != nil }
 func PatientCompartment(resourceType string) []string {
 	return slices.Clone(load().compartment[resourceType])
 }
+
+// Indexed reports whether Extract produces entries for p, so that a search on
+// it can match: a string, token, date, number, quantity, reference or uri
+// parameter with Elements, or one hand-coded in Extract (Patient deceased).
+// Composite and special parameters, and the full-text ones, are not indexed.
+func Indexed(p *Param) bool {
+	if p == nil || !extractable(p.Type) {
+		return false
+	}
+	return len(p.Elements) > 0 || p.URL == deceasedURL
+}

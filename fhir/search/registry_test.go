@@ -191,3 +191,27 @@ func TestParamsAndCompartment(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexed(t *testing.T) {
+	n := 0
+	for _, p := range search.AllParams() {
+		if search.Indexed(p) {
+			n++
+		}
+	}
+	// 1,327 with elements plus the hand-coded Patient deceased.
+	if n != 1328 {
+		t.Errorf("%d indexed parameters, want 1328", n)
+	}
+	for _, c := range []struct {
+		typ, code string
+		want      bool
+	}{
+		{"Patient", "deceased", true}, {"Patient", "family", true}, {"Patient", "_text", false},
+		{"Observation", "code-value-quantity", false}, {"Location", "near", false}, {"Patient", "_content", false},
+	} {
+		if got := search.Indexed(search.Lookup(c.typ, c.code)); got != c.want {
+			t.Errorf("Indexed(%s.%s) = %v", c.typ, c.code, got)
+		}
+	}
+}
