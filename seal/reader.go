@@ -66,7 +66,7 @@ func unwrapAny(h *Header, ids []Identity) ([]byte, string, error) {
 	var firstErr error
 	for _, st := range h.Stanzas {
 		for _, id := range ids {
-			if id.StanzaType() != st.Type || !id.HasKeyID(st.KeyID) {
+			if id == nil || id.StanzaType() != st.Type || !id.HasKeyID(st.KeyID) {
 				continue
 			}
 			aad := stanzaAAD(h.prefix, st.Type, st.KeyID, st.KeyVersion)

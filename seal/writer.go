@@ -73,6 +73,9 @@ func NewWriter(w io.Writer, opts Options) (*Writer, error) {
 	hdr := append([]byte(nil), prefix...)
 	hdr = append(hdr, byte(len(opts.Recipients)))
 	for _, r := range opts.Recipients {
+		if r == nil {
+			return nil, fmt.Errorf("%w: nil recipient", ErrOptions)
+		}
 		st := Stanza{Type: r.StanzaType(), KeyID: r.KeyID(), KeyVersion: r.KeyVersion()}
 		if err := checkKeyID(st.KeyID); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrOptions, err)

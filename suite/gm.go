@@ -246,7 +246,10 @@ func (k *sm2RecipientPublic) KeyID() string { return k.id }
 // associated data, hence the DEM. The DEM key is used once, so its nonce is zero.
 func (s gm) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error) {
 	p, ok := pub.(*sm2RecipientPublic)
-	if !ok {
+	if !ok || p == nil {
+		if pub == nil {
+			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+		}
 		return nil, fmt.Errorf("%w: %s recipient key given to gm", ErrWrongSuite, pub.Suite())
 	}
 	z := make([]byte, gmWrapSecret)
@@ -270,7 +273,10 @@ func (s gm) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error)
 
 func (s gm) UnwrapKey(priv RecipientKey, wrapped, aad []byte) ([]byte, error) {
 	k, ok := priv.(*sm2Recipient)
-	if !ok {
+	if !ok || k == nil {
+		if priv == nil {
+			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+		}
 		return nil, fmt.Errorf("%w: %s recipient key given to gm", ErrWrongSuite, priv.Suite())
 	}
 	if len(wrapped) < gmC1C3C2Size+16 || wrapped[0] != 4 {

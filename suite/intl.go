@@ -205,7 +205,10 @@ func (k *hpkePublic) KeyID() string { return k.id }
 // WrapKey is single-shot HPKE base mode: enc ‖ Seal(aad, dataKey).
 func (intl) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error) {
 	p, ok := pub.(*hpkePublic)
-	if !ok {
+	if !ok || p == nil {
+		if pub == nil {
+			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+		}
 		return nil, fmt.Errorf("%w: %s recipient key given to intl", ErrWrongSuite, pub.Suite())
 	}
 	enc, s, err := hpke.NewSender(p.pk, intlKDF, intlAEAD, []byte(wrapInfoIntl))
@@ -221,7 +224,10 @@ func (intl) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error)
 
 func (intl) UnwrapKey(priv RecipientKey, wrapped, aad []byte) ([]byte, error) {
 	k, ok := priv.(*hpkeRecipient)
-	if !ok {
+	if !ok || k == nil {
+		if priv == nil {
+			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+		}
 		return nil, fmt.Errorf("%w: %s recipient key given to intl", ErrWrongSuite, priv.Suite())
 	}
 	if len(wrapped) < intlEncSize+16 {

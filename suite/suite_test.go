@@ -292,3 +292,14 @@ func TestKeyID(t *testing.T) {
 		t.Fatal("KeyID does not separate inputs")
 	}
 }
+
+func TestNilKeys(t *testing.T) {
+	for _, s := range allSuites(t) {
+		if _, err := s.WrapKey(nil, make([]byte, 32), nil); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s WrapKey(nil): %v", s.ID(), err)
+		}
+		if _, err := s.UnwrapKey(nil, make([]byte, 32), nil); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s UnwrapKey(nil): %v", s.ID(), err)
+		}
+	}
+}
