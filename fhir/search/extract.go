@@ -243,22 +243,30 @@ func (x *extractor) tokenEntries(v any) {
 		if !ok {
 			return
 		}
-		x.coding(m, "")
+		x.coding(m)
 	case "CodeableConcept":
 		m, ok := v.(map[string]any)
 		if !ok {
 			return
 		}
-		text := str(m, "text")
+		// :text matches the concept's text or any coding's display: each
+		// coding carries its display, and the text gets an entry of its own
+		// (no system, no code) unless a display already says the same.
 		codings, _ := m["coding"].([]any)
-		n := 0
+		start := len(x.out)
 		for _, c := range codings {
-			if cm, ok := c.(map[string]any); ok && x.coding(cm, text) {
-				n++
+			if cm, ok := c.(map[string]any); ok {
+				x.coding(cm)
 			}
 		}
-		if n == 0 && text != "" {
-			x.add(Entry{Str: NormalizeString(capString(text))})
+		if text := str(m, "text"); text != "" {
+			norm := NormalizeString(capString(text))
+			for _, e := range x.out[start:] {
+				if e.Str == norm {
+					return
+				}
+			}
+			x.add(Entry{Str: norm})
 		}
 	case "Identifier":
 		m, ok := v.(map[string]any)
@@ -295,22 +303,17 @@ func (x *extractor) tokenEntries(v any) {
 	}
 }
 
-// coding adds one Coding; text (the concept's text) wins over its display
-// for :text. It reports whether an entry was added.
-func (x *extractor) coding(m map[string]any, text string) bool {
+// coding adds one Coding, its display normalised in Str for :text.
+func (x *extractor) coding(m map[string]any) {
 	code, system := str(m, "code"), str(m, "system")
 	if code == "" && system == "" {
-		return false
-	}
-	if text == "" {
-		text = str(m, "display")
+		return
 	}
 	e := Entry{System: system, Code: code}
-	if text != "" {
-		e.Str = NormalizeString(capString(text))
+	if d := str(m, "display"); d != "" {
+		e.Str = NormalizeString(capString(d))
 	}
 	x.add(e)
-	return true
 }
 
 func (x *extractor) dateEntries(v any) {

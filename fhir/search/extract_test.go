@@ -309,6 +309,18 @@ func TestExtractShapes(t *testing.T) {
 					t.Errorf("%v", got)
 				}
 			}},
+		{"codeable concept text and displays", `{"resourceType":"Condition","id":"c","code":{"coding":[{"system":"s","code":"1","display":"Migraine"},{"system":"t","code":"2","display":"Headache"}],"text":"HEADACHE"}}`, "code",
+			func(t *testing.T, es []search.Entry) {
+				if got := strs(es); !slices.Equal(got, []string{"migraine", "headache"}) {
+					t.Errorf("text equal to a display adds no entry: %v", got)
+				}
+			}},
+		{"codeable concept own text", `{"resourceType":"Condition","id":"c","code":{"coding":[{"system":"s","code":"1","display":"Migraine"}],"text":"Bad head"}}`, "code",
+			func(t *testing.T, es []search.Entry) {
+				if got := strs(es); !slices.Equal(got, []string{"migraine", "bad head"}) || es[1].Code != "" || es[1].System != "" {
+					t.Errorf("%+v", es)
+				}
+			}},
 		{"codeable concept text only", `{"resourceType":"Condition","id":"c","code":{"text":"Héadache"}}`, "code",
 			func(t *testing.T, es []search.Entry) {
 				if len(es) != 1 || es[0].Str != "headache" || es[0].Code != "" {
