@@ -1,0 +1,310 @@
+// Package auditpg stores the audit log in PostgreSQL (pgx/v5): the scale-out
+// backend shared by coordinator replicas. Appends take a transaction-scoped
+// advisory lock, so writers in any number of processes serialise on the
+// tree's right edge; batches are written with COPY.
+package auditpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"phix/audit"
+	"phix/audit/internal/auditsql"
+)
+
+// appendLock is the advisory lock key of the audit tree ("phixaudt").
+const appendLock int64 = 0x7068697861756474
+
+// Store is an audit.Backend over a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ audit.Backend = (*Store)(nil)
+
+// Open connects to dsn and creates the audit tables if needed.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("auditpg: malformed DSN")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("auditpg: connect: %w", err)
+	}
+	// One session lock keeps concurrent schema creation from racing.
+	for _, stmt := range auditsql.Postgres.Schema() {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			var retry error
+			// CREATE ... IF NOT EXISTS can still race on the catalog; try once more.
+			if _, retry = pool.Exec(ctx, stmt); retry != nil {
+				pool.Close()
+				return nil, fmt.Errorf("auditpg: schema: %w", err)
+			}
+		}
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { s.pool.Close(); return nil }
+
+// Pool returns the pool (tests use it to tamper with the tables).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func size(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, "SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events").Scan(&n)
+	return n, err
+}
+
+func readHashes(ctx context.Context, q querier, idx []int64) ([]tlog.Hash, error) {
+	rows, err := q.Query(ctx, "SELECT id, hash FROM audit_hashes WHERE id = ANY($1)", idx)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := make(map[int64]tlog.Hash, len(idx))
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("auditpg: stored hash %d malformed", id)
+		}
+		got[id] = tlog.Hash(h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		h, ok := got[x]
+		if !ok {
+			return nil, fmt.Errorf("auditpg: stored hash %d missing", x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Append implements audit.Backend.
+func (s *Store) Append(ctx context.Context, build func(int64, tlog.HashReader) (*audit.Batch, error)) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", appendLock); err != nil {
+		return err
+	}
+	n, err := size(ctx, tx)
+	if err != nil {
+		return err
+	}
+	b, err := build(n, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		return readHashes(ctx, tx, idx)
+	}))
+	if err != nil {
+		return err
+	}
+	ev := make([][]any, len(b.Records))
+	for i, r := range b.Records {
+		ev[i] = []any{r.Index, r.Time.UnixMicro(), r.Body,
+			auditsql.Nullable(r.Action), auditsql.Nullable(r.Outcome), auditsql.Nullable(r.Alert),
+			auditsql.Nullable(r.Patient), auditsql.Nullable(r.Agent), auditsql.Nullable(r.Entity)}
+	}
+	cols := []string{"idx", "ts", "body", "action", "outcome", "alert", "patient", "agent", "entity"}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromRows(ev)); err != nil {
+		return err
+	}
+	base := tlog.StoredHashCount(n)
+	hs := make([][]any, len(b.Hashes))
+	for i := range b.Hashes {
+		hs[i] = []any{base + int64(i), b.Hashes[i][:]}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_hashes"}, []string{"id", "hash"}, pgx.CopyFromRows(hs)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Size implements audit.Backend.
+func (s *Store) Size(ctx context.Context) (int64, error) { return size(ctx, s.pool) }
+
+// ReadHashes implements audit.Backend.
+func (s *Store) ReadHashes(ctx context.Context, idx []int64) ([]tlog.Hash, error) {
+	return readHashes(ctx, s.pool, idx)
+}
+
+// HashRange implements audit.Backend.
+func (s *Store) HashRange(ctx context.Context, from, to int64) ([]tlog.Hash, error) {
+	rows, err := s.pool.Query(ctx, "SELECT id, hash FROM audit_hashes WHERE id >= $1 AND id < $2 ORDER BY id", from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]tlog.Hash, 0, max(0, to-from))
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		if id != from+int64(len(out)) {
+			break
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("auditpg: stored hash %d malformed", id)
+		}
+		out = append(out, tlog.Hash(h))
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) events(ctx context.Context, q string, args ...any) ([]audit.Record, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.Record
+	for rows.Next() {
+		var r auditsql.Row
+		if err := rows.Scan(r.Dest()...); err != nil {
+			return nil, err
+		}
+		out = append(out, r.Record())
+	}
+	return out, rows.Err()
+}
+
+// Events implements audit.Backend.
+func (s *Store) Events(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
+	return s.events(ctx, "SELECT "+auditsql.EventColumns+" FROM audit_events WHERE idx > $1 ORDER BY idx LIMIT $2", after, limit)
+}
+
+// Event implements audit.Backend.
+func (s *Store) Event(ctx context.Context, index int64) (audit.Record, error) {
+	rs, err := s.events(ctx, "SELECT "+auditsql.EventColumns+" FROM audit_events WHERE idx = $1", index)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	if len(rs) == 0 {
+		return audit.Record{}, audit.ErrNotFound
+	}
+	return rs[0], nil
+}
+
+// Search implements audit.Backend.
+func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	query, args := auditsql.Postgres.Search(q)
+	return s.events(ctx, query, args...)
+}
+
+// Stats implements audit.Backend.
+func (s *Store) Stats(ctx context.Context) (audit.Stats, error) {
+	var st audit.Stats
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM audit_events), (SELECT COUNT(*) FROM audit_hashes),
+		(SELECT COALESCE(MAX(idx), -1) FROM audit_events)`).Scan(&st.Events, &st.Hashes, &st.MaxIndex)
+	return st, err
+}
+
+// AddCheckpoint implements audit.Backend.
+func (s *Store) AddCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO audit_checkpoints (size, note, at) VALUES ($1,$2,$3) ON CONFLICT (size) DO NOTHING",
+		size, note, at.UnixMicro())
+	return err
+}
+
+func (s *Store) checkpoints(ctx context.Context, q string) ([]audit.StoredCheckpoint, error) {
+	rows, err := s.pool.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.StoredCheckpoint
+	for rows.Next() {
+		var c audit.StoredCheckpoint
+		var at int64
+		if err := rows.Scan(&c.Size, &c.Note, &at); err != nil {
+			return nil, err
+		}
+		c.At = time.UnixMicro(at).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LatestCheckpoint implements audit.Backend.
+func (s *Store) LatestCheckpoint(ctx context.Context) (audit.StoredCheckpoint, error) {
+	cs, err := s.checkpoints(ctx, "SELECT size, note, at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+	if err != nil {
+		return audit.StoredCheckpoint{}, err
+	}
+	if len(cs) == 0 {
+		return audit.StoredCheckpoint{}, audit.ErrNotFound
+	}
+	return cs[0], nil
+}
+
+// Checkpoints implements audit.Backend.
+func (s *Store) Checkpoints(ctx context.Context) ([]audit.StoredCheckpoint, error) {
+	return s.checkpoints(ctx, "SELECT size, note, at FROM audit_checkpoints ORDER BY size")
+}
+
+// PutKey implements audit.Backend.
+func (s *Store) PutKey(ctx context.Context, id, vkey string) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO audit_keys (kid, vkey) VALUES ($1,$2) ON CONFLICT (kid) DO NOTHING", id, vkey)
+	return err
+}
+
+// Keys implements audit.Backend.
+func (s *Store) Keys(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT vkey FROM audit_keys ORDER BY kid")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Cursor implements audit.Backend.
+func (s *Store) Cursor(ctx context.Context, sink string) (int64, error) {
+	var idx int64
+	err := s.pool.QueryRow(ctx, "SELECT idx FROM audit_cursors WHERE sink = $1", sink).Scan(&idx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return -1, nil
+	}
+	return idx, err
+}
+
+// SetCursor implements audit.Backend.
+func (s *Store) SetCursor(ctx context.Context, sink string, index int64) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO audit_cursors (sink, idx) VALUES ($1,$2) ON CONFLICT (sink) DO UPDATE SET idx = excluded.idx", sink, index)
+	return err
+}
+
+// Prune implements audit.Backend.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE audit_events SET body = NULL, action = NULL, outcome = NULL, alert = NULL,
+		patient = NULL, agent = NULL, entity = NULL
+		WHERE body IS NOT NULL AND idx < COALESCE((SELECT MIN(idx) FROM audit_events WHERE ts >= $1),
+			(SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events))`, cutoff.UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}

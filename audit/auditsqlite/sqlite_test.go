@@ -1,0 +1,39 @@
+package auditsqlite_test
+
+import (
+	"context"
+	"encoding/hex"
+	"path/filepath"
+	"testing"
+
+	"phix/audit"
+	"phix/audit/auditsqlite"
+	"phix/audit/audittest"
+)
+
+func factory(t *testing.T) audittest.Harness {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	var first *auditsqlite.Store
+	return audittest.Harness{
+		Open: func(t *testing.T) audit.Backend {
+			s, err := auditsqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = s
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		Exec: func(t *testing.T, sql string) {
+			t.Helper()
+			if _, err := first.DB().Exec(sql); err != nil {
+				t.Fatalf("exec %q: %v", sql, err)
+			}
+		},
+		Bytes: func(b []byte) string { return "X'" + hex.EncodeToString(b) + "'" },
+	}
+}
+
+func TestContract(t *testing.T) { audittest.Run(t, factory) }
