@@ -1,0 +1,659 @@
+package main
+
+// phix keys: the kms keyring (docs/kms.md). Subcommands only parse flags and
+// call package kms.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"phix/kms"
+	"phix/kms/keyring"
+	"phix/kms/pkcs11"
+	"phix/kms/sqlstore"
+	"phix/suite"
+)
+
+func init() {
+	register(command{name: "keys", summary: "key management: init, list, rotate, approve, destroy, export-public", run: runKeys})
+}
+
+// keysIO is what the keys commands write to; tests replace it.
+type keysIO struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+var keysOut = keysIO{stdout: os.Stdout, stderr: os.Stderr, now: time.Now}
+
+const keysUsage = `usage: phix keys <subcommand> [flags]
+
+  init            create a keyring (if needed) and a hospital's KEKs
+  list            list KEKs, versions and rotation progress
+  rotate          new KEK version; re-wrap its data keys (--resume continues)
+  retire          set min_decryption_version of a KEK
+  custodian-new   make a custodian signing key file (and print its public key)
+  enroll          enrol a custodian's public key (the third on needs 2 approvals)
+  approve         sign an approval for destroy-kek / export-kek / enroll-custodian
+  destroy         destroy a KEK version (needs 2 approvals)
+  export          export a KEK version wrapped for an escrow key (needs 2 approvals)
+  export-public   print a hospital's public keys (signing, recipient) as JSON
+  log             print the key-operation log
+
+Keyring: --dir DIR (SQLite, default $PHIX_KEYRING_DIR) or --db postgres://...
+Master key (local backend): --master-key-file F, or $PHIX_MASTER_KEY (base64),
+or a passphrase in $PHIX_MASTER_PASSPHRASE. HSM: --backend pkcs11 with
+--pkcs11-module/--pkcs11-token/--pkcs11-slot and the PIN in $PHIX_PKCS11_PIN.
+`
+
+func runKeys(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(keysOut.stderr, keysUsage)
+		if len(args) == 0 {
+			return &exitError{code: 2, err: errors.New("missing subcommand")}
+		}
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	cmds := map[string]func(context.Context, []string) error{
+		"init": keysInit, "list": keysList, "rotate": keysRotate, "retire": keysRetire,
+		"custodian-new": keysCustodianNew, "enroll": keysEnroll, "approve": keysApprove,
+		"destroy": keysDestroy, "export": keysExport, "export-public": keysExportPublic, "log": keysLog,
+	}
+	f, ok := cmds[sub]
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (see phix keys help)", sub)}
+	}
+	return f(ctx, rest)
+}
+
+// keyringFlags are the flags that locate and open a keyring.
+type keyringFlags struct {
+	dir, db, backend, masterFile, actor string
+	p11Module, p11Token, p11Slot, suite string
+	gmAESWrap                           bool
+}
+
+func newKeysFlags(name string, kf *keyringFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("phix keys "+name, flag.ContinueOnError)
+	fs.SetOutput(keysOut.stderr)
+	if kf != nil {
+		fs.StringVar(&kf.dir, "dir", os.Getenv("PHIX_KEYRING_DIR"), "keyring directory (SQLite keyring.db)")
+		fs.StringVar(&kf.db, "db", "", "PostgreSQL DSN for the keyring instead of --dir")
+		fs.StringVar(&kf.backend, "backend", "local", "KEK backend: local or pkcs11")
+		fs.StringVar(&kf.masterFile, "master-key-file", "", "file holding the base64 master key (local backend)")
+		fs.StringVar(&kf.actor, "actor", os.Getenv("USER"), "who performs the operation (recorded in the log)")
+		fs.StringVar(&kf.p11Module, "pkcs11-module", "", "PKCS#11 library (default $PHIX_PKCS11_MODULE or SoftHSM2)")
+		fs.StringVar(&kf.p11Token, "pkcs11-token", "", "token label (default $PHIX_PKCS11_TOKEN)")
+		fs.StringVar(&kf.p11Slot, "pkcs11-slot", "", "slot id, instead of a token label (default $PHIX_PKCS11_SLOT)")
+		fs.BoolVar(&kf.gmAESWrap, "hsm-gm-aes-wrap", false, "allow gm-suite KEKs as AES keys in an HSM without SM4 (docs/kms.md)")
+		fs.StringVar(&kf.suite, "keyring-suite", "intl", "suite sealing a new local keyring's check value")
+	}
+	return fs
+}
+
+func keysParse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func keysUsageErr(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// openKeyring opens store, backend and manager; close releases them.
+func openKeyring(ctx context.Context, kf *keyringFlags) (m *kms.Manager, closeFn func(), err error) {
+	var st *sqlstore.Store
+	switch {
+	case kf.db != "":
+		st, err = sqlstore.OpenPostgres(ctx, kf.db)
+	case kf.dir != "":
+		st, err = sqlstore.OpenSQLite(ctx, filepath.Join(kf.dir, "keyring.db"))
+	default:
+		return nil, nil, keysUsageErr("say where the keyring is: --dir DIR (or $PHIX_KEYRING_DIR) or --db DSN")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	closers := []func(){func() { _ = st.Close() }}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	var be kms.Backend
+	switch kf.backend {
+	case "local":
+		master, err := keysMaster(kf)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		b, err := keyring.Open(ctx, st, master, keyring.Options{Suite: kf.suite})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		be = b
+	case "pkcs11":
+		cfg, err := pkcs11.ConfigFromEnv()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if kf.p11Module != "" {
+			cfg.Module = kf.p11Module
+		}
+		if kf.p11Token != "" {
+			cfg.TokenLabel = kf.p11Token
+		}
+		if kf.p11Slot != "" {
+			var n uint
+			if _, err := fmt.Sscan(kf.p11Slot, &n); err != nil {
+				closeAll()
+				return nil, nil, keysUsageErr("--pkcs11-slot must be a number")
+			}
+			cfg.Slot = &n
+		}
+		cfg.AllowAESWrapForGM = kf.gmAESWrap
+		b, err := pkcs11.Open(cfg)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, b.Close)
+		be = b
+	default:
+		closeAll()
+		return nil, nil, keysUsageErr("--backend must be local or pkcs11")
+	}
+	m, err = kms.Open(ctx, kms.Config{Store: st, Backend: be, Now: keysOut.now})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return m, closeAll, nil
+}
+
+func keysMaster(kf *keyringFlags) (keyring.Master, error) {
+	switch {
+	case kf.masterFile != "":
+		return keyring.MasterKeyFromFile(kf.masterFile)
+	case os.Getenv(keyring.EnvMasterKey) != "":
+		return keyring.MasterKeyFromEnv()
+	case os.Getenv("PHIX_MASTER_PASSPHRASE") != "":
+		return keyring.Passphrase(os.Getenv("PHIX_MASTER_PASSPHRASE"))
+	}
+	return keyring.Master{}, keysUsageErr("no master key: --master-key-file, $%s or $PHIX_MASTER_PASSPHRASE", keyring.EnvMasterKey)
+}
+
+func keysCtx(ctx context.Context, kf *keyringFlags) context.Context {
+	a := kf.actor
+	if a == "" {
+		a = "cli"
+	}
+	return kms.WithActor(ctx, a)
+}
+
+func keysInit(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("init", &kf)
+	hospital := fs.String("hospital", "", "hospital id (required)")
+	suiteID := fs.String("suite", "intl", "suite of the hospital's keys: intl or gm")
+	newMaster := fs.Bool("new-master-key", false, "generate the master key into --master-key-file (which must not exist)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *hospital == "" {
+		return keysUsageErr("--hospital is required")
+	}
+	if *newMaster {
+		if kf.masterFile == "" {
+			return keysUsageErr("--new-master-key needs --master-key-file")
+		}
+		k := make([]byte, keyring.MasterKeySize)
+		_, _ = rand.Read(k)
+		if err := os.MkdirAll(filepath.Dir(kf.masterFile), 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(kf.masterFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("create master key file: %w", err)
+		}
+		_, err = f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(kf.masterFile)
+			return fmt.Errorf("write master key file: %w", err)
+		}
+		fmt.Fprintf(keysOut.stderr, "wrote a new master key to %s: back it up offline; without it the keyring is lost\n", kf.masterFile)
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	created, err := m.InitHospital(keysCtx(ctx, &kf), *hospital, *suiteID)
+	for _, id := range created {
+		fmt.Fprintf(keysOut.stdout, "created %s version 1\n", id)
+	}
+	if err == nil && len(created) == 0 {
+		fmt.Fprintf(keysOut.stdout, "hospital %s already has all its KEKs\n", *hospital)
+	}
+	return err
+}
+
+func keysList(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("list", &kf)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	infos, err := m.List(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(keysOut.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	}
+	tw := tabwriter.NewWriter(keysOut.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEK\tSUITE\tBACKEND\tCURRENT\tMIN-DECRYPT\tVERSIONS\tROTATION")
+	for _, k := range infos {
+		var vs []string
+		for _, v := range k.Versions {
+			s := fmt.Sprint(v.Version)
+			switch {
+			case v.Destroyed != "":
+				s += "(destroyed)"
+			case v.Retired:
+				s += "(retired)"
+			}
+			vs = append(vs, s)
+		}
+		rot := "-"
+		if r := k.Rotation; r != nil {
+			rot = fmt.Sprintf("to v%d %d/%d", r.ToVersion, r.Done, r.Total)
+			if !r.Finished {
+				rot += " UNFINISHED"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", k.ID, k.Suite, k.Backend, k.Current, k.MinDecryption, strings.Join(vs, ","), rot)
+	}
+	return tw.Flush()
+}
+
+func keysRotate(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("rotate", &kf)
+	kek := fs.String("kek", "", "KEK to rotate, e.g. hospital-a/data (required)")
+	resume := fs.Bool("resume", false, "resume the unfinished rotation instead of starting one")
+	batch := fs.Int("batch", 100, "data keys re-wrapped between progress saves")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *kek == "" {
+		return keysUsageErr("--kek is required")
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	actx := keysCtx(ctx, &kf)
+	if !*resume {
+		r, err := m.Rotate(actx, *kek)
+		if kms.CodeOf(err) == kms.CodeRotationRunning {
+			return fmt.Errorf("%w; run: phix keys rotate --kek %s --resume", err, *kek)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "%s: version %d is current; %d data keys to re-wrap\n", *kek, r.ToVersion, r.Total)
+	}
+	r, err := m.ResumeRotation(actx, *kek, kms.RotateOptions{BatchSize: *batch, Progress: func(r kms.Rotation) {
+		fmt.Fprintf(keysOut.stdout, "re-wrapped %d/%d\n", r.Done, r.Total)
+	}})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("interrupted at %d/%d; progress is saved: run phix keys rotate --kek %s --resume", r.Done, r.Total, *kek)
+		}
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "%s: rotation to version %d finished (%d/%d)\n", *kek, r.ToVersion, r.Done, r.Total)
+	return nil
+}
+
+func keysRetire(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("retire", &kf)
+	kek := fs.String("kek", "", "KEK (required)")
+	minV := fs.Int("min-version", 0, "lowest version still allowed to unwrap (required)")
+	force := fs.Bool("force", false, "retire even if stored data keys are still wrapped under older versions")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *kek == "" || *minV < 1 {
+		return keysUsageErr("--kek and --min-version are required")
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := m.SetMinDecryptionVersion(keysCtx(ctx, &kf), *kek, *minV, *force); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "%s: versions below %d retired\n", *kek, *minV)
+	return nil
+}
+
+// custodianFile is a custodian's private signing key on disk (mode 0600).
+// Keep it offline (a token, a USB key); the kms never sees it.
+type custodianFile struct {
+	ID      string `json:"id"`
+	Suite   string `json:"suite"`
+	Private []byte `json:"private"`
+	Public  []byte `json:"public"`
+}
+
+func keysCustodianNew(_ context.Context, args []string) error {
+	fs := newKeysFlags("custodian-new", nil)
+	id := fs.String("id", "", "custodian id (required)")
+	suiteID := fs.String("suite", "intl", "suite of the signing key")
+	out := fs.String("out", "", "private key file to create (required)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" || *out == "" {
+		return keysUsageErr("--id and --out are required")
+	}
+	s, err := suite.Lookup(suite.ID(*suiteID))
+	if err != nil {
+		return kms.Errorf(kms.CodeUnknownSuite, "unknown suite %q", *suiteID)
+	}
+	sk, err := s.GenerateSigningKey()
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(custodianFile{ID: *id, Suite: *suiteID, Private: sk.Bytes(), Public: sk.Public().Bytes()})
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create custodian key file: %w", err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(*out)
+		return err
+	}
+	pub := *out + ".pub"
+	pb, _ := json.Marshal(custodianFile{ID: *id, Suite: *suiteID, Public: sk.Public().Bytes()})
+	if err := os.WriteFile(pub, pb, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "custodian %s: private key %s, public key %s (key id %s)\n", *id, *out, pub, sk.KeyID())
+	return nil
+}
+
+func readCustodianFile(path string) (custodianFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return custodianFile{}, fmt.Errorf("read custodian key file: %w", err)
+	}
+	var c custodianFile
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || c.Suite == "" || len(c.Public) == 0 {
+		return custodianFile{}, kms.Errorf(kms.CodeBadInput, "%s is not a custodian key file", filepath.Base(path))
+	}
+	return c, nil
+}
+
+func readApprovals(paths []string) ([]kms.Approval, error) {
+	var out []kms.Approval
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read approval: %w", err)
+		}
+		var a kms.Approval
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, kms.Errorf(kms.CodeBadInput, "%s is not an approval file", filepath.Base(p))
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// keysMulti collects a repeatable flag.
+type keysMulti []string
+
+func (m *keysMulti) String() string     { return strings.Join(*m, ",") }
+func (m *keysMulti) Set(v string) error { *m = append(*m, v); return nil }
+
+func keysEnroll(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("enroll", &kf)
+	pub := fs.String("public-key", "", "custodian public key file from custodian-new (required)")
+	var approvals keysMulti
+	fs.Var(&approvals, "approval", "approval file (repeat; needed from the third custodian on)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *pub == "" {
+		return keysUsageErr("--public-key is required")
+	}
+	c, err := readCustodianFile(*pub)
+	if err != nil {
+		return err
+	}
+	as, err := readApprovals(approvals)
+	if err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := m.EnrollCustodian(keysCtx(ctx, &kf), c.ID, c.Suite, c.Public, as); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "enrolled custodian %s\n", c.ID)
+	return nil
+}
+
+func keysApprove(_ context.Context, args []string) error {
+	fs := newKeysFlags("approve", nil)
+	keyFile := fs.String("custodian-key", "", "the approving custodian's private key file (required)")
+	op := fs.String("op", kms.OpDestroyKEK, "operation: destroy-kek, export-kek or enroll-custodian")
+	key := fs.String("kek", "", "KEK id (or, for enroll-custodian, the new custodian's id) (required)")
+	version := fs.Int("version", 0, "KEK version (0 for enroll-custodian)")
+	target := fs.String("target", "", "export: recipient key id; enroll: the new custodian's key id")
+	ttl := fs.Duration("ttl", time.Hour, "validity (at most 24h)")
+	out := fs.String("out", "", "approval file to write (default stdout)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *keyFile == "" || *key == "" {
+		return keysUsageErr("--custodian-key and --kek are required")
+	}
+	c, err := readCustodianFile(*keyFile)
+	if err != nil {
+		return err
+	}
+	s, err := suite.Lookup(suite.ID(c.Suite))
+	if err != nil {
+		return kms.Errorf(kms.CodeUnknownSuite, "unknown suite %q", c.Suite)
+	}
+	sk, err := s.ParseSigningKey(c.Private)
+	if err != nil {
+		return kms.Errorf(kms.CodeBadInput, "%s holds no usable private key", filepath.Base(*keyFile))
+	}
+	a, err := kms.SignApproval(sk, c.ID, *op, *key, *version, *target, keysOut.now(), *ttl)
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(a, "", "  ")
+	b = append(b, '\n')
+	if *out == "" {
+		_, err = keysOut.stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(*out, b, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "%s approves %s of %s version %d until %s: %s\n", c.ID, *op, *key, *version, a.Expires.Format(time.RFC3339), *out)
+	return nil
+}
+
+func keysDestroy(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("destroy", &kf)
+	kek := fs.String("kek", "", "KEK id (required)")
+	version := fs.Int("version", 0, "version to destroy (required)")
+	var approvals keysMulti
+	fs.Var(&approvals, "approval", "approval file (repeat: two custodians)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *kek == "" || *version < 1 {
+		return keysUsageErr("--kek and --version are required")
+	}
+	as, err := readApprovals(approvals)
+	if err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := m.DestroyKEKVersion(keysCtx(ctx, &kf), *kek, *version, as); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "destroyed %s version %d: everything wrapped under it is now undecryptable\n", *kek, *version)
+	return nil
+}
+
+func keysExport(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("export", &kf)
+	kek := fs.String("kek", "", "KEK id (required)")
+	version := fs.Int("version", 0, "version (required)")
+	recipient := fs.String("recipient", "", "file with the escrow recipient public key, base64 (required)")
+	out := fs.String("out", "", "file to write the wrapped KEK to (required)")
+	var approvals keysMulti
+	fs.Var(&approvals, "approval", "approval file (repeat: two custodians)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *kek == "" || *version < 1 || *recipient == "" || *out == "" {
+		return keysUsageErr("--kek, --version, --recipient and --out are required")
+	}
+	rb, err := os.ReadFile(*recipient)
+	if err != nil {
+		return fmt.Errorf("read recipient key: %w", err)
+	}
+	pub, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(rb)))
+	if err != nil {
+		return kms.Errorf(kms.CodeBadInput, "recipient key file is not base64")
+	}
+	as, err := readApprovals(approvals)
+	if err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	x, err := m.ExportKEK(keysCtx(ctx, &kf), *kek, *version, pub, as)
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(x, "", "  ")
+	if err := os.WriteFile(*out, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "exported %s version %d for recipient %s to %s\n", *kek, *version, x.Recipient, *out)
+	return nil
+}
+
+func keysExportPublic(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("export-public", &kf)
+	hospital := fs.String("hospital", "", "hospital id (required)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *hospital == "" {
+		return keysUsageErr("--hospital is required")
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	pubs, err := m.PublicKeys(ctx, *hospital)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(keysOut.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(pubs)
+}
+
+func keysLog(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("log", &kf)
+	after := fs.Int64("after", 0, "print entries after this sequence number")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ops, err := m.Store().Ops(ctx, *after, 10000)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(keysOut.stdout)
+	for _, op := range ops {
+		if err := enc.Encode(op); err != nil {
+			return err
+		}
+	}
+	return nil
+}

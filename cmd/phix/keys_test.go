@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"phix/kms"
+)
+
+// keysRun runs "phix keys args..." and returns its stdout.
+func keysRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	saved := keysOut
+	keysOut = keysIO{stdout: &out, stderr: &errOut, now: time.Now}
+	defer func() { keysOut = saved }()
+	err := commands["keys"].run(context.Background(), args)
+	return out.String(), err
+}
+
+func keysMust(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := keysRun(t, args...)
+	if err != nil {
+		t.Fatalf("phix keys %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func TestKeysCLI(t *testing.T) {
+	dir := t.TempDir()
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	t.Setenv("PHIX_MASTER_KEY", base64.StdEncoding.EncodeToString(master))
+	kr := []string{"--dir", filepath.Join(dir, "keys"), "--actor", "ops"}
+	with := func(args ...string) []string { return append(args, kr...) }
+
+	out := keysMust(t, with("init", "--hospital", "hospital-a", "--suite", "intl")...)
+	if !strings.Contains(out, "created hospital-a/data version 1") || !strings.Contains(out, "hospital-a/signing") {
+		t.Fatalf("init: %s", out)
+	}
+	out = keysMust(t, with("list")...)
+	if !strings.Contains(out, "hospital-a/data") || !strings.Contains(out, "local") {
+		t.Fatalf("list: %s", out)
+	}
+
+	out = keysMust(t, with("rotate", "--kek", "hospital-a/data")...)
+	if !strings.Contains(out, "version 2 is current") || !strings.Contains(out, "rotation to version 2 finished") {
+		t.Fatalf("rotate: %s", out)
+	}
+	out = keysMust(t, with("rotate", "--kek", "hospital-a/data", "--resume")...)
+	if !strings.Contains(out, "finished") {
+		t.Fatalf("resume of a finished job: %s", out)
+	}
+
+	// Two custodians, each with a key file; they approve the destruction of version 1.
+	for _, c := range []string{"alice", "bob"} {
+		keysMust(t, "custodian-new", "--id", c, "--out", filepath.Join(dir, c+".key"))
+		keysMust(t, with("enroll", "--public-key", filepath.Join(dir, c+".key.pub"))...)
+	}
+	approval := func(c string) string {
+		p := filepath.Join(dir, c+"-destroy.json")
+		keysMust(t, "approve", "--custodian-key", filepath.Join(dir, c+".key"), "--op", kms.OpDestroyKEK,
+			"--kek", "hospital-a/data", "--version", "1", "--out", p)
+		return p
+	}
+	a1, a2 := approval("alice"), approval("bob")
+
+	_, err := keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1)...)
+	if kms.CodeOf(err) != kms.CodeApprovalRequired {
+		t.Fatalf("destroy with one approval: %v", err)
+	}
+	_, err = keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a1)...)
+	if kms.CodeOf(err) != kms.CodeApprovalInvalid {
+		t.Fatalf("destroy with the same approval twice: %v", err)
+	}
+	out = keysMust(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a2)...)
+	if !strings.Contains(out, "destroyed hospital-a/data version 1") {
+		t.Fatalf("destroy: %s", out)
+	}
+	_, err = keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "2", "--approval", a1, "--approval", a2)...)
+	if kms.CodeOf(err) != kms.CodeApprovalInvalid {
+		t.Fatalf("approvals reused for another version: %v", err)
+	}
+	out = keysMust(t, with("list")...)
+	if !strings.Contains(out, "1(destroyed),2") {
+		t.Fatalf("list after destroy: %s", out)
+	}
+
+	out = keysMust(t, with("export-public", "--hospital", "hospital-a")...)
+	var pubs []kms.PublicKey
+	if err := json.Unmarshal([]byte(out), &pubs); err != nil || len(pubs) != 2 || pubs[0].Algorithm != "ML-DSA-87" {
+		t.Fatalf("export-public: %v: %s", err, out)
+	}
+
+	out = keysMust(t, with("log")...)
+	if !strings.Contains(out, `"Action":"destroy"`) || !strings.Contains(out, `"Approvers":["alice","bob"]`) || !strings.Contains(out, `"Actor":"ops"`) {
+		t.Fatalf("log: %s", out)
+	}
+	if strings.Contains(out, base64.StdEncoding.EncodeToString(master)) {
+		t.Fatal("master key in the log")
+	}
+}
+
+func TestKeysCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	kr := []string{"--dir", dir}
+	t.Setenv("PHIX_MASTER_KEY", "")
+	t.Setenv("PHIX_MASTER_PASSPHRASE", "")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing subcommand"},
+		{[]string{"frobnicate"}, "unknown subcommand"},
+		{[]string{"init", "--dir", dir}, "--hospital is required"},
+		{[]string{"init", "--hospital", "h"}, "--dir"},
+		{append([]string{"list"}, kr...), "no master key"},
+		{append([]string{"rotate"}, kr...), "--kek is required"},
+		{append([]string{"list", "--backend", "tape"}, kr...), "--backend must be"},
+		{[]string{"approve", "--custodian-key", filepath.Join(dir, "none"), "--kek", "x"}, "custodian key file"},
+	}
+	for _, tc := range cases {
+		_, err := keysRun(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("phix keys %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+
+	// A wrong master key is refused with its code.
+	mk := make([]byte, 32)
+	t.Setenv("PHIX_MASTER_KEY", base64.StdEncoding.EncodeToString(mk))
+	keysMust(t, "init", "--hospital", "h", "--dir", dir)
+	mk[0] = 1
+	t.Setenv("PHIX_MASTER_KEY", base64.StdEncoding.EncodeToString(mk))
+	_, err := keysRun(t, "list", "--dir", dir)
+	if kms.CodeOf(err) != kms.CodeWrongMasterKey {
+		t.Fatalf("wrong master key: %v", err)
+	}
+	// A generated master key file works and is private.
+	mf := filepath.Join(t.TempDir(), "master.key")
+	t.Setenv("PHIX_MASTER_KEY", "")
+	keysMust(t, "init", "--hospital", "h", "--dir", t.TempDir(), "--master-key-file", mf, "--new-master-key")
+	if _, err := keysRun(t, "init", "--hospital", "h", "--dir", t.TempDir(), "--master-key-file", mf, "--new-master-key"); err == nil {
+		t.Fatal("--new-master-key overwrote an existing file")
+	}
+}
