@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,8 +89,13 @@ func CheckInclusion(p *InclusionProof, verifiers []*Verifier) error {
 	if p.Index < 0 || p.Index >= p.Size {
 		return ErrOutOfRange
 	}
-	if p.Event != nil && tlog.RecordHash(p.Event) != p.LeafHash {
-		return fmt.Errorf("%w: event does not match leaf hash", ErrProof)
+	if p.Event != nil {
+		// Pretty-printing re-indents the event; compacting restores the
+		// canonical bytes (keys keep their order, strings are untouched).
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, p.Event); err != nil || tlog.RecordHash(buf.Bytes()) != p.LeafHash {
+			return fmt.Errorf("%w: event does not match leaf hash", ErrProof)
+		}
 	}
 	if err := tlog.CheckRecord(tlog.RecordProof(p.Proof), p.Size, p.Root, p.Index, p.LeafHash); err != nil {
 		return fmt.Errorf("%w: inclusion", ErrProof)
