@@ -33,6 +33,37 @@ func factory(t *testing.T) audittest.Harness {
 			}
 		},
 		Bytes: func(b []byte) string { return "'\\x" + hex.EncodeToString(b) + "'::bytea" },
+		Dump: func(t *testing.T) []byte {
+			// Every column of every audit table, bytea rendered with its
+			// printable bytes as they are (escape format), so text inside shows.
+			queries := []string{
+				`SELECT concat_ws('|', idx, ts, encode(body, 'escape'), action, outcome, alert, patient, agent, entity) FROM audit_events`,
+				`SELECT concat_ws('|', id, encode(hash, 'escape')) FROM audit_hashes`,
+				`SELECT concat_ws('|', size, encode(note, 'escape'), at) FROM audit_checkpoints`,
+				`SELECT concat_ws('|', kid, vkey) FROM audit_keys`,
+				`SELECT concat_ws('|', sink, idx) FROM audit_cursors`,
+			}
+			var all []byte
+			for _, q := range queries {
+				rows, err := first.Pool().Query(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var s string
+					if err := rows.Scan(&s); err != nil {
+						t.Fatal(err)
+					}
+					all = append(all, s...)
+					all = append(all, '\n')
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return all
+		},
 	}
 }
 

@@ -3,6 +3,7 @@ package auditsqlite_test
 import (
 	"context"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -33,6 +34,17 @@ func factory(t *testing.T) audittest.Harness {
 			}
 		},
 		Bytes: func(b []byte) string { return "X'" + hex.EncodeToString(b) + "'" },
+		Dump: func(t *testing.T) []byte {
+			var all []byte
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				data, err := os.ReadFile(path + suffix)
+				if err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+				all = append(all, data...)
+			}
+			return all
+		},
 	}
 }
 

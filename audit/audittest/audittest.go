@@ -26,6 +26,9 @@ type Harness struct {
 	Exec func(t *testing.T, sql string)
 	// Bytes renders b as a SQL literal of the backend's binary type.
 	Bytes func(b []byte) string
+	// Dump returns every byte the backend stored (database files, or every
+	// row and column of the audit tables), for the PHI scan.
+	Dump func(t *testing.T) []byte
 }
 
 // Factory returns a harness on a fresh, empty database.
@@ -45,6 +48,7 @@ func Run(t *testing.T, f Factory) {
 		{"Cursors", testCursors},
 		{"HTTP", testHTTP},
 		{"AuditEventAPI", testAuditEventAPI},
+		{"NoPHI", testNoPHI},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
