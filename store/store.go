@@ -19,7 +19,20 @@ var (
 	ErrDeleted         = errors.New("store: deleted")          // the current version is a deletion
 	ErrVersionConflict = errors.New("store: version conflict") // the If-Match precondition failed
 	ErrConflict        = errors.New("store: conflict")         // a concurrent writer won; retry
+	// ErrInvalid reports a malformed Write, Query or option (empty type or id,
+	// a version below 1, an unknown entry type, a NaN number...). The message
+	// names the field, never its value.
+	ErrInvalid = errors.New("store: invalid input")
+	// ErrUnsupported reports a search feature the store does not execute yet
+	// (composite parameters, chaining, _has, terminology modifiers such as
+	// :in/:below on tokens, full-text _text/_content).
+	ErrUnsupported = errors.New("store: unsupported search feature")
 )
+
+// DefaultCount is the page size a store uses when Query.Count or
+// HistoryOptions.Count is 0. A negative Count returns no records, only the
+// total (_summary=count).
+const DefaultCount = 100
 
 // Record is one stored version of a resource.
 type Record struct {

@@ -1,0 +1,97 @@
+package sqlite
+
+// migrations are applied in order, each once; migration i brings the schema
+// to version i+1. Append only: never edit a released migration.
+var migrations = []string{
+	// 1: resources, versions and the search index.
+	`
+CREATE TABLE resources (
+	pk           INTEGER PRIMARY KEY,
+	type         TEXT    NOT NULL,
+	id           TEXT    NOT NULL,
+	version      INTEGER NOT NULL,
+	last_updated INTEGER NOT NULL, -- Unix nanoseconds of the current version
+	deleted      INTEGER NOT NULL,
+	idx_mask     INTEGER NOT NULL DEFAULT 0, -- which idx_* tables hold rows for it
+	UNIQUE (type, id)
+);
+CREATE INDEX resources_last_updated ON resources (type, last_updated);
+
+CREATE TABLE resource_versions (
+	res_pk       INTEGER NOT NULL REFERENCES resources (pk),
+	version      INTEGER NOT NULL,
+	type         TEXT    NOT NULL,
+	id           TEXT    NOT NULL,
+	last_updated INTEGER NOT NULL,
+	deleted      INTEGER NOT NULL,
+	method       TEXT    NOT NULL,
+	body         BLOB    NOT NULL,
+	PRIMARY KEY (res_pk, version)
+);
+CREATE INDEX resource_versions_lu ON resource_versions (last_updated);
+CREATE INDEX resource_versions_type_lu ON resource_versions (type, last_updated);
+
+CREATE TABLE idx_string (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	norm TEXT NOT NULL, exact TEXT NOT NULL
+);
+CREATE INDEX idx_string_norm ON idx_string (rtype, param, norm);
+CREATE INDEX idx_string_exact ON idx_string (rtype, param, exact);
+CREATE INDEX idx_string_res ON idx_string (res_pk, param);
+
+CREATE TABLE idx_token (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX idx_token_code ON idx_token (rtype, param, code, system);
+CREATE INDEX idx_token_res ON idx_token (res_pk, param);
+
+CREATE TABLE idx_date (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	lo INTEGER NOT NULL, hi INTEGER NOT NULL -- Unix microseconds, inclusive
+);
+CREATE INDEX idx_date_lo ON idx_date (rtype, param, lo);
+CREATE INDEX idx_date_hi ON idx_date (rtype, param, hi);
+CREATE INDEX idx_date_res ON idx_date (res_pk, param);
+
+CREATE TABLE idx_number (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	num REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL
+);
+CREATE INDEX idx_number_num ON idx_number (rtype, param, num);
+CREATE INDEX idx_number_res ON idx_number (res_pk, param);
+
+CREATE TABLE idx_quantity (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	system TEXT NOT NULL, code TEXT NOT NULL,
+	num REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL
+);
+CREATE INDEX idx_quantity_num ON idx_quantity (rtype, param, num);
+CREATE INDEX idx_quantity_res ON idx_quantity (res_pk, param);
+
+CREATE TABLE idx_reference (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, ref_version TEXT NOT NULL,
+	url TEXT NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL
+);
+CREATE INDEX idx_reference_ref ON idx_reference (rtype, param, ref_id, ref_type);
+CREATE INDEX idx_reference_target ON idx_reference (ref_type, ref_id);
+CREATE INDEX idx_reference_url ON idx_reference (rtype, param, url);
+CREATE INDEX idx_reference_ident ON idx_reference (rtype, param, code, system);
+CREATE INDEX idx_reference_res ON idx_reference (res_pk, param);
+
+CREATE TABLE idx_uri (
+	res_pk INTEGER NOT NULL REFERENCES resources (pk),
+	rtype TEXT NOT NULL, param TEXT NOT NULL,
+	url TEXT NOT NULL
+);
+CREATE INDEX idx_uri_url ON idx_uri (rtype, param, url);
+CREATE INDEX idx_uri_res ON idx_uri (res_pk, param);
+`,
+}
