@@ -34,30 +34,50 @@ type Reader struct {
 // which check failed (see the Err variables) and never include key bytes.
 func NewReader(r io.Reader, ids ...Identity) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 4096)
-	h, err := ParseHeader(br)
+	h, k, keyID, err := openHeader(br, ids)
 	if err != nil {
 		return nil, err
-	}
-	dataKey, keyID, err := unwrapAny(h, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer suite.Wipe(dataKey)
-	k, err := deriveKeys(h.Suite, dataKey, h.Salt, h.prefix)
-	if err != nil {
-		return nil, err
-	}
-	if !suite.Equal(k.commitment, h.Commitment) {
-		return nil, ErrKeyCommitment
-	}
-	if !suite.Equal(k.headerMAC(h.Suite, h.raw), h.MAC) {
-		return nil, ErrHeaderAuth
 	}
 	return &Reader{
 		src: br, h: h, keys: k, keyID: keyID, segSize: h.SegmentSize,
 		buf: make([]byte, h.SegmentSize+tagSize+1),
 		out: make([]byte, 0, h.SegmentSize),
 	}, nil
+}
+
+// openHeader parses the header, unwraps the data key with ids and
+// authenticates the header (commitment, then MAC).
+func openHeader(r io.Reader, ids []Identity) (*Header, *keys, string, error) {
+	h, dk, k, keyID, err := openHeaderKey(r, ids)
+	suite.Wipe(dk)
+	return h, k, keyID, err
+}
+
+// openHeaderKey is openHeader that also returns the data key (for Rewrap);
+// the caller wipes it.
+func openHeaderKey(r io.Reader, ids []Identity) (*Header, []byte, *keys, string, error) {
+	h, err := ParseHeader(r)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	dataKey, keyID, err := unwrapAny(h, ids)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	k, err := deriveKeys(h.Suite, dataKey, h.Salt, h.prefix)
+	if err != nil {
+		suite.Wipe(dataKey)
+		return nil, nil, nil, "", err
+	}
+	if !suite.Equal(k.commitment, h.Commitment) {
+		suite.Wipe(dataKey)
+		return nil, nil, nil, "", ErrKeyCommitment
+	}
+	if !suite.Equal(k.headerMAC(h.Suite, h.raw), h.MAC) {
+		suite.Wipe(dataKey)
+		return nil, nil, nil, "", ErrHeaderAuth
+	}
+	return h, dataKey, k, keyID, nil
 }
 
 // unwrapAny finds a stanza some identity can open. It reports the most
@@ -188,5 +208,5 @@ func (r *Reader) next() error {
 
 // open authenticates and decrypts one segment into r.out.
 func (r *Reader) open(ct []byte, last bool) ([]byte, error) {
-	return r.keys.aead.Open(r.out[:0], nonce(&r.nonce, r.h.NoncePrefix, r.counter, last), ct, r.h.MAC)
+	return r.keys.aead.Open(r.out[:0], nonce(&r.nonce, r.h.NoncePrefix, r.counter, last), ct, nil)
 }

@@ -28,7 +28,6 @@ type Writer struct {
 	s       suite.Suite
 	keys    *keys
 	prefix  []byte
-	aad     []byte // the header MAC: binds every segment to this header
 	segSize int
 	buf     []byte // plaintext of the pending segment, cap segSize
 	out     []byte // sealed segment, cap segSize+tag
@@ -53,9 +52,6 @@ func NewWriter(w io.Writer, opts Options) (*Writer, error) {
 	if err := checkSegmentSize(segSize); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	if len(opts.Recipients) == 0 || len(opts.Recipients) > MaxRecipients {
-		return nil, fmt.Errorf("%w: %d recipients, need 1..%d", ErrOptions, len(opts.Recipients), MaxRecipients)
-	}
 	dataKey, err := fixedOrRandom(opts.dataKey, DataKeySize)
 	if err != nil {
 		return nil, err
@@ -69,38 +65,15 @@ func NewWriter(w io.Writer, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := encodePrefix(s, segSize, salt, np)
-	hdr := append([]byte(nil), prefix...)
-	hdr = append(hdr, byte(len(opts.Recipients)))
-	for _, r := range opts.Recipients {
-		if r == nil {
-			return nil, fmt.Errorf("%w: nil recipient", ErrOptions)
-		}
-		st := Stanza{Type: r.StanzaType(), KeyID: r.KeyID(), KeyVersion: r.KeyVersion()}
-		if err := checkKeyID(st.KeyID); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrOptions, err)
-		}
-		st.Wrapped, err = r.Wrap(s, dataKey, stanzaAAD(prefix, st.Type, st.KeyID, st.KeyVersion))
-		if err != nil {
-			return nil, err
-		}
-		if len(st.Wrapped) == 0 || len(st.Wrapped) > MaxWrappedLen {
-			return nil, fmt.Errorf("%w: wrapped key for %s is %d bytes", ErrOptions, st.KeyID, len(st.Wrapped))
-		}
-		hdr = appendStanza(hdr, st)
-	}
-	k, err := deriveKeys(s, dataKey, salt, prefix)
+	hdr, k, err := buildHeader(s, segSize, salt, np, dataKey, opts.Recipients)
 	if err != nil {
 		return nil, err
 	}
-	hdr = append(hdr, k.commitment...)
-	mac := k.headerMAC(s, hdr)
-	hdr = append(hdr, mac...)
 	if _, err := w.Write(hdr); err != nil {
 		return nil, err
 	}
 	return &Writer{
-		w: w, s: s, keys: k, prefix: np, aad: mac, segSize: segSize,
+		w: w, s: s, keys: k, prefix: np, segSize: segSize,
 		buf: make([]byte, 0, segSize),
 		out: make([]byte, 0, segSize+tagSize),
 	}, nil
@@ -159,7 +132,7 @@ func (w *Writer) flush(pt []byte, last bool) error {
 		w.err = ErrTooLarge
 		return w.err
 	}
-	ct := w.keys.aead.Seal(w.out[:0], nonce(&w.nonce, w.prefix, w.counter, last), pt, w.aad)
+	ct := w.keys.aead.Seal(w.out[:0], nonce(&w.nonce, w.prefix, w.counter, last), pt, nil)
 	if _, err := w.w.Write(ct); err != nil {
 		w.err = err
 		return err
@@ -186,4 +159,39 @@ func (w *Writer) Close() error {
 	}
 	w.err = ErrClosed
 	return nil
+}
+
+// buildHeader wraps dataKey for every recipient and returns the encoded,
+// authenticated header and the derived keys.
+func buildHeader(s suite.Suite, segSize int, salt, np, dataKey []byte, recipients []Recipient) ([]byte, *keys, error) {
+	if len(recipients) == 0 || len(recipients) > MaxRecipients {
+		return nil, nil, fmt.Errorf("%w: %d recipients, need 1..%d", ErrOptions, len(recipients), MaxRecipients)
+	}
+	prefix := encodePrefix(s, segSize, salt, np)
+	hdr := append([]byte(nil), prefix...)
+	hdr = append(hdr, byte(len(recipients)))
+	for _, r := range recipients {
+		if r == nil {
+			return nil, nil, fmt.Errorf("%w: nil recipient", ErrOptions)
+		}
+		st := Stanza{Type: r.StanzaType(), KeyID: r.KeyID(), KeyVersion: r.KeyVersion()}
+		if err := checkKeyID(st.KeyID); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrOptions, err)
+		}
+		var err error
+		st.Wrapped, err = r.Wrap(s, dataKey, stanzaAAD(prefix, st.Type, st.KeyID, st.KeyVersion))
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(st.Wrapped) == 0 || len(st.Wrapped) > MaxWrappedLen {
+			return nil, nil, fmt.Errorf("%w: wrapped key for %s is %d bytes", ErrOptions, st.KeyID, len(st.Wrapped))
+		}
+		hdr = appendStanza(hdr, st)
+	}
+	k, err := deriveKeys(s, dataKey, salt, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr = append(hdr, k.commitment...)
+	return append(hdr, k.headerMAC(s, hdr)...), k, nil
 }
