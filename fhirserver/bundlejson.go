@@ -1,6 +1,7 @@
 package fhirserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -63,11 +64,13 @@ func newBundle(typ string) *bundleJSON {
 }
 
 func writeBundle(w http.ResponseWriter, status int, b *bundleJSON) error {
-	data, err := json.Marshal(b)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // links carry '&'
+	if err := enc.Encode(b); err != nil {
 		return errorf(CodeInternal, "internal error")
 	}
-	writeJSON(w, status, data)
+	writeJSON(w, status, bytes.TrimRight(buf.Bytes(), "\n"))
 	return nil
 }
 

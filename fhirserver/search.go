@@ -1,12 +1,12 @@
 package fhirserver
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
-	
+
 	"phix/fhir/search"
 	"phix/store"
 )

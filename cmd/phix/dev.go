@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"phix/devnet"
+)
+
+func init() {
+	register(command{name: "dev", summary: "run the development network on loopback (hospital-a, hospital-b)", run: runDev})
+}
+
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("phix dev", flag.ContinueOnError)
+	data := fs.String("data", "./phix-data", "data directory (databases, tokens, dev/endpoints.json)")
+	basePort := fs.Int("base-port", devnet.DefaultBasePort, "hospital-a's FHIR port; hospital-b uses the next (busy ports fall back to free ones)")
+	quiet := fs.Bool("quiet", false, "do not log requests")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2, err: err}
+	}
+	var logger *slog.Logger
+	if !*quiet {
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	n, err := devnet.Start(ctx, devnet.Options{DataDir: *data, BasePort: *basePort, Logger: logger})
+	if err != nil {
+		return err
+	}
+	for _, h := range n.Hospitals {
+		fmt.Fprintf(os.Stderr, "phix dev: %s FHIR %s (token in %s)\n", h.ID, h.FHIR, *data+"/dev/"+h.ID+".token")
+	}
+	fmt.Fprintf(os.Stderr, "phix dev: endpoints in %s; Ctrl-C stops\n", n.EndpointsFile)
+	<-ctx.Done()
+	err = n.Wait()
+	fmt.Fprintln(os.Stderr, "phix dev: stopped")
+	return err
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"phix/fhirserver"
+	"phix/store"
+	"phix/store/sqlite"
+)
+
+func init() {
+	register(command{name: "fhir", summary: "run one FHIR R4 server (SQLite file or PostgreSQL)", run: runFHIR})
+}
+
+func runFHIR(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("phix fhir", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address HOST:PORT")
+	db := fs.String("db", "", "database: a SQLite file path, or a postgres:// DSN (required)")
+	tokenFile := fs.String("token-file", "", "file with the accepted bearer token(s), one per line; created with a fresh token when absent (default DB-dir/fhir.token for SQLite)")
+	baseURL := fs.String("base-url", "", "public base URL of the API (default http://HOST:PORT/fhir/r4 from each request)")
+	maxBody := fs.Int64("max-body", fhirserver.DefaultMaxBodyBytes, "request body limit in bytes")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2, err: err}
+	}
+	if *db == "" {
+		return &exitError{code: 2, err: errors.New("--db is required")}
+	}
+	if *tokenFile == "" {
+		if isPostgresURL(*db) {
+			return &exitError{code: 2, err: errors.New("--token-file is required with a PostgreSQL database")}
+		}
+		*tokenFile = *db + ".token"
+	}
+	tokens, created, err := fhirserver.LoadOrCreateTokens(*tokenFile)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	auth, err := fhirserver.NewStaticTokens(tokens...)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(os.Stderr, "phix fhir: wrote a new bearer token to %s\n", *tokenFile)
+	}
+	fmt.Fprintf(os.Stderr, "phix fhir: serving http://%s%s\n", ln.Addr(), fhirserver.BasePath)
+	return fhirserver.Serve(ctx, ln, srv)
+}
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// openStore opens a SQLite file path (optionally "sqlite:" or "file:"
+// prefixed) or a postgres:// DSN.
+func openStore(ctx context.Context, dbURL string) (store.Store, error) {
+	if isPostgresURL(dbURL) {
+		return openPostgres(ctx, dbURL)
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "file:")
+	return sqlite.Open(path)
+}
+
+// openPostgres is replaced once store/postgres lands.
+var openPostgres = func(ctx context.Context, dsn string) (store.Store, error) {
+	return nil, errors.New("PostgreSQL support is not built in yet")
+}

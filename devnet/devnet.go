@@ -1,0 +1,227 @@
+// Package devnet runs the phix development network in one process on
+// loopback: today the FHIR servers of hospital-a and hospital-b, each with
+// its own SQLite database under the data directory. It writes the files the
+// end-to-end checks rely on (DIR/dev/endpoints.json and DIR/dev/<id>.token,
+// DESIGN.md "The dev network"); docs/dev-network.md describes them.
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"phix/fhirserver"
+	"phix/store/sqlite"
+)
+
+// HospitalIDs are the hospitals of the dev network, in order.
+var HospitalIDs = []string{"hospital-a", "hospital-b"}
+
+// DefaultBasePort is hospital-a's FHIR port; hospital-b gets the next one.
+const DefaultBasePort = 18081
+
+// Options configures a dev network.
+type Options struct {
+	DataDir string // required
+	// BasePort is the first hospital's port (default 18081); each next
+	// hospital gets the next port. A busy port falls back to a free one.
+	// -1 picks free ports for every hospital (tests).
+	BasePort int
+	Logger   *slog.Logger // request logs; nil discards
+	// NoSeed skips the demo data written on first start.
+	NoSeed bool
+}
+
+// Hospital is one running hospital node.
+type Hospital struct {
+	ID    string
+	FHIR  string // base URL of the FHIR API
+	Token string // bearer token of the hospital's clinician-administrator
+	// Seeded reports whether this start created the database and seeded it.
+	Seeded bool
+}
+
+// Network is a running dev network.
+type Network struct {
+	Hospitals []Hospital
+	// EndpointsFile is DIR/dev/endpoints.json.
+	EndpointsFile string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	close  []func() error
+}
+
+// Endpoints is the shape of DIR/dev/endpoints.json (DESIGN.md).
+type Endpoints struct {
+	// Coordinator is the coordinator's URL; "" until the coordinator exists.
+	Coordinator string             `json:"coordinator"`
+	Hospitals   []EndpointHospital `json:"hospitals"`
+}
+
+// EndpointHospital is one hospital in endpoints.json. Gateway and Portal are
+// "" until those roles exist.
+type EndpointHospital struct {
+	ID        string `json:"id"`
+	FHIR      string `json:"fhir"`
+	Gateway   string `json:"gateway"`
+	Portal    string `json:"portal"`
+	TokenFile string `json:"token_file"`
+}
+
+// Start brings the network up and returns once every server listens. Stop
+// it by cancelling ctx or calling Close; Wait returns when it has stopped.
+func Start(ctx context.Context, opts Options) (*Network, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("devnet: DataDir is required")
+	}
+	if opts.BasePort == 0 {
+		opts.BasePort = DefaultBasePort
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	devDir := filepath.Join(opts.DataDir, "dev")
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	n := &Network{cancel: cancel, EndpointsFile: filepath.Join(devDir, "endpoints.json")}
+	fail := func(err error) (*Network, error) {
+		cancel()
+		n.wg.Wait()
+		n.closeAll()
+		return nil, err
+	}
+	eps := Endpoints{Coordinator: ""}
+	for i, id := range HospitalIDs {
+		h, err := n.startHospital(ctx, opts, devDir, id, i, logger.With("hospital", id))
+		if err != nil {
+			return fail(fmt.Errorf("devnet: %s: %w", id, err))
+		}
+		n.Hospitals = append(n.Hospitals, *h)
+		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token"})
+	}
+	if err := writeJSONFile(n.EndpointsFile, eps); err != nil {
+		return fail(err)
+	}
+	go func() {
+		<-ctx.Done()
+		n.wg.Wait()
+		n.closeAll()
+	}()
+	return n, nil
+}
+
+func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id string, i int, logger *slog.Logger) (*Hospital, error) {
+	dir := filepath.Join(opts.DataDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	tokens, _, err := fhirserver.LoadOrCreateTokens(filepath.Join(devDir, id+".token"))
+	if err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(dir, "fhir.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	st, err := sqlite.Open(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	n.close = append(n.close, st.Close)
+	auth, err := fhirserver.NewStaticTokens(tokens...)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listen(opts.BasePort, i)
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + ln.Addr().String() + fhirserver.BasePath
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0]}
+	if fresh && !opts.NoSeed {
+		if err := seed(ctx, srv, tokens[0], id); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		h.Seeded = true
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := fhirserver.Serve(ctx, ln, srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.mu.Lock()
+			if n.err == nil {
+				n.err = err
+			}
+			n.mu.Unlock()
+		}
+	}()
+	return h, nil
+}
+
+// listen takes the hospital's stable port, or any free one when it is busy.
+func listen(basePort, i int) (net.Listener, error) {
+	if basePort > 0 {
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(basePort+i)); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// Close stops the network and waits for it.
+func (n *Network) Close() error {
+	n.cancel()
+	return n.Wait()
+}
+
+// Wait blocks until the network has stopped (ctx cancelled or Close) and
+// returns the first server error.
+func (n *Network) Wait() error {
+	n.wg.Wait()
+	n.closeAll()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+func (n *Network) closeAll() {
+	n.mu.Lock()
+	fns := n.close
+	n.close = nil
+	n.mu.Unlock()
+	for _, f := range fns {
+		_ = f()
+	}
+}
+
+// writeJSONFile writes v atomically (temp file and rename).
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
