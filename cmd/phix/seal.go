@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "seal", summary: "seal a file for recipients (phix seal keygen makes key pairs)", run: runSeal})
+	register(command{name: "seal", summary: "seal a file for recipients (also: seal keygen, seal rewrap)", run: runSeal})
 	register(command{name: "unseal", summary: "open a sealed file with a private key", run: runUnseal})
 }
 
@@ -87,10 +87,14 @@ func sealCmd(ctx context.Context, args []string, sio sealIO) error {
 	if len(args) > 0 && args[0] == "keygen" {
 		return keygenCmd(args[1:], sio)
 	}
+	if len(args) > 0 && args[0] == "rewrap" {
+		return rewrapCmd(ctx, args[1:], sio)
+	}
 	fl := newFlagSet("seal", sio.stderr)
 	fl.Usage = func() {
 		fmt.Fprintln(sio.stderr, "usage: phix seal [--suite intl|gm] --to NAME.pub [--to OTHER.pub] [--segment-size N] IN OUT")
 		fmt.Fprintln(sio.stderr, "       phix seal keygen --suite intl|gm --out NAME [--key-version N]")
+		fmt.Fprintln(sio.stderr, "       phix seal rewrap --key NAME.key --to OTHER.pub [--to ...] IN OUT")
 		fmt.Fprintln(sio.stderr, "IN or OUT may be - for stdin/stdout.")
 		fl.PrintDefaults()
 	}
@@ -167,16 +171,9 @@ func unsealCmd(ctx context.Context, args []string, sio sealIO) error {
 	if len(keys) == 0 {
 		return &exitError{2, errors.New("need at least one --key")}
 	}
-	var ids []seal.Identity
-	for i, path := range keys {
-		kf, err := readKeyFile(path, sio.passphrase)
-		if err != nil {
-			return fmt.Errorf("key %d: %w", i+1, err)
-		}
-		if kf.Private == nil {
-			return fmt.Errorf("key %d is a public key file; unseal needs the private key (.key)", i+1)
-		}
-		ids = append(ids, kf.Identity())
+	ids, err := readIdentities(keys, sio)
+	if err != nil {
+		return err
 	}
 	in, size, closeIn, err := openInput(fl.Arg(0), sio)
 	if err != nil {
@@ -191,6 +188,57 @@ func unsealCmd(ctx context.Context, args []string, sio sealIO) error {
 		_, err = r.WriteTo(out)
 		return err
 	})
+}
+
+// rewrapCmd gives a sealed file a new recipient list without re-encrypting it.
+func rewrapCmd(ctx context.Context, args []string, sio sealIO) error {
+	fl := newFlagSet("seal rewrap", sio.stderr)
+	var keys, to multiFlag
+	fl.Var(&keys, "key", "private key file that opens IN (repeatable)")
+	fl.Var(&to, "to", "new recipient public key file (repeatable; replaces all recipients)")
+	if err := fl.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if fl.NArg() != 2 || len(keys) == 0 || len(to) == 0 {
+		fl.Usage()
+		return &exitError{2, errors.New("need --key, --to, IN and OUT")}
+	}
+	ids, err := readIdentities(keys, sio)
+	if err != nil {
+		return err
+	}
+	var recips []seal.Recipient
+	for i, path := range to {
+		kf, err := readKeyFile(path, nil)
+		if err != nil {
+			return fmt.Errorf("recipient %d: %w", i+1, err)
+		}
+		recips = append(recips, kf.Recipient())
+	}
+	in, size, closeIn, err := openInput(fl.Arg(0), sio)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	return writeOutput(fl.Arg(1), sio, func(out io.Writer) error {
+		_, err := seal.Rewrap(out, progress(ctx, in, size, "rewrapping", sio), recips, ids...)
+		return err
+	})
+}
+
+func readIdentities(keys []string, sio sealIO) ([]seal.Identity, error) {
+	var ids []seal.Identity
+	for i, path := range keys {
+		kf, err := readKeyFile(path, sio.passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
+		}
+		if kf.Private == nil {
+			return nil, fmt.Errorf("key %d is a public key file; a private key (.key) is needed", i+1)
+		}
+		ids = append(ids, kf.Identity())
+	}
+	return ids, nil
 }
 
 func keygenCmd(args []string, sio sealIO) error {

@@ -304,3 +304,35 @@ func TestSealProgressAndCancel(t *testing.T) {
 		t.Fatal("OUT exists after cancel")
 	}
 }
+
+func TestSealRewrapCLI(t *testing.T) {
+	dir := t.TempDir()
+	a := keygen(t, dir, "a", "gm", "")
+	c := keygen(t, dir, "c", "gm", "")
+	pt := bytes.Repeat([]byte("imaging study "), 10_000)
+	in, sealed, re, out := filepath.Join(dir, "in"), filepath.Join(dir, "in.phx"), filepath.Join(dir, "re.phx"), filepath.Join(dir, "out")
+	writeFile(t, in, pt)
+	sio, _, _ := testIO(nil, "")
+	ctx := context.Background()
+	if err := sealCmd(ctx, []string{"--to", a + ".pub", in, sealed}, sio); err != nil {
+		t.Fatal(err)
+	}
+	if err := sealCmd(ctx, []string{"rewrap", "--key", a + ".key", "--to", c + ".pub", sealed, re}, sio); err != nil {
+		t.Fatal(err)
+	}
+	if err := unsealCmd(ctx, []string{"--key", c + ".key", re, out}, sio); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, pt) {
+		t.Fatal("rewrapped file does not round-trip")
+	}
+	if err := unsealCmd(ctx, []string{"--key", a + ".key", re, out}, sio); seal.Code(err) != "SEAL_NO_KEY" {
+		t.Fatalf("old recipient after rewrap: %v", err)
+	}
+	if err := sealCmd(ctx, []string{"rewrap", "--key", c + ".key", "--to", a + ".pub", sealed, filepath.Join(dir, "x")}, sio); seal.Code(err) != "SEAL_NO_KEY" {
+		t.Fatalf("rewrap without the key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("output left after a failed rewrap")
+	}
+}
