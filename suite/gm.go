@@ -246,11 +246,19 @@ func (k *sm2RecipientPublic) KeyID() string { return k.id }
 // associated data, hence the DEM. The DEM key is used once, so its nonce is zero.
 func (s gm) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error) {
 	p, ok := pub.(*sm2RecipientPublic)
-	if !ok || p == nil {
-		if pub == nil {
-			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+	if pub == nil || ok && p == nil {
+		return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+	}
+	if !ok {
+		if pub.Suite() != GM {
+			return nil, fmt.Errorf("%w: %s recipient key given to gm", ErrWrongSuite, pub.Suite())
 		}
-		return nil, fmt.Errorf("%w: %s recipient key given to gm", ErrWrongSuite, pub.Suite())
+		// A public key implemented elsewhere (kms, an HSM): use its encoding.
+		q, err := s.ParseRecipientPublicKey(pub.Bytes())
+		if err != nil {
+			return nil, err
+		}
+		p = q.(*sm2RecipientPublic)
 	}
 	z := make([]byte, gmWrapSecret)
 	defer Wipe(z)

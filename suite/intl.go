@@ -203,13 +203,21 @@ func (k *hpkePublic) Bytes() []byte { return append([]byte(nil), k.raw...) }
 func (k *hpkePublic) KeyID() string { return k.id }
 
 // WrapKey is single-shot HPKE base mode: enc ‖ Seal(aad, dataKey).
-func (intl) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error) {
+func (in intl) WrapKey(pub RecipientPublicKey, dataKey, aad []byte) ([]byte, error) {
 	p, ok := pub.(*hpkePublic)
-	if !ok || p == nil {
-		if pub == nil {
-			return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+	if pub == nil || ok && p == nil {
+		return nil, fmt.Errorf("%w: no recipient key", ErrInvalidKey)
+	}
+	if !ok {
+		if pub.Suite() != Intl {
+			return nil, fmt.Errorf("%w: %s recipient key given to intl", ErrWrongSuite, pub.Suite())
 		}
-		return nil, fmt.Errorf("%w: %s recipient key given to intl", ErrWrongSuite, pub.Suite())
+		// A public key implemented elsewhere (kms, an HSM): use its encoding.
+		q, err := in.ParseRecipientPublicKey(pub.Bytes())
+		if err != nil {
+			return nil, err
+		}
+		p = q.(*hpkePublic)
 	}
 	enc, s, err := hpke.NewSender(p.pk, intlKDF, intlAEAD, []byte(wrapInfoIntl))
 	if err != nil {

@@ -329,3 +329,23 @@ func TestAEADKnownAnswers(t *testing.T) {
 		}
 	}
 }
+
+// foreignPub is a recipient public key implemented outside this package.
+type foreignPub struct{ RecipientPublicKey }
+
+func TestWrapForForeignPublicKey(t *testing.T) {
+	for _, s := range allSuites(t) {
+		rk, _ := s.GenerateRecipientKey()
+		w, err := s.WrapKey(foreignPub{rk.Public()}, []byte("0123456789abcdef0123456789abcdef"), []byte("aad"))
+		if err != nil {
+			t.Fatalf("%s: %v", s.ID(), err)
+		}
+		if dk, err := s.UnwrapKey(rk, w, []byte("aad")); err != nil || string(dk) != "0123456789abcdef0123456789abcdef" {
+			t.Fatalf("%s unwrap: %v", s.ID(), err)
+		}
+	}
+	var typedNil *hpkePublic
+	if _, err := intlSuite.WrapKey(typedNil, make([]byte, 32), nil); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("typed nil: %v", err)
+	}
+}
