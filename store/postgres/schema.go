@@ -1,0 +1,121 @@
+package postgres
+
+// migrations are applied in order, each once, under an advisory lock;
+// migration i brings the schema to version i+1. Append only.
+//
+// Text columns use the "C" collation: comparisons and ORDER BY are by code
+// point (UTF-8 bytes), exactly as SQLite's BINARY collation, so prefix ranges
+// and sort orders agree between the engines and index range scans work for
+// prefix matches.
+var migrations = []string{
+	// 1: resources, versions and the search index.
+	`
+CREATE TABLE resources (
+	pk           BIGSERIAL PRIMARY KEY,
+	type         TEXT COLLATE "C" NOT NULL,
+	id           TEXT COLLATE "C" NOT NULL,
+	version      BIGINT  NOT NULL,
+	last_updated BIGINT  NOT NULL, -- Unix nanoseconds of the current version
+	deleted      BOOLEAN NOT NULL,
+	idx_mask     INTEGER NOT NULL DEFAULT 0, -- which idx_* tables hold rows for it
+	UNIQUE (type, id)
+);
+CREATE INDEX resources_last_updated ON resources (type, last_updated);
+
+CREATE TABLE resource_versions (
+	res_pk       BIGINT  NOT NULL REFERENCES resources (pk),
+	version      BIGINT  NOT NULL,
+	type         TEXT COLLATE "C" NOT NULL,
+	id           TEXT COLLATE "C" NOT NULL,
+	last_updated BIGINT  NOT NULL,
+	deleted      BOOLEAN NOT NULL,
+	method       TEXT    NOT NULL,
+	body         BYTEA   NOT NULL,
+	PRIMARY KEY (res_pk, version)
+);
+CREATE INDEX resource_versions_lu ON resource_versions (last_updated);
+CREATE INDEX resource_versions_type_lu ON resource_versions (type, last_updated);
+
+CREATE TABLE idx_string (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	norm TEXT COLLATE "C" NOT NULL, exact TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_string_norm ON idx_string (rtype, param, norm);
+CREATE INDEX idx_string_exact ON idx_string (rtype, param, exact);
+CREATE INDEX idx_string_res ON idx_string (res_pk, param);
+
+CREATE TABLE idx_token (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	system TEXT COLLATE "C" NOT NULL, code TEXT COLLATE "C" NOT NULL, text TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_token_code ON idx_token (rtype, param, code, system);
+CREATE INDEX idx_token_res ON idx_token (res_pk, param);
+
+CREATE TABLE idx_date (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	lo BIGINT NOT NULL, hi BIGINT NOT NULL -- Unix microseconds, inclusive
+);
+CREATE INDEX idx_date_lo ON idx_date (rtype, param, lo);
+CREATE INDEX idx_date_hi ON idx_date (rtype, param, hi);
+CREATE INDEX idx_date_res ON idx_date (res_pk, param);
+
+CREATE TABLE idx_number (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	num DOUBLE PRECISION NOT NULL, lo DOUBLE PRECISION NOT NULL, hi DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX idx_number_num ON idx_number (rtype, param, num);
+CREATE INDEX idx_number_res ON idx_number (res_pk, param);
+
+CREATE TABLE idx_quantity (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	system TEXT COLLATE "C" NOT NULL, code TEXT COLLATE "C" NOT NULL,
+	num DOUBLE PRECISION NOT NULL, lo DOUBLE PRECISION NOT NULL, hi DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX idx_quantity_num ON idx_quantity (rtype, param, num);
+CREATE INDEX idx_quantity_res ON idx_quantity (res_pk, param);
+
+CREATE TABLE idx_reference (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	ref_type TEXT COLLATE "C" NOT NULL, ref_id TEXT COLLATE "C" NOT NULL, ref_version TEXT COLLATE "C" NOT NULL,
+	url TEXT COLLATE "C" NOT NULL, system TEXT COLLATE "C" NOT NULL, code TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_reference_ref ON idx_reference (rtype, param, ref_id, ref_type);
+CREATE INDEX idx_reference_target ON idx_reference (ref_type, ref_id);
+CREATE INDEX idx_reference_url ON idx_reference (rtype, param, url);
+CREATE INDEX idx_reference_ident ON idx_reference (rtype, param, code, system);
+CREATE INDEX idx_reference_res ON idx_reference (res_pk, param);
+
+CREATE TABLE idx_uri (
+	res_pk BIGINT NOT NULL,
+	rtype TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL,
+	url TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_uri_url ON idx_uri (rtype, param, url);
+CREATE INDEX idx_uri_res ON idx_uri (res_pk, param);
+`,
+}
+
+// colType is the SQL array element type of each index value column, for the
+// unnest() inserts.
+var colType = map[string]string{
+	"norm": "text", "exact": "text", "system": "text", "code": "text", "text": "text",
+	"ref_type": "text", "ref_id": "text", "ref_version": "text", "url": "text",
+	"num": "float8",
+}
+
+// dateCols are the bigint columns of idx_date (lo and hi are float8 elsewhere).
+func elemType(table, col string) string {
+	if table == "idx_date" {
+		return "int8"
+	}
+	if t, ok := colType[col]; ok {
+		return t
+	}
+	return "float8"
+}
