@@ -196,7 +196,7 @@ func (r *Reader) next() error {
 					return fmt.Errorf("%w: at a segment boundary after segment %d", ErrTruncated, r.counter)
 				}
 			}
-			return fmt.Errorf("%w: last segment %d", ErrSegmentAuth, r.counter)
+			return fmt.Errorf("%w: segment %d, where the stream ends (corrupt or cut short)", ErrSegmentAuth, r.counter)
 		}
 		r.pt = pt
 		r.done = true
