@@ -1,0 +1,128 @@
+package dlp
+
+// English names: one to three capitalised tokens after a context word
+// ("Patient", "Contact", "Name:") or an honorific ("Mr.", "Dr."), or a
+// common given name followed by a capitalised token.
+
+// nameToken matches a capitalised name token at p: "Smith", "O'Brien",
+// "Smith-Jones", "McDonald", or an initial "J." / "J". It returns the end.
+func nameToken(s string, p int) (int, bool) {
+	if p >= len(s) || !isUpper(s[p]) {
+		return 0, false
+	}
+	e := p + 1
+	lower := 0
+	for e < len(s) {
+		c := s[e]
+		switch {
+		case isLower(c):
+			lower++
+			e++
+		case isUpper(c) && lower > 0 && e+1 < len(s) && isLower(s[e+1]): // McDonald
+			e++
+		case (c == '\'' || c == '-') && e+1 < len(s) && isUpper(s[e+1]):
+			e += 2
+		default:
+			goto done
+		}
+	}
+done:
+	if lower == 0 {
+		// An initial: one capital, optionally with a period.
+		if e == p+1 && (e >= len(s) || !isAlnum(s[e])) {
+			if e < len(s) && s[e] == '.' {
+				e++
+			}
+			return e, true
+		}
+		return 0, false
+	}
+	if e < len(s) && isAlnum(s[e]) {
+		return 0, false
+	}
+	return e, true
+}
+
+// nameRun reads up to three name tokens separated by single spaces from p.
+// It returns the end and the flags of the first and last full tokens.
+func nameRun(s string, p int) (end, tokens int, first, last uint16) {
+	q := p
+	for tokens < 3 {
+		e, ok := nameToken(s, q)
+		if !ok {
+			break
+		}
+		f := lookupWord(s, q, e)
+		if f&(wStop|wName|wTitle|wStreet) != 0 && f&(wGiven|wSurname) == 0 {
+			break
+		}
+		initial := e-q <= 2
+		if tokens == 0 {
+			if initial {
+				break
+			}
+			first = f
+		}
+		if !initial {
+			last = f
+		}
+		end = e
+		tokens++
+		if e+1 < len(s) && s[e] == ' ' {
+			q = e + 1
+			continue
+		}
+		break
+	}
+	// A trailing initial is more likely the start of a sentence.
+	for end > p && s[end-1] == '.' && end-2 >= p && isUpper(s[end-2]) && (end-3 < p || s[end-3] == ' ') {
+		end -= 3
+		tokens--
+		if end <= p {
+			return 0, 0, 0, 0
+		}
+	}
+	return end, tokens, first, last
+}
+
+// nameAfterEN is called on a context word or honorific at [i, j).
+func (st *state) nameAfterEN(i, j int, title bool) {
+	s := st.s
+	p := j
+	if p < len(s) && s[p] == '.' {
+		p++
+	}
+	p = skipSep(s, p)
+	if p == j || p >= len(s) {
+		return
+	}
+	e, n, first, last := nameRun(s, p)
+	if n == 0 {
+		return
+	}
+	score := 0.55
+	switch {
+	case title:
+		score = 0.85
+	case n >= 2 || (first|last)&(wGiven|wSurname) != 0:
+		score = 0.85
+	}
+	st.add(Name, p, e, score, "name-context-en")
+}
+
+// nameGivenEN is called on a common given name at [i, j).
+func (st *state) nameGivenEN(i, j int) {
+	s := st.s
+	if j+1 >= len(s) || s[j] != ' ' || !isUpper(s[j+1]) {
+		return
+	}
+	e, n, _, last := nameRun(s, i)
+	if n < 2 {
+		return
+	}
+	score := 0.7
+	if last&wSurname != 0 {
+		score = 0.85
+	}
+	st.add(Name, i, e, score, "name-given-en")
+}
