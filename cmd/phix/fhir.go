@@ -12,6 +12,7 @@ import (
 
 	"phix/fhirserver"
 	"phix/store"
+	"phix/store/postgres"
 	"phix/store/sqlite"
 )
 
@@ -84,7 +85,6 @@ func openStore(ctx context.Context, dbURL string) (store.Store, error) {
 	return sqlite.Open(path)
 }
 
-// openPostgres is replaced once store/postgres lands.
-var openPostgres = func(ctx context.Context, dsn string) (store.Store, error) {
-	return nil, errors.New("PostgreSQL support is not built in yet")
+func openPostgres(ctx context.Context, dsn string) (store.Store, error) {
+	return postgres.Open(ctx, dsn)
 }
