@@ -77,7 +77,12 @@ func (e *Expression) Evaluate(ec *EvalContext, input Collection) (Collection, er
 	if ec == nil {
 		ec = &EvalContext{}
 	}
-	st := &state{
+	run := &struct {
+		st state
+		sc scope
+	}{}
+	st, sc := &run.st, &run.sc
+	*st = state{
 		ec:       ec,
 		ctx:      ec.Ctx,
 		src:      e.src,
@@ -86,7 +91,7 @@ func (e *Expression) Evaluate(ec *EvalContext, input Collection) (Collection, er
 		maxDepth: orDefault(ec.Limits.MaxDepth, DefaultMaxDepth),
 		input:    input,
 	}
-	sc := &scope{this: input}
+	sc.this = input
 	out, err := st.eval(e.root, sc)
 	if err != nil {
 		return nil, err

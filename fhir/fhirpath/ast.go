@@ -1,5 +1,7 @@
 package fhirpath
 
+import "sync/atomic"
+
 // node is one node of a compiled expression. Every node remembers where it
 // starts in the source so evaluation errors carry a position.
 type node interface {
@@ -28,6 +30,23 @@ type identNode struct {
 	// (Encounter in "Encounter.name.given"): in strict mode a type name there
 	// that the context cannot have is a semantic error.
 	root bool
+	// last caches the most recent child lookup: a path step almost always
+	// sees the same parent type, so this skips the shared cache's lock.
+	last atomic.Pointer[nodeLookup]
+}
+
+type nodeLookup struct {
+	parent string
+	ci     childInfo
+}
+
+func (n *identNode) lookup(parent, name string) childInfo {
+	if l := n.last.Load(); l != nil && l.parent == parent {
+		return l.ci
+	}
+	ci := lookupChild(parent, name)
+	n.last.Store(&nodeLookup{parent: parent, ci: ci})
+	return ci
 }
 
 // markRoot flags the leftmost identifier of a path expression.

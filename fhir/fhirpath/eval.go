@@ -21,6 +21,58 @@ type state struct {
 	input    Collection
 	now      time.Time
 	nowSet   bool
+	arena    Collection // backing store for small result collections
+	scopes   [4]scope   // iteration scopes for the first nesting levels
+	nscopes  int
+}
+
+// pushScope returns a scope for an iterating function; the first levels
+// come from the state so the common case allocates nothing.
+func (st *state) pushScope() *scope {
+	st.nscopes++
+	if st.nscopes <= len(st.scopes) {
+		return &st.scopes[st.nscopes-1]
+	}
+	return &scope{}
+}
+
+func (st *state) popScope() {
+	if st.nscopes <= len(st.scopes) {
+		st.scopes[st.nscopes-1] = scope{}
+	}
+	st.nscopes--
+}
+
+// allocN returns an empty collection with capacity n carved from the
+// evaluation's arena, saving one heap allocation per small result. The
+// capacity is exact, so appending beyond n copies instead of overwriting a
+// neighbour.
+func (st *state) allocN(n int) Collection {
+	if n > 16 {
+		return make(Collection, 0, n)
+	}
+	if cap(st.arena)-len(st.arena) < n {
+		size := 2 * cap(st.arena)
+		size = max(min(size, 64), 16)
+		st.arena = make(Collection, 0, size)
+	}
+	l := len(st.arena)
+	st.arena = st.arena[:l+n]
+	return st.arena[l : l : l+n]
+}
+
+// appendJSONTo is appendJSON with the first allocation taken from the arena.
+func (st *state) appendJSONTo(out Collection, raw, ext any, typ, path string) Collection {
+	if out == nil {
+		switch v := raw.(type) {
+		case []any:
+			out = st.allocN(len(v))
+		case nil:
+		default:
+			out = st.allocN(1)
+		}
+	}
+	return appendJSON(out, raw, ext, typ, path)
 }
 
 // scope is what $this, $index and $total mean at a point of the expression.
@@ -250,15 +302,22 @@ func (st *state) navigate(n *identNode, in Collection, term bool) (Collection, e
 	}
 	if term && n.name != "" && n.name[0] >= 'A' && n.name[0] <= 'Z' {
 		// A type name at the start of a path selects the matching focus.
-		var out Collection
-		matched := false
+		matched := 0
 		for _, it := range in {
 			if it.typ != "" && isSubtype(it.typ, n.name) {
-				out = append(out, it)
-				matched = true
+				matched++
 			}
 		}
-		if matched {
+		if matched == len(in) {
+			return in, nil
+		}
+		if matched > 0 {
+			out := make(Collection, 0, matched)
+			for _, it := range in {
+				if it.typ != "" && isSubtype(it.typ, n.name) {
+					out = append(out, it)
+				}
+			}
 			return out, nil
 		}
 		if fhirKnownResource(n.name) {
@@ -301,7 +360,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	m, ok := it.v.(map[string]any)
 	if !ok {
 		if it.ext != nil && (name == "extension" || name == "id") {
-			return appendJSON(out, it.ext[name], nil, pick2(name == "id", "string", "Extension"), "Extension"), nil
+			return st.appendJSONTo(out, it.ext[name], nil, pick2(name == "id", "string", "Extension"), "Extension"), nil
 		}
 		if st.ec.Strict && it.typ != "" && it.typ != "Element" && (fhirKnown(it.typ)) && name != "extension" && name != "id" {
 			return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "type %s has no element '%s'", it.typ, name)
@@ -310,9 +369,14 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	}
 	if it.typ == "" {
 		// System values that are objects (type()): plain JSON navigation.
-		return appendJSON(out, m[name], nil, "", ""), nil
+		return st.appendJSONTo(out, m[name], nil, "", ""), nil
 	}
-	ci := lookupChild(it.path, name)
+	var ci childInfo
+	if id, ok := n.(*identNode); ok {
+		ci = id.lookup(it.path, name)
+	} else {
+		ci = lookupChild(it.path, name)
+	}
 	if ci.ok {
 		if ci.concrete && st.ec.Strict {
 			return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "'%s' is a choice element: use its base name with ofType() or 'as'", name)
@@ -323,7 +387,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 				raw, ext := m[key], m["_"+key]
 				if raw != nil || ext != nil {
 					t = normType(t)
-					return appendJSON(out, raw, ext, t, t), nil
+					return st.appendJSONTo(out, raw, ext, t, t), nil
 				}
 			}
 			return out, nil
@@ -332,7 +396,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 		if len(m) > 0 && ci.typ != "" && isLowerFirst(ci.typ) {
 			ext = m[ci.extKey]
 		}
-		return appendJSON(out, m[name], ext, ci.typ, ci.path), nil
+		return st.appendJSONTo(out, m[name], ext, ci.typ, ci.path), nil
 	}
 	if st.ec.Strict && modelKnows(it.path) {
 		return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "type %s has no element '%s'", it.typ, name)
@@ -340,7 +404,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	// Fallback: the model does not describe this node; use the JSON.
 	raw, ext := m[name], m["_"+name]
 	if raw != nil || ext != nil {
-		return appendJSON(out, raw, ext, "", ""), nil
+		return st.appendJSONTo(out, raw, ext, "", ""), nil
 	}
 	for k, v := range m {
 		if len(k) > len(name) && strings.HasPrefix(k, name) && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
@@ -348,7 +412,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 			if !fallbackKnown[t] {
 				t = strings.ToLower(t[:1]) + t[1:]
 			}
-			return appendJSON(out, v, m["_"+k], t, t), nil
+			return st.appendJSONTo(out, v, m["_"+k], t, t), nil
 		}
 	}
 	return out, nil
@@ -374,6 +438,9 @@ func appendJSON(out Collection, raw, ext any, typ, path string) Collection {
 	switch v := raw.(type) {
 	case []any:
 		exts, _ := ext.([]any)
+		if out == nil {
+			out = make(Collection, 0, len(v))
+		}
 		for i, e := range v {
 			var em map[string]any
 			if i < len(exts) {

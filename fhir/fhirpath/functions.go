@@ -96,7 +96,9 @@ func (st *state) argString(f *funcNode, i int, sc *scope) (string, bool, error) 
 
 // each evaluates argument ai once per input item with $this and $index set.
 func (st *state) each(f *funcNode, ai int, in Collection, sc *scope, fn func(i int, res Collection) (bool, error)) error {
-	inner := &scope{hasIndex: true, total: sc.total, hasTotal: sc.hasTotal}
+	inner := st.pushScope()
+	defer st.popScope()
+	*inner = scope{hasIndex: true, total: sc.total, hasTotal: sc.hasTotal}
 	for i := range in {
 		inner.this = in[i : i+1 : i+1]
 		inner.index = i
@@ -232,7 +234,7 @@ func sameNode(a, b Item) bool {
 
 func registerFiltering() {
 	reg("where", 1, 1, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {
-		var out Collection
+		out := st.allocN(len(in))
 		err := st.each(f, 0, in, sc, func(i int, res Collection) (bool, error) {
 			b, known, err := st.boolOf(f.args[0], res)
 			if err != nil {
@@ -243,6 +245,9 @@ func registerFiltering() {
 			}
 			return false, nil
 		})
+		if len(out) == 0 {
+			return nil, err
+		}
 		return out, err
 	})
 	reg("select", 1, 1, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {

@@ -147,7 +147,7 @@ func (it Item) sys() (any, bool) {
 				return n, true
 			}
 		}
-		return x, true
+		return it.v, true // already boxed: no allocation
 	case json.Number:
 		if fhirIntegerTypes[it.typ] || (it.typ != "decimal" && !strings.ContainsAny(string(x), ".eE")) {
 			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
@@ -163,7 +163,7 @@ func (it Item) sys() (any, bool) {
 		dec, ok := decimalFromFloat(x)
 		return dec, ok
 	case bool:
-		return x, true
+		return it.v, true
 	case map[string]any:
 		if isQuantityType(it.typ) {
 			return quantityFromJSON(x)
