@@ -41,9 +41,20 @@ var words = func() map[string]uint16 {
 	return m
 }()
 
+// wordPairs holds the (first, second) letter pairs of the words in the
+// table: most words of a text fail this test and skip the map lookup.
+var wordPairs = func() (t [26][26]bool) {
+	for w := range words {
+		if len(w) >= 2 && isLower(w[0]) && isLower(w[1]) {
+			t[w[0]-'a'][w[1]-'a'] = true
+		}
+	}
+	return t
+}()
+
 // lookupWord returns the flags of the ASCII word s[i:j].
 func lookupWord(s string, i, j int) uint16 {
-	if j-i > 12 {
+	if j-i > 12 || j-i < 2 || !isLetter(s[i]) || !isLetter(s[i+1]) || !wordPairs[(s[i]|0x20)-'a'][(s[i+1]|0x20)-'a'] {
 		return 0
 	}
 	var buf [12]byte

@@ -1,7 +1,8 @@
 package dlp
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -54,13 +55,13 @@ func resolve(fs []Finding) []Finding {
 	if len(fs) < 2 {
 		return fs
 	}
-	sort.Slice(fs, func(i, j int) bool {
-		if fs[i].Start != fs[j].Start {
-			return fs[i].Start < fs[j].Start
+	slices.SortFunc(fs, func(a, b Finding) int {
+		if a.Start != b.Start {
+			return cmp.Compare(a.Start, b.Start)
 		}
-		return fs[i].End > fs[j].End
+		return cmp.Compare(b.End, a.End)
 	})
-	out := make([]Finding, 0, len(fs))
+	out := fs[:0]
 	for lo := 0; lo < len(fs); {
 		// An overlap group: a maximal run whose spans chain together.
 		hi, end := lo+1, fs[lo].End
@@ -70,50 +71,54 @@ func resolve(fs []Finding) []Finding {
 			}
 			hi++
 		}
-		out = append(out, pickGroup(fs[lo:hi])...)
+		if hi-lo == 1 {
+			out = append(out, fs[lo])
+		} else {
+			// Winners are written over the group's own slots, which out
+			// never overtakes (out grows by at most the group's size).
+			out = append(out, pickGroup(fs[lo:hi])...)
+		}
 		lo = hi
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	slices.SortFunc(out, func(a, b Finding) int { return cmp.Compare(a.Start, b.Start) })
 	return out
 }
 
-// better reports whether a wins over b inside an overlap group.
-func better(a, b Finding) bool {
+// better orders findings inside an overlap group, winner first.
+func better(a, b Finding) int {
 	if la, lb := a.End-a.Start, b.End-b.Start; la != lb {
-		return la > lb
+		return cmp.Compare(lb, la)
 	}
 	if a.Score != b.Score {
-		return a.Score > b.Score
+		return cmp.Compare(b.Score, a.Score)
 	}
 	if a.Start != b.Start {
-		return a.Start < b.Start
+		return cmp.Compare(a.Start, b.Start)
 	}
 	if a.Type != b.Type {
-		return a.Type < b.Type
+		return cmp.Compare(a.Type, b.Type)
 	}
-	return a.Detector < b.Detector
+	return cmp.Compare(a.Detector, b.Detector)
 }
 
+// pickGroup sorts g (in place) and returns the kept prefix.
 func pickGroup(g []Finding) []Finding {
-	if len(g) == 1 {
-		return g
-	}
-	c := append([]Finding(nil), g...)
-	sort.SliceStable(c, func(i, j int) bool { return better(c[i], c[j]) })
-	var kept []Finding
-	for _, f := range c {
+	slices.SortFunc(g, better)
+	n := 0
+	for _, f := range g {
 		ok := true
-		for _, k := range kept {
+		for _, k := range g[:n] {
 			if f.Start < k.End && k.Start < f.End {
 				ok = false
 				break
 			}
 		}
 		if ok {
-			kept = append(kept, f)
+			g[n] = f
+			n++
 		}
 	}
-	return kept
+	return g[:n]
 }
 
 // toCodePoints converts byte offsets (sorted by start, non-overlapping) to

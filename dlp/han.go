@@ -14,7 +14,7 @@ const (
 // Per-rune flags for the Han block: one array index per rune decides what
 // to try, which keeps Chinese text fast.
 const (
-	hSurname   uint8 = 1 << iota // any surname
+	hSurname  uint16 = 1 << iota // any surname
 	hCommon                      // common surname usable without context
 	hKeyword                     // first rune of a context keyword
 	hNameStop                    // ends a name
@@ -22,13 +22,14 @@ const (
 	hPlace                       // first rune of a province or city name
 	hNumeral                     // Chinese numeral
 	hCompound                    // first rune of a compound surname
+	hTitle                       // first rune of a title (先生, 医生)
 )
 
-var hanFlags [hanHi - hanLo + 1]uint8
+var hanFlags [hanHi - hanLo + 1]uint16
 
 func isHan(r rune) bool { return r >= hanLo && r <= hanHi }
 
-func hanFlag(r rune) uint8 {
+func hanFlag(r rune) uint16 {
 	if r < hanLo || r > hanHi {
 		return 0
 	}
@@ -64,7 +65,7 @@ type zhKeyword struct {
 var zhKeywords = map[rune][]zhKeyword{}
 
 func init() {
-	mark := func(s string, f uint8) {
+	mark := func(s string, f uint16) {
 		for _, r := range s {
 			if isHan(r) {
 				hanFlags[r-hanLo] |= f
@@ -80,6 +81,10 @@ func init() {
 	}
 	mark("省市区县旗州镇乡村路街道巷弄里胡同苑园厦场寓", hAddrSfx)
 	mark("〇零一二三四五六七八九", hNumeral)
+	for _, t := range zhTitles {
+		r, _ := utf8.DecodeRuneInString(t)
+		hanFlags[r-hanLo] |= hTitle
+	}
 	for _, p := range zhPlaceStarts {
 		r, _ := utf8.DecodeRuneInString(p)
 		hanFlags[r-hanLo] |= hPlace
@@ -137,12 +142,24 @@ func (st *state) han(i int, r rune) {
 			st.mrnAfter(i + len(kw))
 		}
 	}
-	if f&(hSurname|hCompound) != 0 {
+	if f&(hSurname|hCompound) != 0 && (!prevHan(s, i) || titleSoon(s, i)) {
 		st.nameZh(i, false, false)
 	}
 	if f&hPlace != 0 || (f&hNameStop == 0 && !prevHan(s, i)) {
 		st.addressZh(i, false)
 	}
+}
+
+// titleSoon reports whether one of the three runes after i may start a
+// title, the only way a name without context may follow another Han rune.
+func titleSoon(s string, i int) bool {
+	for k := i + 3; k <= i+9 && k < len(s); k += 3 {
+		r, _ := decodeRune(s, k)
+		if hanFlag(r)&hTitle != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // prevHan reports whether the rune before i is a Han character.

@@ -105,7 +105,7 @@ func (sc *Scanner) ScanText(text string) []Finding {
 
 // scanBytes returns resolved findings with byte offsets.
 func (sc *Scanner) scanBytes(s string) []Finding {
-	st := state{sc: sc, s: s}
+	st := state{sc: sc, s: s, out: make([]Finding, 0, 4+len(s)/48)}
 	st.run()
 	for _, re := range sc.mrnBare {
 		for _, m := range re.FindAllStringIndex(s, -1) {
@@ -178,10 +178,16 @@ func (st *state) run() {
 			}
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r >= hanLo && r <= hanHi || r == '〇' {
-			st.han(i, r)
+		// Han characters are three bytes (E4–E9 lead); decode those inline.
+		if c >= 0xE3 && c <= 0xE9 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			r := rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F)
+			if r >= hanLo && r <= hanHi || r == '〇' {
+				st.han(i, r)
+			}
+			i += 3
+			continue
 		}
+		_, n := utf8.DecodeRuneInString(s[i:])
 		i += n
 	}
 }
