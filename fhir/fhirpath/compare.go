@@ -88,9 +88,6 @@ func valuesEqual(av, bv any) (bool, bool) {
 			return false, false
 		}
 		return c == 0, true
-	case typeInfo:
-		y, ok := bv.(typeInfo)
-		return ok && x == y, true
 	}
 	return false, true
 }

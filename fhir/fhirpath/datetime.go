@@ -3,7 +3,6 @@ package fhirpath
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -538,6 +537,3 @@ func pick(c bool, a, b int) int {
 	}
 	return b
 }
-
-// itoa is strconv.Itoa, named for brevity.
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -261,9 +261,6 @@ func (d Decimal) ceilInt() *big.Int {
 // DecimalFromBig converts an integer.
 func DecimalFromBig(b *big.Int) Decimal { return Decimal{u: b} }
 
-// isInteger reports whether the value has no fractional part.
-func (d Decimal) isInteger() bool { return DecimalFromBig(d.truncInt()).Cmp(d) == 0 }
-
 // Float64 is the nearest float64.
 func (d Decimal) Float64() float64 {
 	f, _ := strconv.ParseFloat(d.String(), 64)

@@ -124,7 +124,8 @@ func registerStrings() {
 	reg("upper", 0, 0, strFn(0, func(s string, a []string) (any, bool) { return strings.ToUpper(s), true }))
 	reg("lower", 0, 0, strFn(0, func(s string, a []string) (any, bool) { return strings.ToLower(s), true }))
 	reg("replace", 2, 2, strFn(2, func(s string, a []string) (any, bool) {
-		if len(s)+len(a[1])*(len(s)+1) > 1<<24 {
+		if len(a[0]) == 0 && len(s)+len(a[1])*(len(s)+1) > MaxStringLength ||
+			len(a[0]) > 0 && len(a[1]) > len(a[0]) && len(s)/len(a[0])*len(a[1])+len(s) > MaxStringLength {
 			return nil, false
 		}
 		return strings.ReplaceAll(s, a[0], a[1]), true
@@ -173,7 +174,23 @@ func registerStrings() {
 		if err != nil {
 			return nil, st.errAt(f.args[0], KindExecution, CodeRegex, "invalid regular expression")
 		}
-		return Collection{sysItem(re.ReplaceAllString(s, repl))}, nil
+		var b []byte
+		last := 0
+		const maxMatches = 100000
+		matches := re.FindAllStringSubmatchIndex(s, maxMatches+1)
+		if len(matches) > maxMatches {
+			return nil, st.errAt(f, KindLimit, CodeSizeLimit, "replaceMatches() found more than %d matches", maxMatches)
+		}
+		for _, m := range matches {
+			b = append(b, s[last:m[0]]...)
+			b = re.ExpandString(b, repl, s, m)
+			last = m[1]
+			if len(b) > MaxStringLength {
+				return nil, st.errAt(f, KindLimit, CodeSizeLimit, "string longer than %d bytes", MaxStringLength)
+			}
+		}
+		b = append(b, s[last:]...)
+		return Collection{sysItem(string(b))}, nil
 	})
 	reg("toChars", 0, 0, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {
 		s, ok, err := st.inputString(f, in)
@@ -217,13 +234,21 @@ func registerStrings() {
 			}
 		}
 		parts := make([]string, 0, len(in))
+		total := 0
 		for _, it := range in {
-			v, _ := it.sys()
+			v, has := it.sys()
+			if !has {
+				continue // a primitive with only extensions
+			}
 			s, ok := v.(string)
 			if !ok {
 				return nil, st.errAt(f, KindExecution, CodeType, "join() needs String items")
 			}
 			parts = append(parts, s)
+			total += len(s) + len(sep)
+			if total > MaxStringLength {
+				return nil, st.errAt(f, KindLimit, CodeSizeLimit, "string longer than %d bytes", MaxStringLength)
+			}
 		}
 		return Collection{sysItem(strings.Join(parts, sep))}, nil
 	})

@@ -5,6 +5,10 @@ import (
 	"math/big"
 )
 
+// MaxStringLength bounds strings built by an expression (concatenation,
+// join, replace), so repeated doubling cannot exhaust memory.
+const MaxStringLength = 1 << 20
+
 func (st *state) unary(x *unaryNode, v Collection) (Collection, error) {
 	it, ok, err := st.singleton(x, v)
 	if err != nil || !ok {
@@ -134,6 +138,9 @@ func (st *state) binary(x *binaryNode, sc *scope) (Collection, error) {
 		}
 		as, _ := stringOf(a)
 		bs, _ := stringOf(b)
+		if len(as)+len(bs) > MaxStringLength {
+			return nil, st.errAt(x, KindLimit, CodeSizeLimit, "string longer than %d bytes", MaxStringLength)
+		}
 		return Collection{sysItem(as + bs)}, nil
 	}
 	return st.arith(x, left, right)
@@ -288,6 +295,9 @@ func (st *state) arith(x *binaryNode, left, right Collection) (Collection, error
 		bs, ok := bv.(string)
 		if !ok {
 			return typeErr()
+		}
+		if len(as)+len(bs) > MaxStringLength {
+			return nil, st.errAt(x, KindLimit, CodeSizeLimit, "string longer than %d bytes", MaxStringLength)
 		}
 		return Collection{sysItem(as + bs)}, nil
 	}

@@ -111,18 +111,39 @@ func compareQuantity(a, b Quantity) (int, bool) {
 	return av.Cmp(bv), true
 }
 
-// equivalentQuantity: equal after conversion when rounded to the precision
-// of the less precise operand.
+// equivalentQuantity: equal after conversion when compared at the
+// precision of the less precise operand (the one whose last digit stands
+// for the larger amount), in that operand's unit.
 func equivalentQuantity(a, b Quantity) bool {
-	av, ad, ok1 := a.canonical()
-	bv, bd, ok2 := b.canonical()
-	if !ok1 || !ok2 {
-		return a.Unit == b.Unit && decimalEquivalent(a.Value, b.Value)
+	if a.Unit == b.Unit && a.Calendar == b.Calendar {
+		return decimalEquivalent(a.Value, b.Value)
 	}
-	if ad != bd {
+	_, ad, ok1 := a.canonical()
+	_, bd, ok2 := b.canonical()
+	if !ok1 || !ok2 || ad != bd {
 		return false
 	}
-	return decimalEquivalent(av, bv)
+	step := func(q Quantity) *big.Rat {
+		unit := Quantity{Value: Decimal{u: bigOne, scale: q.Value.scale}, Unit: q.Unit, Calendar: q.Calendar}
+		v, _, _ := unit.canonical()
+		return v.rat()
+	}
+	ref, other := a, b
+	if step(b).Cmp(step(a)) > 0 {
+		ref, other = b, a
+	}
+	rv, _, _ := ref.canonical()
+	ov, _, _ := other.canonical()
+	one := Quantity{Value: DecimalFromInt(1), Unit: ref.Unit, Calendar: ref.Calendar}
+	f, _, _ := one.canonical()
+	if f.Sign() == 0 {
+		return false
+	}
+	// other expressed in ref's unit
+	conv := new(big.Rat).Quo(ov.rat(), f.rat())
+	s := ref.Value.scale
+	_ = rv
+	return ratToDecimal(conv, s).Cmp(ref.Value.round(s)) == 0
 }
 
 func decimalEquivalent(a, b Decimal) bool {

@@ -101,23 +101,11 @@ func sysTypeName(v any) string {
 			return "Time"
 		}
 		return "DateTime"
-	case typeInfo:
-		return "TypeInfo"
 	}
 	return "Any"
 }
 
-// typeInfo is the result of type().
-type typeInfo struct {
-	namespace, name string
-}
-
 var fhirIntegerTypes = map[string]bool{"integer": true, "positiveInt": true, "unsignedInt": true, "integer64": true}
-
-var fhirStringTypes = map[string]bool{
-	"string": true, "code": true, "id": true, "uri": true, "url": true, "canonical": true, "oid": true,
-	"uuid": true, "markdown": true, "base64Binary": true, "xhtml": true,
-}
 
 // sys converts a node to its System value. ok is false for complex nodes
 // and for primitives with no value.
@@ -208,19 +196,6 @@ func quantityFromJSON(m map[string]any) (any, bool) {
 		unit = "1"
 	}
 	return Quantity{Value: v, Unit: unit}, true
-}
-
-// isPrimitiveNode reports whether the node is a FHIR primitive (or a System
-// value).
-func (it Item) isPrimitive() bool {
-	switch it.v.(type) {
-	case map[string]any, []any:
-		return false
-	}
-	if it.v == nil && it.typ != "" {
-		return true // primitive carrying only extensions
-	}
-	return true
 }
 
 func (it Item) isComplex() bool {
