@@ -31,7 +31,7 @@ type Manager struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	secrets map[string][]byte // "<kek>@<version>" -> unwrapped per-version secret
+	secrets map[string]cachedSecret // "<kek>@<version>" -> unwrapped per-version secret
 
 	wraps, unwraps atomic.Int64
 }
@@ -47,7 +47,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Store == nil || cfg.Backend == nil {
 		return nil, Errorf(CodeBadInput, "kms.Open needs a store and a backend")
 	}
-	m := &Manager{st: cfg.Store, be: cfg.Backend, aud: cfg.Auditor, now: cfg.Now, secrets: map[string][]byte{}}
+	m := &Manager{st: cfg.Store, be: cfg.Backend, aud: cfg.Auditor, now: cfg.Now, secrets: map[string]cachedSecret{}}
 	if m.aud == nil {
 		m.aud = StoreAuditor{Store: cfg.Store}
 	}
@@ -310,6 +310,16 @@ func (m *Manager) currentVersion(ctx context.Context, hospital string, p Purpose
 	return k, v, nil
 }
 
+// secretTTL bounds how long an unwrapped secret is reused without checking
+// the store, so a version destroyed or retired by another process stops
+// being used here within this time.
+const secretTTL = 30 * time.Second
+
+type cachedSecret struct {
+	secret  []byte
+	fetched time.Time
+}
+
 // versionSecret returns the unwrapped secret of version n (0: current) of a
 // hospital's purpose KEK, caching it in memory.
 func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose, n int) ([]byte, KEK, int, error) {
@@ -328,14 +338,14 @@ func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose,
 	}
 	ck := versionKey(k.ID, n)
 	m.mu.Lock()
-	s, ok := m.secrets[ck]
+	c, ok := m.secrets[ck]
 	m.mu.Unlock()
-	if ok {
+	if ok && time.Since(c.fetched) < secretTTL {
 		// Retirement and destruction apply to cached secrets too.
 		if n < k.MinDecryption {
 			return nil, k, n, Errorf(CodeRetiredVersion, "KEK %s version %d is retired (min_decryption_version %d)", k.ID, n, k.MinDecryption)
 		}
-		return s, k, n, nil
+		return c.secret, k, n, nil
 	}
 	v, err := m.st.KEKVersion(ctx, k.ID, n)
 	if err != nil {
@@ -347,12 +357,12 @@ func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose,
 	if !v.Destroyed.IsZero() || len(v.Secret) == 0 {
 		return nil, k, n, Errorf(CodeDestroyed, "KEK %s version %d is destroyed", k.ID, n)
 	}
-	s, _, err = m.unwrapBlob(ctx, v.Secret, secretKeyID(k.ID, n))
+	s, _, err := m.unwrapBlob(ctx, v.Secret, secretKeyID(k.ID, n))
 	if err != nil {
 		return nil, k, n, err
 	}
 	m.mu.Lock()
-	m.secrets[ck] = s
+	m.secrets[ck] = cachedSecret{secret: s, fetched: time.Now()}
 	m.mu.Unlock()
 	return s, k, n, nil
 }
@@ -360,8 +370,7 @@ func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose,
 func (m *Manager) forget(kek string, v int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s, ok := m.secrets[versionKey(kek, v)]; ok {
-		suite.Wipe(s)
-		delete(m.secrets, versionKey(kek, v))
-	}
+	// Not wiped: a concurrent caller may still hold the slice; dropping the
+	// reference is what stops further use.
+	delete(m.secrets, versionKey(kek, v))
 }
