@@ -91,7 +91,7 @@ func (f *FF1) crypt(x, t []byte, enc bool) ([]byte, error) {
 	tl := len(t)
 	p[12], p[13], p[14], p[15] = byte(tl>>24), byte(tl>>16), byte(tl>>8), byte(tl)
 
-	pad := (-(tl + bb + 1)%16 + 16) % 16
+	pad := (-(tl+bb+1)%16 + 16) % 16
 	q := make([]byte, tl+pad+1+bb)
 	copy(q, t)
 	var prefix [16]byte

@@ -30,6 +30,10 @@ func isNumber(typ string) bool {
 
 // applyRule applies c to the unclaimed leaves of node i's subtree.
 func (e *Engine) applyRule(ctx context.Context, t *tree, c *compiled, i int, pc *patientCtx) error {
+	if c.Method == MethodGeneralize && t.nodes[i].typ == "Address" && (c.To == "zip3" || c.To == "city" || c.To == "cnRegion") {
+		e.generalizeAddress(t, c, i)
+		return nil
+	}
 	end := t.nodes[i].end
 	for j := i; j < end; j++ {
 		if !t.nodes[j].leaf || t.claim[j] {
@@ -259,37 +263,6 @@ func (e *Engine) generalize(t *tree, c *compiled, j int, direct bool, v any, pc 
 		t.set(j, json.Number(strconv.FormatFloat(a, 'f', -1, 64)))
 		return true, nil
 	case "zip3", "city", "cnRegion":
-		if n.def == "Address" {
-			// keep: the parts the level allows; drop: the finer ones.
-			keep := map[string][]string{
-				"zip3":     {"state", "country", "use", "type"},
-				"city":     {"city", "district", "state", "postalCode", "country", "use", "type"},
-				"cnRegion": {"state", "city", "district", "country", "use", "type"},
-			}[c.To]
-			switch n.key {
-			case "period":
-				return false, nil
-			case "postalCode":
-				if c.To == "zip3" {
-					if z, ok := ZIP3(s); ok && isStr {
-						t.set(j, z)
-					} else {
-						t.set(j, removed)
-					}
-					return true, nil
-				}
-			}
-			for _, k := range keep {
-				if n.key == k {
-					return true, nil
-				}
-			}
-			if strings.HasPrefix(n.key, "_") || n.key == "id" || n.key == "url" {
-				return false, nil
-			}
-			t.set(j, removed)
-			return true, nil
-		}
 		if c.To == "zip3" && isStr && (n.key == "postalCode" || direct) {
 			if z, ok := ZIP3(s); ok {
 				t.set(j, z)
@@ -539,6 +512,13 @@ func cleanup(obj map[string]any, def string) bool {
 			}
 		}
 	}
+	if def == "Extension" {
+		if _, ok := obj["url"]; !ok {
+			// An extension without its url means nothing: drop it whole.
+			clear(obj)
+			return true
+		}
+	}
 	for _, k := range gone {
 		info, conc, ok := fhir.LookupElement(def, k)
 		if !ok || info.Min == 0 {
@@ -563,4 +543,41 @@ func cleanup(obj map[string]any, def string) bool {
 		}
 	}
 	return len(obj) == 0
+}
+
+// addressKeep lists, per generalisation level, the Address elements kept.
+var addressKeep = map[string]map[string]bool{
+	"zip3":     {"state": true, "country": true, "use": true, "type": true, "period": true},
+	"city":     {"city": true, "district": true, "state": true, "postalCode": true, "country": true, "use": true, "type": true, "period": true},
+	"cnRegion": {"state": true, "city": true, "district": true, "country": true, "use": true, "type": true, "period": true},
+}
+
+// generalizeAddress reduces an Address to the level's elements: everything
+// else (street lines, text, extensions such as geolocation) is removed and
+// claimed; the period is left for the date rules.
+func (e *Engine) generalizeAddress(t *tree, c *compiled, i int) {
+	keep := addressKeep[c.To]
+	for j := i + 1; j < t.nodes[i].end; j = t.nodes[j].end {
+		n := &t.nodes[j]
+		switch {
+		case n.key == "period":
+			continue
+		case n.key == "postalCode" && c.To == "zip3":
+			if s, ok := t.get(j).(string); ok && !t.claim[j] {
+				if z, ok := ZIP3(s); ok {
+					t.set(j, z)
+				} else {
+					t.set(j, removed)
+				}
+			}
+		case keep[n.key] || keep[strings.TrimPrefix(n.key, "_")]:
+		default:
+			if !t.claim[j] {
+				t.set(j, removed)
+			}
+		}
+		for k := j; k < n.end; k++ {
+			t.claim[k] = true
+		}
+	}
 }
