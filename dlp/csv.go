@@ -36,11 +36,10 @@ func ScanCSV(r io.Reader) ([]Finding, error) { return defaultScanner.ScanCSV(r) 
 
 // ScanCSV scans CSV from r. The first row is taken as a header when none of
 // its cells holds a digit or '@'. A malformed file is an *Error with
-// CodeInvalidCSV; findings from rows before the error are not returned.
+// CodeInvalidCSV (a malformed file is refused rather than half scanned).
 func (sc *Scanner) ScanCSV(r io.Reader) ([]Finding, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	cr.LazyQuotes = true
 	var (
 		out    []Finding
 		header []string

@@ -59,6 +59,9 @@ func (sc *Scanner) ScanJSON(data []byte) ([]Finding, error) {
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
+			if len(nodes) > 0 || !done {
+				return nil, errorf(CodeInvalidJSON, "unexpected end of input")
+			}
 			break
 		}
 		if err != nil {
