@@ -1,6 +1,7 @@
 package deid
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,4 +71,11 @@ func mustParse(t testing.TB, s string) *fhir.Resource {
 		t.Fatal(err)
 	}
 	return r
+}
+
+type jsonNumber = json.Number
+
+func jsonText(r *fhir.Resource) (string, error) {
+	b, err := fhir.Marshal(r)
+	return string(b), err
 }

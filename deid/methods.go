@@ -35,6 +35,15 @@ func (e *Engine) applyRule(ctx context.Context, t *tree, c *compiled, i int, pc 
 		return nil
 	}
 	end := t.nodes[i].end
+	if c.Method == MethodRedact && !c.Scan && !t.nodes[i].leaf && !anyClaimed(t, i) {
+		// The whole element goes, not its leaves one by one (which would
+		// leave required children as data-absent stubs).
+		t.set(i, removed)
+		for j := i; j < end; j++ {
+			t.claim[j] = true
+		}
+		return nil
+	}
 	for j := i; j < end; j++ {
 		if !t.nodes[j].leaf || t.claim[j] {
 			continue
@@ -580,4 +589,13 @@ func (e *Engine) generalizeAddress(t *tree, c *compiled, i int) {
 			t.claim[k] = true
 		}
 	}
+}
+
+func anyClaimed(t *tree, i int) bool {
+	for j := i; j < t.nodes[i].end; j++ {
+		if t.claim[j] {
+			return true
+		}
+	}
+	return false
 }
