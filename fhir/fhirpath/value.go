@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"phix/fhir"
 )
 
 // Item is one element of a collection: either a node of a FHIR resource (a
@@ -27,6 +29,15 @@ type Collection []Item
 func NewResourceItem(obj map[string]any) Item {
 	rt, _ := obj["resourceType"].(string)
 	return Item{v: obj, typ: rt, path: rt}
+}
+
+// ResourceCollection is the input collection for evaluating against a
+// parsed resource.
+func ResourceCollection(r *fhir.Resource) Collection {
+	if r == nil || r.Object == nil {
+		return nil
+	}
+	return Collection{NewResourceItem(r.Object)}
 }
 
 // NewItem wraps a JSON value of the given FHIR type (for example a
