@@ -19,7 +19,7 @@ import (
 
 // env is a running server on loopback plus a client for it.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	base  string
 	token string
@@ -54,7 +54,7 @@ func openSQLite(t testing.TB) store.Store {
 	return st
 }
 
-func newEnv(t *testing.T, st store.Store, mod ...func(*Config)) *env {
+func newEnv(t testing.TB, st store.Store, mod ...func(*Config)) *env {
 	t.Helper()
 	tok, err := NewToken()
 	if err != nil {
@@ -138,7 +138,7 @@ func (e *env) do(method, path string, body any, hdr ...string) *resp {
 }
 
 // want fails unless the status is as expected.
-func (r *resp) want(t *testing.T, status int) *resp {
+func (r *resp) want(t testing.TB, status int) *resp {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body: %.600s", r.status, status, r.body)

@@ -73,6 +73,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			// and bodies are PHI.
 			route := r.Pattern
 			if route == "" {
+				// Refused before routing (401, 406): name the route it would have taken.
+				_, route = mux.Handler(r)
+			}
+			if route == "" {
 				route = "(none)"
 			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",

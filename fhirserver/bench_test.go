@@ -1,0 +1,199 @@
+package fhirserver
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Benchmarks over ../shared/testdata/synthea, through real HTTP on loopback,
+// against SQLite and PostgreSQL:
+//
+//	go test -run '^$' -bench . -benchtime 1x -count 5 ./fhirserver
+//
+// Each reports its figure with b.ReportMetric and a ratio to a raw loopback
+// HTTP round trip measured in the same run, since machines are noisy.
+
+func benchBackends(b *testing.B, fn func(b *testing.B, open storeFactory)) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		open := backends[name]
+		b.Run(name, func(b *testing.B) { fn(b, open) })
+	}
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, DisableCompression: true}}
+}
+
+// rawRoundTrip measures the median round trip of a trivial handler on
+// loopback with the same client: the floor any FHIR read sits on.
+func rawRoundTrip(b *testing.B, c *http.Client) time.Duration {
+	b.Helper()
+	body := bytes.Repeat([]byte("x"), 2048)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) })}
+	e := newEnv(b, openSQLite(b))
+	e.srv.Config.Handler = srv.Handler // reuse the loopback listener
+	lat := make([]time.Duration, 0, 2000)
+	for i := 0; i < 2000; i++ {
+		t0 := time.Now()
+		res, err := c.Get(e.srv.URL + "/raw")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		lat = append(lat, time.Since(t0))
+	}
+	return percentile(lat, 50)
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+// BenchmarkImport imports the 24 Synthea bundles as transactions into an
+// empty store: resources/s.
+func BenchmarkImport(b *testing.B) {
+	bundles := syntheaBundles(b)
+	benchBackends(b, func(b *testing.B, open storeFactory) {
+		c := benchClient()
+		var resources int
+		var elapsed time.Duration
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			e := newEnv(b, open(b))
+			b.StartTimer()
+			t0 := time.Now()
+			for name, data := range bundles {
+				req, _ := http.NewRequest("POST", e.base, bytes.NewReader(data))
+				req.Header.Set("Authorization", "Bearer "+e.token)
+				req.Header.Set("Content-Type", "application/fhir+json")
+				req.Header.Set("Prefer", "return=minimal")
+				res, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					b.Fatalf("%s: %d %.300s", name, res.StatusCode, out)
+				}
+				resources += bytes.Count(out, []byte(`"status":"201 Created"`))
+			}
+			elapsed += time.Since(t0)
+		}
+		b.ReportMetric(float64(resources)/elapsed.Seconds(), "resources/s")
+	})
+}
+
+// readFixture imports a few bundles and returns the server and every
+// resource path in it.
+func readFixture(b *testing.B, open storeFactory) (*env, []string) {
+	b.Helper()
+	bundles := syntheaBundles(b)
+	e := newEnv(b, open(b))
+	n := 0
+	var paths []string
+	for _, data := range bundles {
+		if n == 4 {
+			break
+		}
+		n++
+		r := e.do("POST", "", data).want(b, 200)
+		for _, en := range r.entries() {
+			loc := en["response"].(map[string]any)["location"].(string)
+			// Type/id/_history/1 -> Type/id
+			i := bytes.Index([]byte(loc), []byte("/_history/"))
+			paths = append(paths, "/"+loc[:i])
+		}
+	}
+	return e, paths
+}
+
+func getOK(b *testing.B, c *http.Client, url, token string) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		b.Errorf("GET: %d", res.StatusCode)
+	}
+}
+
+// BenchmarkReadLatency reads resources one at a time from one client: p50
+// and p99 in ms, and p50 as a multiple of a raw loopback round trip.
+func BenchmarkReadLatency(b *testing.B) {
+	benchBackends(b, func(b *testing.B, open storeFactory) {
+		e, paths := readFixture(b, open)
+		c := benchClient()
+		raw := rawRoundTrip(b, c)
+		n := max(b.N, 2000)
+		n = min(n, 50000)
+		lat := make([]time.Duration, 0, n)
+		b.ResetTimer()
+		for i := 0; i < n; i++ {
+			t0 := time.Now()
+			getOK(b, c, e.base+paths[i%len(paths)], e.token)
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		p50, p99 := percentile(lat, 50), percentile(lat, 99)
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(p50)/float64(raw), "p50/raw-http")
+	})
+}
+
+// BenchmarkReadThroughput reads with 16 concurrent clients: reads/s, and the
+// same rate as a fraction of raw loopback round trips at 16 clients.
+func BenchmarkReadThroughput(b *testing.B) {
+	benchBackends(b, func(b *testing.B, open storeFactory) {
+		e, paths := readFixture(b, open)
+		c := benchClient()
+		const clients = 16
+		total := min(max(b.N, 20000), 200000)
+		run := func(url func(i int) string) float64 {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			t0 := time.Now()
+			for w := 0; w < clients; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := int(next.Add(1)) - 1
+						if i >= total {
+							return
+						}
+						getOK(b, c, url(i), e.token)
+					}
+				}()
+			}
+			wg.Wait()
+			return float64(total) / time.Since(t0).Seconds()
+		}
+		b.ResetTimer()
+		rate := run(func(i int) string { return e.base + paths[i%len(paths)] })
+		b.StopTimer()
+		e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(bytes.Repeat([]byte("x"), 2048)) })
+		rawRate := run(func(int) string { return e.srv.URL + "/raw" })
+		b.ReportMetric(rate, "reads/s")
+		b.ReportMetric(rate/rawRate, "vs-raw-http")
+	})
+}
