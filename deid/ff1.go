@@ -116,8 +116,7 @@ func (f *FF1) crypt(x, t []byte, enc bool) ([]byte, error) {
 		clear(q[tl+pad+1:])
 		copy(q[len(q)-len(nb):], nb)
 		// R = PRF(P || Q): CBC-MAC with zero IV; P's block is already in prefix.
-		var r [16]byte
-		r = prefix
+		r := prefix
 		for off := 0; off < len(q); off += 16 {
 			for j := 0; j < 16; j++ {
 				r[j] ^= q[off+j]
@@ -126,8 +125,7 @@ func (f *FF1) crypt(x, t []byte, enc bool) ([]byte, error) {
 		}
 		copy(s, r[:])
 		for j := 1; j*16 < d; j++ {
-			var blk [16]byte
-			blk = r
+			blk := r
 			// R xor [j]^16 (j as a 16-byte big-endian integer)
 			blk[15] ^= byte(j)
 			blk[14] ^= byte(j >> 8)
