@@ -248,7 +248,7 @@ func registerFiltering() {
 		if len(out) == 0 {
 			return nil, err
 		}
-		return out, err
+		return out[:len(out):len(out)], err
 	})
 	reg("select", 1, 1, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {
 		var out Collection
