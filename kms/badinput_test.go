@@ -205,3 +205,40 @@ func TestNoKeyMaterialInErrorsOrLog(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnwrapKey feeds arbitrary blobs through the whole unwrap path (parser,
+// store lookups, backend): errors always carry a code, and nothing but the
+// genuine blob ever unwraps.
+func FuzzUnwrapKey(f *testing.F) {
+	ctx := context.Background()
+	e := newEnv(f)
+	if _, err := e.m.InitHospital(ctx, "h", "intl"); err != nil {
+		f.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{0x33}, 32)
+	good, err := e.m.WrapKey(ctx, "h", "k", key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	b, _ := kms.ParseBlob(good)
+	b.KEKVersion = 2
+	v2, _ := b.Marshal()
+	f.Add(v2)
+	b.Suite = "gm"
+	gm, _ := b.Marshal()
+	f.Add(gm)
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		got, err := e.m.UnwrapKey(ctx, blob, "k")
+		if err != nil {
+			if kms.CodeOf(err) == "" {
+				t.Fatalf("error without a code: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(blob, good) || !bytes.Equal(got, key) {
+			t.Fatal("a forged blob unwrapped")
+		}
+	})
+}

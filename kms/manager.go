@@ -36,9 +36,9 @@ type Manager struct {
 	wraps, unwraps atomic.Int64
 }
 
-// metaBackend records which backend a keyring belongs to: blobs and handles
-// of one backend mean nothing to another.
-const metaBackend = "kms.backend"
+// MetaBackend is the Store setting recording which backend a keyring
+// belongs to: blobs and handles of one backend mean nothing to another.
+const MetaBackend = "kms.backend"
 
 // Open returns a Manager over cfg's store and backend. The first Open of a
 // keyring records the backend; a later Open with another backend fails with
@@ -54,10 +54,10 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	name, err := m.st.Meta(ctx, metaBackend)
+	name, err := m.st.Meta(ctx, MetaBackend)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if err := m.st.PutMeta(ctx, metaBackend, []byte(m.be.Name())); err != nil && !errors.Is(err, ErrExists) {
+		if err := m.st.PutMeta(ctx, MetaBackend, []byte(m.be.Name())); err != nil && !errors.Is(err, ErrExists) {
 			return nil, err
 		}
 	case err != nil:

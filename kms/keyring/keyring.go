@@ -71,6 +71,12 @@ func Open(ctx context.Context, st kms.Store, master Master, opt Options) (*Backe
 	if master.key == nil && master.passphrase == nil {
 		return nil, kms.Errorf(kms.CodeBadInput, "no master key")
 	}
+	// Refuse another backend's keyring before writing anything to it.
+	if name, err := st.Meta(ctx, kms.MetaBackend); err == nil && string(name) != Name {
+		return nil, kms.Errorf(kms.CodeBackendMismatched, "keyring belongs to backend %q, not %q", name, Name)
+	} else if err != nil && !errors.Is(err, kms.ErrNotFound) {
+		return nil, err
+	}
 	raw, err := st.Meta(ctx, metaParams)
 	var p params
 	switch {
