@@ -12,18 +12,12 @@ import (
 // Version is the software version reported in the CapabilityStatement.
 var Version = "0.1.0"
 
-// indexable are the parameter types the stores execute.
-var indexable = map[search.Type]bool{
-	search.TypeString: true, search.TypeToken: true, search.TypeDate: true, search.TypeReference: true,
-	search.TypeNumber: true, search.TypeQuantity: true, search.TypeURI: true,
-}
-
 // supportedParams lists the search parameters of a type that actually work:
-// those of an indexable type whose values the extractor reaches.
+// those the extractor indexes (search.Indexed).
 func supportedParams(typ string) []*search.Param {
 	var out []*search.Param
 	for _, p := range search.Params(typ) {
-		if indexable[p.Type] && len(p.Elements) > 0 {
+		if search.Indexed(p) {
 			out = append(out, p)
 		}
 	}

@@ -216,3 +216,11 @@ func patient(family, given string) map[string]any {
 		"identifier":   []any{map[string]any{"system": "urn:test:mrn", "value": family + "-" + given}},
 	}
 }
+
+func newReq(auth string) *http.Request {
+	r := httptest.NewRequest("GET", "/fhir/r4/Patient", nil)
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	return r
+}
