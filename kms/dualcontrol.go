@@ -126,18 +126,21 @@ func (m *Manager) checkApprovals(ctx context.Context, op, key string, version in
 		return nil, Errorf(CodeApprovalRequired, "%s of %s needs approvals by two different custodians, got %d", op, key, len(valid))
 	}
 	var who []string
+	nonces := make([]Nonce, 0, len(valid))
 	for _, a := range valid {
-		err := m.st.UseNonce(ctx, a.Nonce, a.Expires)
+		who = append(who, a.Custodian)
+		nonces = append(nonces, Nonce{Value: a.Nonce, Expires: a.Expires})
+	}
+	if err := m.st.UseNonces(ctx, nonces); err != nil {
 		if errors.Is(err, ErrExists) {
-			err = Errorf(CodeApprovalInvalid, "approval by %s was already used", a.Custodian)
+			err = Errorf(CodeApprovalInvalid, "an approval of %s was already used", op)
 		}
-		if err != nil {
-			return nil, m.record(ctx, Op{Action: "approve", Key: key, Version: version, Approvers: []string{a.Custodian}, Detail: op}, err)
-		}
-		if err := m.record(ctx, Op{Action: "approve", Key: key, Version: version, Approvers: []string{a.Custodian}, Detail: op}, nil); err != nil {
+		return nil, m.record(ctx, Op{Action: "approve", Key: key, Version: version, Approvers: who, Detail: op}, err)
+	}
+	for _, c := range who {
+		if err := m.record(ctx, Op{Action: "approve", Key: key, Version: version, Approvers: []string{c}, Detail: op}, nil); err != nil {
 			return nil, err
 		}
-		who = append(who, a.Custodian)
 	}
 	return who, nil
 }

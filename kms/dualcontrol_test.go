@@ -108,6 +108,15 @@ func TestDualControl(t *testing.T) {
 	}
 	_, err = e.m.ExportKEK(ctx, "h/hmac", 2, escrow.Public().Bytes(), []kms.Approval{e1, e2})
 	wantCode(t, err, kms.CodeApprovalInvalid) // replayed
+	// A fresh approval next to a replayed one: refused, and the fresh one
+	// is not spent by the failure.
+	e3 := alice.approve(t, kms.OpExportKEK, "h/hmac", 2, rid, e.now)
+	_, err = e.m.ExportKEK(ctx, "h/hmac", 2, escrow.Public().Bytes(), []kms.Approval{e3, e2})
+	wantCode(t, err, kms.CodeApprovalInvalid)
+	e4 := bob.approve(t, kms.OpExportKEK, "h/hmac", 2, rid, e.now)
+	if _, err := e.m.ExportKEK(ctx, "h/hmac", 2, escrow.Public().Bytes(), []kms.Approval{e3, e4}); err != nil {
+		t.Fatalf("fresh approvals after a refused replay: %v", err)
+	}
 
 	// The log names every operation and who approved it.
 	ops, err := e.st.Ops(ctx, 0, 1000)
@@ -128,7 +137,7 @@ func TestDualControl(t *testing.T) {
 			approvals++
 		}
 	}
-	if destroyed != 1 || exported != 1 || approvals != 6 {
-		t.Fatalf("log: %d destroys, %d exports, %d approvals; want 1, 1, 6", destroyed, exported, approvals)
+	if destroyed != 1 || exported != 2 || approvals != 8 {
+		t.Fatalf("log: %d destroys, %d exports, %d approvals; want 1, 2, 8", destroyed, exported, approvals)
 	}
 }

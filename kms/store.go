@@ -68,9 +68,10 @@ type Store interface {
 	// Custodians lists custodians by id.
 	Custodians(ctx context.Context) ([]Custodian, error)
 
-	// UseNonce records an approval nonce as spent; ErrExists if it was.
-	// Nonces past expires may be forgotten.
-	UseNonce(ctx context.Context, nonce string, expires time.Time) error
+	// UseNonces records approval nonces as spent, all or none: ErrExists
+	// (and nothing recorded) if any was spent before. Nonces past their
+	// expiry may be forgotten.
+	UseNonces(ctx context.Context, nonces []Nonce) error
 
 	// AppendOp appends to the key-operation log and assigns Seq.
 	AppendOp(ctx context.Context, op Op) error
@@ -79,6 +80,12 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// Nonce is a spent approval nonce and the expiry of its approval.
+type Nonce struct {
+	Value   string
+	Expires time.Time
 }
 
 // Auditor receives every key operation. The default, StoreAuditor, appends

@@ -223,12 +223,22 @@ func testCustodians(t *testing.T, st kms.Store) {
 func testNonces(t *testing.T, st kms.Store) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
-	if err := st.UseNonce(ctx, "n1", exp); err != nil {
+	if err := st.UseNonces(ctx, []kms.Nonce{{Value: "n1", Expires: exp}}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, st.UseNonce(ctx, "n1", exp), kms.CodeExists)
-	if err := st.UseNonce(ctx, "n2", exp); err != nil {
+	wantCode(t, st.UseNonces(ctx, []kms.Nonce{{Value: "n1", Expires: exp}}), kms.CodeExists)
+	// All or nothing: n2 is not spent when n1 in the same set was.
+	wantCode(t, st.UseNonces(ctx, []kms.Nonce{{Value: "n2", Expires: exp}, {Value: "n1", Expires: exp}}), kms.CodeExists)
+	if err := st.UseNonces(ctx, []kms.Nonce{{Value: "n2", Expires: exp}, {Value: "n3", Expires: exp}}); err != nil {
+		t.Fatalf("n2 was spent by a failed set: %v", err)
+	}
+	// Long-expired nonces are forgotten.
+	old := time.Now().Add(-48 * time.Hour)
+	if err := st.UseNonces(ctx, []kms.Nonce{{Value: "old", Expires: old}}); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.UseNonces(ctx, []kms.Nonce{{Value: "old", Expires: old}}); err != nil {
+		t.Fatalf("expired nonce not purged: %v", err)
 	}
 }
 

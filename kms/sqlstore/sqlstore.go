@@ -515,17 +515,24 @@ func (s *Store) Custodians(ctx context.Context) ([]kms.Custodian, error) {
 	return out, storeErr(rows.Err())
 }
 
-// UseNonce implements kms.Store. Expired nonces are purged on the way: an
+// UseNonces implements kms.Store. Expired nonces are purged on the way: an
 // approval past its expiry is refused before its nonce is looked at.
-func (s *Store) UseNonce(ctx context.Context, nonce string, expires time.Time) error {
-	if _, err := s.exec(ctx, `DELETE FROM kms_nonces WHERE expires < ?`, time.Now().Add(-time.Hour).UnixNano()); err != nil {
-		return err
-	}
-	n, err := s.exec(ctx, `INSERT INTO kms_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, nanos(expires))
-	if err == nil && n == 0 {
-		return kms.Errorf(kms.CodeExists, "nonce already used")
-	}
-	return err
+func (s *Store) UseNonces(ctx context.Context, nonces []kms.Nonce) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM kms_nonces WHERE expires < ?`), time.Now().Add(-time.Hour).UnixNano()); err != nil {
+			return storeErr(err)
+		}
+		for _, n := range nonces {
+			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO kms_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`), n.Value, nanos(n.Expires))
+			if err != nil {
+				return storeErr(err)
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				return kms.Errorf(kms.CodeExists, "nonce already used")
+			}
+		}
+		return nil
+	})
 }
 
 // AppendOp implements kms.Store.
