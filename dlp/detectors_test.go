@@ -58,8 +58,8 @@ func TestCNResidentID(t *testing.T) {
 	runCases(t, []detCase{
 		{"身份证号440305198711246389。", []string{"CN_RESIDENT_ID:440305198711246389"}},
 		{"ID 11010519491231002X ok", []string{"CN_RESIDENT_ID:11010519491231002X"}},
-		{"检验单号440305198711246388，", nil},   // bad check digit: a decoy
-		{"单号4403051987112463891", nil},       // 19 digits
+		{"检验单号440305198711246388，", nil}, // bad check digit: a decoy
+		{"单号4403051987112463891", nil},   // 19 digits
 		{"旧证110105480229001。", []string{"CN_RESIDENT_ID:110105480229001"}},
 	})
 }
@@ -87,6 +87,17 @@ func TestSSN(t *testing.T) {
 		{"SSN 666-14-4767", nil},
 		{"SSN 078-05-1120", nil},
 		{"Lab accession 22-8316-48", nil},
+		{"SSN:411-14-4767", []string{"US_SSN:411-14-4767"}},
+	})
+}
+
+func TestTokenBoundaries(t *testing.T) {
+	runCases(t, []detCase{
+		{"Tel.13812345678", []string{"PHONE:13812345678"}},
+		{"ID-440305198711246389", []string{"CN_RESIDENT_ID:440305198711246389"}},
+		{"urn:uuid:4d3e9f9c-0755-4567-8901-abcdefabcdef", nil},
+		{"ref 1.2.840.10008.13812345678", nil},
+		{"x_13812345678", nil},
 	})
 }
 
@@ -104,9 +115,9 @@ func TestPhones(t *testing.T) {
 		{"call +1 415 854 9333", []string{"PHONE:+1 415 854 9333"}},
 		{"call 1-415-854-9333", []string{"PHONE:1-415-854-9333"}},
 		{"call +44 20 7946 0958", []string{"PHONE:+44 20 7946 0958"}},
-		{"12345678901", nil},          // second digit 2: not a mobile
-		{"call 015-854-9333", nil},    // area code starts with 0
-		{"call 415.154.9333", nil},    // exchange starts with 1
+		{"12345678901", nil},       // second digit 2: not a mobile
+		{"call 015-854-9333", nil}, // area code starts with 0
+		{"call 415.154.9333", nil}, // exchange starts with 1
 		{"LOINC 4548-4", nil},
 		{"血压120/80 mmHg", nil},
 		{"编号123456789012345678", nil},
@@ -161,7 +172,7 @@ func TestMRNConfig(t *testing.T) {
 	for text, want := range map[string][]string{
 		"Case No AB123456":   {"MRN:AB123456"},
 		"MRN 12345678":       nil, // the pattern refuses it
-		"档案号XY654321。":      {"MRN:XY654321"},
+		"档案号XY654321。":       {"MRN:XY654321"},
 		"transfer HX123456.": {"MRN:HX123456"},
 	} {
 		if got := found(sc, text); !slices.Equal(got, want) {

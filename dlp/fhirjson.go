@@ -162,7 +162,10 @@ func (sc *Scanner) scanFHIRString(names []string, v string) []Finding {
 	case slices.Contains(names, "meta"):
 		// Server metadata (versionId, lastUpdated, tags), not about the patient.
 		return nil
-	case last == "system" || last == "url" || last == "profile" || (last == "code" && parent == "coding"):
+	case last == "system" || last == "url" || last == "profile" || last == "version" || last == "code" ||
+		last == "reference" || (parent == "coding" && last == "display"):
+		// Canonicals, literal references and terminology: codes and their
+		// displays come from the code system, not from the patient.
 		return nil
 	case last == "div" && parent == "text":
 		return sc.scanDiv(v)

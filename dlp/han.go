@@ -233,10 +233,10 @@ func (st *state) nameZh(p int, strong, ctx bool) {
 		}
 		return
 	}
-	// "李明医生" but not "王丽医生" taken as given "丽医": prefer the title.
+	// "王丽小姐": the title's first rune is not a stop rune, so the given
+	// name ran into it; give it back.
 	if given == 2 && hasTitle(s, q-3) > 0 {
 		q -= 3
-		given--
 	}
 	if ctx {
 		score := 0.85

@@ -1,5 +1,7 @@
 package dlp
 
+import "strings"
+
 // English names: one to three capitalised tokens after a context word
 // ("Patient", "Contact", "Name:") or an honorific ("Mr.", "Dr."), or a
 // common given name followed by a capitalised token.
@@ -92,6 +94,7 @@ func (st *state) nameAfterEN(i, j int, title bool) {
 	if p < len(s) && s[p] == '.' {
 		p++
 	}
+	label := p < len(s) && (s[p] == ':' || strings.HasPrefix(s[p:], "："))
 	p = skipSep(s, p)
 	if p == j || p >= len(s) {
 		return
@@ -100,12 +103,20 @@ func (st *state) nameAfterEN(i, j int, title bool) {
 	if n == 0 {
 		return
 	}
+	listed := (first|last)&(wGiven|wSurname) != 0
+	// In Title Case text ("Line Provider Payment Amount") a role word is not
+	// a context: the capitals mean nothing there.
+	if !title && !listed && !label && prevCapitalised(s, i) {
+		return
+	}
 	score := 0.55
 	switch {
 	case title:
 		score = 0.85
-	case n >= 2 || (first|last)&(wGiven|wSurname) != 0:
+	case listed:
 		score = 0.85
+	case n >= 2:
+		score = 0.7
 	}
 	st.add(Name, p, e, score, "name-context-en")
 }
@@ -125,4 +136,18 @@ func (st *state) nameGivenEN(i, j int) {
 		score = 0.85
 	}
 	st.add(Name, i, e, score, "name-given-en")
+}
+
+// prevCapitalised reports whether the word before i (same line, one blank
+// apart) starts with a capital.
+func prevCapitalised(s string, i int) bool {
+	k := i - 1
+	if k < 1 || s[k] != ' ' {
+		return false
+	}
+	k--
+	for k > 0 && isLetter(s[k-1]) {
+		k--
+	}
+	return isUpper(s[k]) && isLetter(s[i-2])
 }

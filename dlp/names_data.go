@@ -45,6 +45,8 @@ education instructions care services service center centre hospital clinic depar
 reports presents denies states admitted discharged seen today tomorrow yesterday monday tuesday wednesday
 thursday friday saturday sunday dob ssn mrn phone email address lab labs diagnosis plan assessment note notes
 follow emergency primary medical health insurance contact patient family street avenue road team group
+amount payment charge code indicator deductible coinsurance allowed submitted processing line type category
+class summary report panel result results test score procedure encounter claim benefit coverage identifier
 `)
 
 // streetSuffixes are USPS Publication 28 street suffixes (common ones).

@@ -105,7 +105,7 @@ func (sc *Scanner) ScanText(text string) []Finding {
 
 // scanBytes returns resolved findings with byte offsets.
 func (sc *Scanner) scanBytes(s string) []Finding {
-	st := state{sc: sc, s: s, out: make([]Finding, 0, 4+len(s)/48)}
+	st := state{sc: sc, s: s, out: make([]Finding, 0, 4+len(s)/48), ssnCtx: -1, passportCtx: -1}
 	st.run()
 	for _, re := range sc.mrnBare {
 		for _, m := range re.FindAllStringIndex(s, -1) {
@@ -151,7 +151,7 @@ func (st *state) run() {
 				for j < len(s) && isDigit(s[j]) {
 					j++
 				}
-				if i == 0 || !isAlnum(s[i-1]) {
+				if i == 0 || !isAlnum(s[i-1]) && !inToken(s, i) {
 					st.numeric(i, j)
 				}
 				i = j
@@ -233,7 +233,31 @@ func endsNum(s string, j int) bool {
 	if (s[j] == '-' || s[j] == '.' || s[j] == '/') && j+1 < len(s) && isDigit(s[j+1]) {
 		return false
 	}
+	// A hyphenated token goes on ("…-0755-1234-abcd", a UUID).
+	if s[j] == '-' && j+1 < len(s) && isLetter(s[j+1]) {
+		return false
+	}
 	return true
+}
+
+// inToken reports whether the number at i continues a token that started
+// earlier: a dotted or slashed number ("1.2.840", "12/25") or a hyphenated
+// hex/number token ("4f9c-0755-…", "22-8316"). Its parts are not numbers of
+// their own. A label before the number ("SSN:", "Tel.", "ID-") is not a token.
+func inToken(s string, i int) bool {
+	if i < 2 {
+		return false
+	}
+	p := s[i-2]
+	switch s[i-1] {
+	case '.', '/':
+		return isDigit(p)
+	case '-':
+		return isDigit(p) || (p >= 'a' && p <= 'f')
+	case '_':
+		return isAlnum(p)
+	}
+	return false
 }
 
 func asciiLower(s string) string {
