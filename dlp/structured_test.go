@@ -185,3 +185,23 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestHintsFromPatient(t *testing.T) {
+	h, err := HintsFromPatient([]byte(`{"resourceType":"Patient","identifier":[{"value":"H-99812"}],
+	  "name":[{"family":"Nakamura","given":["Keiko"]},{"text":"中村惠子"}],
+	  "telecom":[{"system":"phone","value":"+1 415 854 9333"},{"system":"email","value":"kn@example.org"}],
+	  "address":[{"line":["7 Rue de la Paix"],"city":"Paris"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := found(Default().WithHints(h), "中村惠子 (Keiko Nakamura, H-99812) at 7 Rue de la Paix; 415-854-9333, kn@example.org.")
+	want := []string{"NAME:中村惠子", "NAME:Keiko Nakamura", "IDENTIFIER:H-99812", "ADDRESS:7 Rue de la Paix", "PHONE:415-854-9333", "EMAIL:kn@example.org"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q", got)
+	}
+	for _, bad := range []string{`{"name":[]}`, `[`, `"x"`} {
+		if _, err := HintsFromPatient([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func dlpCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	policy := fl.String("policy", "", "per-kind actions, e.g. default=warn,US_SSN=block,NAME=redact; exit status 3 when a finding is blocked")
 	minScore := fl.Float64("min-score", 0, "drop findings scored below this (default 0.5)")
 	mrnPattern := fl.String("mrn-pattern", "", "regexp an MRN after a keyword must match (e.g. ^MR\\d{8}$)")
+	patient := fl.String("patient", "", "FHIR Patient JSON whose names, identifiers, phones, emails and addresses are looked for as well")
 	if err := fl.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "usage: phix dlp scan [flags] (--jsonl FILE | FILE...)")
@@ -50,7 +51,17 @@ func dlpCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 		}
 		return &exitError{2, err}
 	}
-	sc, err := dlp.New(dlp.Options{MinScore: *minScore, MRN: dlp.MRNConfig{Pattern: *mrnPattern}})
+	opts := dlp.Options{MinScore: *minScore, MRN: dlp.MRNConfig{Pattern: *mrnPattern}}
+	if *patient != "" {
+		data, err := os.ReadFile(*patient)
+		if err != nil {
+			return &exitError{2, err}
+		}
+		if opts.Hints, err = dlp.HintsFromPatient(data); err != nil {
+			return &exitError{2, fmt.Errorf("--patient: %w", err)}
+		}
+	}
+	sc, err := dlp.New(opts)
 	if err != nil {
 		return &exitError{2, err}
 	}

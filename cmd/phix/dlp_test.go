@@ -108,3 +108,22 @@ func TestDLPScanFiles(t *testing.T) {
 		t.Errorf("bad json: %v", err)
 	}
 }
+
+func TestDLPScanPatientHints(t *testing.T) {
+	dir := t.TempDir()
+	pat := filepath.Join(dir, "patient.json")
+	if err := os.WriteFile(pat, []byte(`{"resourceType":"Patient","name":[{"family":"Nakamura","given":["Keiko"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notes := `{"id": "n1", "text": "nakamura keiko came back"}` + "\n"
+	out, err := runDLPTest(t, notes, "scan", "--patient", pat, "--jsonl", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `{"start":0,"end":14,"type":"NAME","score":0.95}`) {
+		t.Errorf("got %s", out)
+	}
+	if _, err := runDLPTest(t, notes, "scan", "--patient", filepath.Join(dir, "missing.json"), "--jsonl", "-"); err == nil {
+		t.Error("missing patient file accepted")
+	}
+}
