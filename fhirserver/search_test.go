@@ -143,6 +143,11 @@ func testSearchShaping(t *testing.T, e *env) {
 	if len(rev.entries()) != 2 || rev.total() != 1 {
 		t.Fatalf("_revinclude: %s", rev.body)
 	}
+	e.do("GET", "/Patient?_id="+pid+"&_revinclude:iterate=Observation:subject", nil, "Prefer", "handling=strict").want(t, 400)
+	it := e.do("GET", "/Patient?_id="+pid+"&_revinclude:iterate=Observation:subject", nil).want(t, 200)
+	if len(it.entries()) != 3 || it.entries()[2]["search"].(map[string]any)["mode"] != "outcome" {
+		t.Fatalf(":iterate lenient: %s", it.body)
+	}
 	// lenient: unknown parameter ignored with a warning entry.
 	lr := e.do("GET", "/Patient?_id="+pid+"&shoe=12", nil).want(t, 200)
 	ents := lr.entries()
