@@ -62,6 +62,9 @@ type Issue struct {
 	Code        string   // FHIR IssueType code: structure, required, value, invariant, code-invalid, not-supported, ...
 	Diagnostics string   // human text; never echoes the offending value (it may be PHI)
 	Expression  []string // FHIRPath location, e.g. "Patient.name[0].given[1]"
+	// Key is the constraint key ("ele-1", "dom-3") of an invariant issue,
+	// for OperationOutcome.issue.details; "" for other issues.
+	Key string
 }
 
 // ElementInfo describes one element of a type or resource, from the

@@ -20,9 +20,10 @@ var specGz []byte
 // specTables is the decoded form of spec_r4.json.gz (written by
 // internal/gen/specgen, whose outTables documents the shape).
 type specTables struct {
-	Types      []specType
-	ValueSets  map[string][]string
-	Unexpanded []string
+	Types       []specType
+	ValueSets   map[string][]string
+	Unexpanded  []string
+	Constraints []*Constraint
 }
 
 type specType struct {
@@ -100,6 +101,29 @@ func decodeTables(raw []byte) (*specTables, error) {
 			st.Unexpanded = append(st.Unexpanded, s)
 		}
 	}
+	cons, _ := obj["constraints"].([]any)
+	for _, ci := range cons {
+		cm, ok := ci.(map[string]any)
+		if !ok {
+			return nil, bad
+		}
+		c := &Constraint{}
+		c.Key, _ = cm["k"].(string)
+		c.Severity, _ = cm["s"].(string)
+		c.Human, _ = cm["h"].(string)
+		c.Expression, _ = cm["x"].(string)
+		c.Source, _ = cm["src"].(string)
+		paths, _ := cm["p"].([]any)
+		for _, pi := range paths {
+			if p, ok := pi.(string); ok {
+				c.Paths = append(c.Paths, p)
+			}
+		}
+		if c.Key == "" || c.Expression == "" || len(c.Paths) == 0 {
+			return nil, bad
+		}
+		st.Constraints = append(st.Constraints, c)
+	}
 	if len(st.Types) == 0 {
 		return nil, bad
 	}
@@ -164,6 +188,8 @@ type model struct {
 	names      map[string]struct{} // every JSON property name the spec defines
 	valueSets  map[string]map[string]struct{}
 	unexpanded []string
+	cons       []*Constraint
+	consOn     map[string][]*Constraint // definition path -> constraints
 }
 
 var (
@@ -200,6 +226,13 @@ func loadModel(gz []byte) (*model, error) {
 		nodes:      map[string]*node{},
 		valueSets:  make(map[string]map[string]struct{}, len(st.ValueSets)),
 		unexpanded: st.Unexpanded,
+		cons:       st.Constraints,
+		consOn:     map[string][]*Constraint{},
+	}
+	for _, c := range st.Constraints {
+		for _, p := range c.Paths {
+			m.consOn[p] = append(m.consOn[p], c)
+		}
 	}
 	for u, codes := range st.ValueSets {
 		set := make(map[string]struct{}, len(codes))

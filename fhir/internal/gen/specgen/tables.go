@@ -19,6 +19,22 @@ type outTables struct {
 	Types      []outType           `json:"types"`
 	ValueSets  map[string][]string `json:"valueSets"`  // url -> sorted codes
 	Unexpanded []string            `json:"unexpanded"` // required code bindings that cannot be expanded locally
+	// Constraints are the invariants of every ElementDefinition, each
+	// distinct one stored once with the definition paths it sits on.
+	Constraints []outConstraint `json:"constraints"`
+}
+
+// outConstraint is one distinct ElementDefinition.constraint. Paths are
+// definition paths as in the element rows: a type or resource name for the
+// root element ("Patient", "SimpleQuantity"), else the element path
+// ("Patient.contact", "Timing.repeat", "Observation.value[x]").
+type outConstraint struct {
+	Key        string   `json:"k"`
+	Severity   string   `json:"s"`
+	Human      string   `json:"h"`
+	Expression string   `json:"x"`
+	Source     string   `json:"src,omitempty"` // defining StructureDefinition, prefix stripped
+	Paths      []string `json:"p"`
 }
 
 type outType struct {
@@ -67,6 +83,15 @@ type element struct {
 		Strength string `json:"strength"`
 		ValueSet string `json:"valueSet"`
 	} `json:"binding"`
+	Constraint []constraint `json:"constraint"`
+}
+
+type constraint struct {
+	Key        string `json:"key"`
+	Severity   string `json:"severity"`
+	Human      string `json:"human"`
+	Expression string `json:"expression"`
+	Source     string `json:"source"`
 }
 
 type etype struct {
@@ -136,6 +161,7 @@ func Tables(dir string) ([]byte, error) {
 	}
 	out := outTables{Version: "4.0.1", ValueSets: map[string][]string{}}
 	requiredCode := map[string]bool{}
+	cons := newConstraintSet()
 	for _, s := range sds {
 		t := outType{Name: s.ID, Abstract: s.Abstract}
 		switch s.Kind {
@@ -156,6 +182,9 @@ func Tables(dir string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: no snapshot", s.ID)
 		}
 		rootPath := els[0].Path // "Quantity" for SimpleQuantity
+		if err := cons.add(s.ID, els[0].Constraint); err != nil {
+			return nil, err
+		}
 		for _, e := range els[1:] {
 			path := s.ID + strings.TrimPrefix(e.Path, rootPath)
 			if t.Kind == "p" && path == s.ID+".value" {
@@ -167,6 +196,9 @@ func Tables(dir string) ([]byte, error) {
 					}
 				}
 				continue
+			}
+			if err := cons.add(path, e.Constraint); err != nil {
+				return nil, err
 			}
 			var types []string
 			isCode := false
@@ -232,6 +264,7 @@ func Tables(dir string) ([]byte, error) {
 		sort.Strings(list)
 		out.ValueSets[u] = list
 	}
+	out.Constraints = cons.list()
 	// encoding/json writes map keys sorted, so the output is deterministic.
 	return json.Marshal(out)
 }
