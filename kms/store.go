@@ -20,6 +20,12 @@ type Store interface {
 	Meta(ctx context.Context, name string) ([]byte, error)
 	// PutMeta sets a keyring setting once; a second set gives ErrExists.
 	PutMeta(ctx context.Context, name string, value []byte) error
+	// Reseal atomically replaces setting name (which must still equal
+	// oldValue) and the handles of the given versions (each must still
+	// equal its Old), which must be every version that has a handle: all or
+	// nothing, ErrConflict on any mismatch. The local keyring uses it to
+	// move to a new master key.
+	Reseal(ctx context.Context, name string, oldValue, newValue []byte, handles []HandleChange) error
 
 	// CreateKEK stores a new KEK with its first version, atomically.
 	// ErrExists if the KEK exists.
@@ -80,6 +86,13 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// HandleChange replaces the handle of one KEK version.
+type HandleChange struct {
+	KEK      string
+	Version  int
+	Old, New []byte
 }
 
 // Nonce is a spent approval nonce and the expiry of its approval.

@@ -125,7 +125,7 @@ type Op struct {
 // Limits on names; ids appear in blobs, log lines and HSM labels.
 var (
 	hospitalRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`) // covers FHIR ids and UUIDs
 )
 
 // KEKID returns the id of a hospital's KEK for a purpose.

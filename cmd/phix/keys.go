@@ -50,6 +50,7 @@ const keysUsage = `usage: phix keys <subcommand> [flags]
   export          export a KEK version wrapped for an escrow key (needs 2 approvals)
   export-public   print a hospital's public keys (signing, recipient) as JSON
   log             print the key-operation log
+  rekey           move a local keyring to a new master key (offline)
 
 Keyring: --dir DIR (SQLite, default $PHIX_KEYRING_DIR) or --db postgres://...
 Master key (local backend): --master-key-file F, or $PHIX_MASTER_KEY (base64),
@@ -69,7 +70,7 @@ func runKeys(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"init": keysInit, "list": keysList, "rotate": keysRotate, "retire": keysRetire,
 		"custodian-new": keysCustodianNew, "enroll": keysEnroll, "approve": keysApprove,
-		"destroy": keysDestroy, "export": keysExport, "export-public": keysExportPublic, "log": keysLog,
+		"destroy": keysDestroy, "export": keysExport, "export-public": keysExportPublic, "log": keysLog, "rekey": keysRekey,
 	}
 	f, ok := cmds[sub]
 	if !ok {
@@ -230,24 +231,9 @@ func keysInit(ctx context.Context, args []string) error {
 		if kf.masterFile == "" {
 			return keysUsageErr("--new-master-key needs --master-key-file")
 		}
-		k := make([]byte, keyring.MasterKeySize)
-		_, _ = rand.Read(k)
-		if err := os.MkdirAll(filepath.Dir(kf.masterFile), 0o700); err != nil {
+		if err := writeNewMasterKey(kf.masterFile); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(kf.masterFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("create master key file: %w", err)
-		}
-		_, err = f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			_ = os.Remove(kf.masterFile)
-			return fmt.Errorf("write master key file: %w", err)
-		}
-		fmt.Fprintf(keysOut.stderr, "wrote a new master key to %s: back it up offline; without it the keyring is lost\n", kf.masterFile)
 	}
 	m, closeFn, err := openKeyring(ctx, &kf)
 	if err != nil {
@@ -655,5 +641,82 @@ func keysLog(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+func keysRekey(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("rekey", &kf)
+	newFile := fs.String("new-master-key-file", "", "file with the new base64 master key (or $PHIX_NEW_MASTER_PASSPHRASE)")
+	generate := fs.Bool("generate", false, "generate the new master key into --new-master-key-file (which must not exist)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if kf.backend != "local" {
+		return keysUsageErr("rekey applies to the local backend only")
+	}
+	if kf.dir == "" && kf.db == "" {
+		return keysUsageErr("say where the keyring is: --dir DIR or --db DSN")
+	}
+	old, err := keysMaster(&kf)
+	if err != nil {
+		return err
+	}
+	var next keyring.Master
+	switch {
+	case *newFile != "" && *generate:
+		if err := writeNewMasterKey(*newFile); err != nil {
+			return err
+		}
+		next, err = keyring.MasterKeyFromFile(*newFile)
+	case *newFile != "":
+		next, err = keyring.MasterKeyFromFile(*newFile)
+	case os.Getenv("PHIX_NEW_MASTER_PASSPHRASE") != "":
+		next, err = keyring.Passphrase(os.Getenv("PHIX_NEW_MASTER_PASSPHRASE"))
+	default:
+		return keysUsageErr("no new master key: --new-master-key-file or $PHIX_NEW_MASTER_PASSPHRASE")
+	}
+	if err != nil {
+		return err
+	}
+	var st *sqlstore.Store
+	if kf.db != "" {
+		st, err = sqlstore.OpenPostgres(ctx, kf.db)
+	} else {
+		st, err = sqlstore.OpenSQLite(ctx, filepath.Join(kf.dir, "keyring.db"))
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := keyring.Rekey(ctx, st, old, next, keyring.Options{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "re-sealed %d KEK versions under the new master key; restart every process using this keyring\n", n)
+	return nil
+}
+
+// writeNewMasterKey writes a fresh random master key, base64, mode 0600;
+// it never overwrites a file.
+func writeNewMasterKey(path string) error {
+	k := make([]byte, keyring.MasterKeySize)
+	_, _ = rand.Read(k)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create master key file: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("write master key file: %w", err)
+	}
+	fmt.Fprintf(keysOut.stderr, "wrote a new master key to %s: back it up offline; without it the keyring is lost\n", path)
 	return nil
 }

@@ -254,3 +254,18 @@ func TestKeysCLIPKCS11(t *testing.T) {
 		t.Fatalf("local backend on an HSM keyring: %v", err)
 	}
 }
+
+func TestKeysCLIRekey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PHIX_MASTER_KEY", "")
+	oldF, newF := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	keysMust(t, "init", "--hospital", "h", "--dir", dir, "--master-key-file", oldF, "--new-master-key")
+	out := keysMust(t, "rekey", "--dir", dir, "--master-key-file", oldF, "--new-master-key-file", newF, "--generate")
+	if !strings.Contains(out, "re-sealed 5 KEK versions") {
+		t.Fatalf("rekey: %s", out)
+	}
+	if _, err := keysRun(t, "list", "--dir", dir, "--master-key-file", oldF); kms.CodeOf(err) != kms.CodeWrongMasterKey {
+		t.Fatalf("old key after rekey: %v", err)
+	}
+	keysMust(t, "rotate", "--kek", "h/data", "--dir", dir, "--master-key-file", newF)
+}

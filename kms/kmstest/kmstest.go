@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) kms.Store) {
 		{"Custodians", testCustodians},
 		{"Nonces", testNonces},
 		{"Ops", testOps},
+		{"Reseal", testReseal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,5 +267,37 @@ func testOps(t *testing.T, st kms.Store) {
 	}
 	if errors.Is(err, kms.ErrNotFound) {
 		t.Fatal("unexpected")
+	}
+}
+
+func testReseal(t *testing.T, st kms.Store) {
+	ctx := context.Background()
+	if err := st.PutMeta(ctx, "p", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	k, v := newKEK("h/data")
+	if err := st.CreateKEK(ctx, k, v); err != nil {
+		t.Fatal(err)
+	}
+	change := []kms.HandleChange{{KEK: "h/data", Version: 1, Old: []byte("handle-1"), New: []byte("sealed-anew")}}
+	// A stale setting or handle changes nothing.
+	wantCode(t, st.Reseal(ctx, "p", []byte("stale"), []byte("new"), change), kms.CodeConflict)
+	bad := []kms.HandleChange{change[0], {KEK: "h/data", Version: 1, Old: []byte("stale"), New: []byte("x")}}
+	wantCode(t, st.Reseal(ctx, "p", []byte("old"), []byte("new"), bad), kms.CodeConflict)
+	if m, _ := st.Meta(ctx, "p"); string(m) != "old" {
+		t.Fatalf("setting changed by a failed reseal: %q", m)
+	}
+	if got, _ := st.KEKVersion(ctx, "h/data", 1); string(got.Handle) != "handle-1" {
+		t.Fatalf("handle changed by a failed reseal: %q", got.Handle)
+	}
+	wantCode(t, st.Reseal(ctx, "p", []byte("old"), []byte("new"), nil), kms.CodeConflict) // a version left out
+	if err := st.Reseal(ctx, "p", []byte("old"), []byte("new"), change); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := st.Meta(ctx, "p"); string(m) != "new" {
+		t.Fatalf("setting = %q", m)
+	}
+	if got, _ := st.KEKVersion(ctx, "h/data", 1); string(got.Handle) != "sealed-anew" {
+		t.Fatalf("handle = %q", got.Handle)
 	}
 }

@@ -9,6 +9,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -210,6 +211,50 @@ func (s *Store) PutMeta(ctx context.Context, name string, value []byte) error {
 		return kms.Errorf(kms.CodeExists, "setting %s already set", name)
 	}
 	return err
+}
+
+// Reseal implements kms.Store.
+func (s *Store) Reseal(ctx context.Context, name string, oldValue, newValue []byte, handles []kms.HandleChange) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var cur []byte
+		err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM kms_meta WHERE name = ?`), name).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("setting " + name)
+		}
+		if err != nil {
+			return storeErr(err)
+		}
+		if !bytes.Equal(cur, oldValue) {
+			return kms.Errorf(kms.CodeConflict, "setting %s changed meanwhile", name)
+		}
+		var live int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM kms_kek_versions WHERE handle IS NOT NULL`).Scan(&live); err != nil {
+			return storeErr(err)
+		}
+		if live != len(handles) {
+			return kms.Errorf(kms.CodeConflict, "%d KEK versions have handles, %d were resealed: a version was added or destroyed meanwhile", live, len(handles))
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE kms_meta SET value = ? WHERE name = ?`), newValue, name); err != nil {
+			return storeErr(err)
+		}
+		for _, h := range handles {
+			var old []byte
+			err := tx.QueryRowContext(ctx, s.q(`SELECT handle FROM kms_kek_versions WHERE kek = ? AND version = ?`), h.KEK, h.Version).Scan(&old)
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound("KEK version")
+			}
+			if err != nil {
+				return storeErr(err)
+			}
+			if !bytes.Equal(old, h.Old) {
+				return kms.Errorf(kms.CodeConflict, "KEK %s version %d changed meanwhile", h.KEK, h.Version)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE kms_kek_versions SET handle = ? WHERE kek = ? AND version = ?`), h.New, h.KEK, h.Version); err != nil {
+				return storeErr(err)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
