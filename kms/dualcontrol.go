@@ -94,35 +94,27 @@ func (m *Manager) EnrollCustodian(ctx context.Context, id, suiteID string, publi
 	return m.record(ctx, Op{Action: "enroll-custodian", Key: id, Approvers: approvers, Detail: "key " + vk.KeyID()}, err)
 }
 
-// checkApprovals verifies that approvals hold valid signatures of two
-// different enrolled custodians for exactly this operation, then spends
-// their nonces. Nothing is spent unless both are valid.
+// checkApprovals verifies that approvals are all valid signatures of at
+// least two different enrolled custodians for exactly this operation, then
+// spends their nonces. Nothing is spent unless all are valid.
 func (m *Manager) checkApprovals(ctx context.Context, op, key string, version int, target string, approvals []Approval) ([]string, error) {
+	// Strict: one bad approval in the set fails the whole operation, so a
+	// forged or stale approval is always noticed, never silently skipped.
 	now := m.now()
 	seen := map[string]bool{}
 	var valid []Approval
-	var firstErr error
 	for i := range approvals {
 		a := &approvals[i]
 		if err := m.checkApproval(ctx, a, op, key, version, target, now); err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
+			return nil, err
 		}
 		if seen[a.Custodian] {
-			if firstErr == nil {
-				firstErr = Errorf(CodeApprovalInvalid, "custodian %s approved twice: two different custodians are required", a.Custodian)
-			}
-			continue
+			return nil, Errorf(CodeApprovalInvalid, "custodian %s approved twice: two different custodians are required", a.Custodian)
 		}
 		seen[a.Custodian] = true
 		valid = append(valid, *a)
 	}
 	if len(valid) < 2 {
-		if firstErr != nil {
-			return nil, firstErr
-		}
 		return nil, Errorf(CodeApprovalRequired, "%s of %s needs approvals by two different custodians, got %d", op, key, len(valid))
 	}
 	var who []string

@@ -72,6 +72,7 @@ func TestDualControl(t *testing.T) {
 		{"unknown custodian", []kms.Approval{a1, unknown}, kms.CodeApprovalInvalid},
 		{"signed by someone else", []kms.Approval{a1, forged}, kms.CodeApprovalInvalid},
 		{"bad signature", []kms.Approval{badSig, b1}, kms.CodeApprovalInvalid},
+		{"two good and one forged", []kms.Approval{a1, b1, forged}, kms.CodeApprovalInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
