@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	p11 "github.com/miekg/pkcs11"
@@ -164,4 +165,42 @@ func TestBadConfig(t *testing.T) {
 	bad.Module = "/nonexistent/libp11.so"
 	_, err = Open(bad)
 	wantCode(t, err, kms.CodeBackend)
+}
+
+// TestConcurrentSessions shares one backend (a pool of 2 sessions) among 8
+// goroutines.
+func TestConcurrentSessions(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := softHSM(t)
+	cfg.Sessions = 2
+	b := openHSM(t, cfg)
+	ref := kms.KEKRef{KEK: "h/data", Version: 1, Suite: "intl"}
+	h, err := b.NewKEK(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			key := bytes.Repeat([]byte{byte(g)}, 32)
+			for range 40 {
+				w, err := b.Wrap(ctx, ref, h, key, []byte{byte(g)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := b.Unwrap(ctx, ref, h, w, []byte{byte(g)})
+				if err != nil || !bytes.Equal(got, key) {
+					errs <- fmt.Errorf("goroutine %d: %v", g, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
