@@ -1,0 +1,152 @@
+package dicom
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"io"
+	"strings"
+)
+
+// Transfer syntaxes the pre-pass distinguishes.
+const (
+	tsImplicitLE = "1.2.840.10008.1.2"
+	tsExplicitLE = "1.2.840.10008.1.2.1"
+	tsExplicitBE = "1.2.840.10008.1.2.2"
+	tsDeflated   = "1.2.840.10008.1.2.1.99"
+)
+
+// maxInflated bounds a deflated dataset so a small file cannot expand
+// without limit.
+const maxInflated = 1 << 30
+
+// rawFile is what the pre-pass learned from the bytes before the library
+// parses them.
+type rawFile struct {
+	data    []byte   // bytes for the parser (inflated when the input was deflated)
+	charset []string // raw values of the top-level (0008,0005); nil if absent
+	ts      string   // transfer syntax from the meta group ("" if none)
+}
+
+// longVR are the explicit VRs with a 4-byte length.
+func longVR(vr string) bool {
+	switch vr {
+	case "OB", "OW", "OF", "OD", "OL", "OV", "SQ", "UT", "UN", "UC", "UR", "SV", "UV":
+		return true
+	}
+	return false
+}
+
+// prepare works around two gaps of the DICOM library. First, it decodes
+// text under (0008,0005) itself, wrongly for ISO 2022 code extensions: we
+// overwrite the value in our copy of the bytes with an unknown term of the
+// same length so the library hands over raw bytes, and decode them
+// ourselves. Second, it cannot write deflated files: we inflate the
+// dataset here and relabel it explicit VR little endian.
+func prepare(in []byte) (*rawFile, error) {
+	rf := &rawFile{data: in}
+	pos := 0
+	if len(in) >= 132 && string(in[128:132]) == "DICM" {
+		pos = 132
+		var tsPos, tsLen, glPos int = -1, 0, -1
+		for pos+8 <= len(in) && binary.LittleEndian.Uint16(in[pos:]) == 0x0002 {
+			el := binary.LittleEndian.Uint16(in[pos+2:])
+			vr := string(in[pos+4 : pos+6])
+			hdr, n := 8, int(binary.LittleEndian.Uint16(in[pos+6:]))
+			if longVR(vr) {
+				if pos+12 > len(in) {
+					return nil, failed("parse", "truncated file meta information", nil)
+				}
+				hdr, n = 12, int(binary.LittleEndian.Uint32(in[pos+8:]))
+			}
+			if n < 0 || pos+hdr+n > len(in) {
+				return nil, failed("parse", "truncated file meta information", nil)
+			}
+			switch el {
+			case 0x0000:
+				glPos = pos + hdr
+			case 0x0010:
+				tsPos, tsLen = pos, n
+				rf.ts = strings.TrimRight(string(in[pos+hdr:pos+hdr+n]), " \x00")
+			}
+			pos += hdr + n
+		}
+		if rf.ts == tsDeflated {
+			if tsPos < 0 || tsLen != 22 {
+				return nil, failed("parse", "malformed deflated transfer syntax", nil)
+			}
+			inf, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(in[pos:])), maxInflated+1))
+			if err != nil || len(inf) > maxInflated {
+				return nil, failed("parse", "deflated dataset does not inflate", nil)
+			}
+			// Relabel: the explicit LE UID is 2 bytes shorter (padded to 20).
+			out := make([]byte, 0, pos-2+len(inf))
+			out = append(out, in[:tsPos+6]...)
+			out = binary.LittleEndian.AppendUint16(out, 20)
+			out = append(out, tsExplicitLE+"\x00"...)
+			out = append(out, in[tsPos+8+22:pos]...)
+			if glPos >= 0 && glPos+4 <= len(out) {
+				binary.LittleEndian.PutUint32(out[glPos:], binary.LittleEndian.Uint32(out[glPos:])-2)
+			}
+			pos = len(out)
+			out = append(out, inf...)
+			rf.data, rf.ts = out, tsExplicitLE
+		}
+	}
+	// The caller owns in; the charset patch must not touch it.
+	if rf.ts == "" && len(rf.data) >= 6 && pos == 0 {
+		rf.ts = tsImplicitLE
+		if isUpperVR(rf.data[4:6]) {
+			rf.ts = tsExplicitLE
+		}
+	}
+	bo := binary.ByteOrder(binary.LittleEndian)
+	if rf.ts == tsExplicitBE {
+		bo = binary.BigEndian
+	}
+	implicit := rf.ts == tsImplicitLE
+	d := rf.data
+	for pos+8 <= len(d) {
+		grp, el := bo.Uint16(d[pos:]), bo.Uint16(d[pos+2:])
+		t := uint32(grp)<<16 | uint32(el)
+		if t > 0x00080005 {
+			break
+		}
+		hdr, n := 8, int64(bo.Uint32(d[pos+4:]))
+		if !implicit {
+			vr := string(d[pos+4 : pos+6])
+			hdr, n = 8, int64(bo.Uint16(d[pos+6:]))
+			if longVR(vr) {
+				if pos+12 > len(d) {
+					break
+				}
+				hdr, n = 12, int64(bo.Uint32(d[pos+8:]))
+			}
+		}
+		if n == 0xFFFFFFFF || int64(pos+hdr)+n > int64(len(d)) {
+			break
+		}
+		if t == 0x00080005 {
+			val := d[pos+hdr : pos+hdr+int(n)]
+			rf.charset = strings.Split(strings.TrimRight(string(val), " \x00"), `\`)
+			if !isASCII(string(val)) {
+				return nil, failed("charset", "specific character set is not ASCII", nil)
+			}
+			if n > 0 {
+				if &rf.data[0] == &in[0] {
+					rf.data = append([]byte(nil), in...)
+					d = rf.data
+				}
+				// An unknown term: the library then decodes nothing.
+				copy(d[pos+hdr:], bytes.Repeat([]byte{'X'}, int(n)))
+			}
+			break
+		}
+		pos += hdr + int(n)
+	}
+	return rf, nil
+}
+
+func isUpperVR(b []byte) bool {
+	return len(b) == 2 && b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z'
+}

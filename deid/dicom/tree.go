@@ -1,0 +1,185 @@
+package dicom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+)
+
+// Summary counts the outcome of a tree run.
+type Summary struct {
+	Done        int `json:"done"`
+	Quarantined int `json:"quarantined"`
+	Failed      int `json:"failed"`
+}
+
+// QuarantineEntry is one line of quarantine.jsonl: a file that was not
+// written to the output, and why. Path is relative to the input tree.
+type QuarantineEntry struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+	Code   string `json:"code,omitempty"`
+}
+
+// maxFileSize bounds one input file read into memory.
+const maxFileSize = 2 << 30
+
+// DeidentifyTree de-identifies every regular file under in into the same
+// relative path under out. Quarantined files go (de-identified header,
+// original pixels) under quarantine with a line in quarantine/quarantine.jsonl;
+// failed files are listed there too and written nowhere. Paths are not
+// printed: file names can hold PHI.
+func (d *Deidentifier) DeidentifyTree(ctx context.Context, in, out, quarantine string) (Summary, error) {
+	var sum Summary
+	if quarantine == "" {
+		return sum, &Error{Code: CodeBadOption, Stage: "options", Msg: "a quarantine directory is required"}
+	}
+	absIn, err1 := filepath.Abs(in)
+	absQ, err2 := filepath.Abs(quarantine)
+	absOut, err3 := filepath.Abs(out)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return sum, err
+	}
+	if within(absOut, absIn) || within(absQ, absIn) || within(absQ, absOut) || within(absOut, absQ) {
+		return sum, &Error{Code: CodeBadOption, Stage: "options", Msg: "input, output and quarantine directories must not contain each other"}
+	}
+	if err := os.MkdirAll(absQ, 0o700); err != nil {
+		return sum, err
+	}
+	qf, err := os.OpenFile(filepath.Join(absQ, "quarantine.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return sum, err
+	}
+	defer qf.Close()
+	enc := json.NewEncoder(qf)
+
+	var files []string
+	err = filepath.WalkDir(absIn, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if de.Type().IsRegular() {
+			rel, err := filepath.Rel(absIn, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, rel)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return sum, err
+	}
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rel := range work {
+				res, err := d.deidentifyFile(filepath.Join(absIn, rel))
+				mu.Lock()
+				var werr error
+				switch {
+				case err != nil:
+					sum.Failed++
+					code := CodeDeidFailed
+					var de *Error
+					if errors.As(err, &de) {
+						code = de.Code
+					}
+					werr = enc.Encode(QuarantineEntry{Path: rel, Reason: "failed: " + safeMessage(err), Code: code})
+				case res.Quarantined:
+					sum.Quarantined++
+					werr = enc.Encode(QuarantineEntry{Path: rel, Reason: res.Reason})
+					if werr == nil {
+						werr = writeFile(filepath.Join(absQ, rel), res.Data)
+					}
+				default:
+					werr = writeFile(filepath.Join(absOut, rel), res.Data)
+					if werr == nil {
+						sum.Done++
+					} else {
+						sum.Failed++
+					}
+				}
+				if werr != nil && firstErr == nil {
+					firstErr = werr
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, f := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return sum, firstErr
+}
+
+// safeMessage is the PHI-free text of a package error.
+func safeMessage(err error) string {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Error()
+	}
+	return CodeDeidFailed + " DEIDENTIFICATION_FAILED: io: cannot read the file"
+}
+
+func (d *Deidentifier) deidentifyFile(p string) (*Result, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, failed("io", "cannot stat the file", nil)
+	}
+	if st.Size() > maxFileSize {
+		return nil, failed("io", "file too large", nil)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, failed("io", "cannot read the file", nil)
+	}
+	return d.Deidentify(data)
+}
+
+// writeFile writes atomically (temp file and rename), so a crash never
+// leaves a half-written file under out.
+func writeFile(p string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".phix-deid-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
+}
