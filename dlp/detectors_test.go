@@ -138,6 +138,8 @@ func TestEmailURLIP(t *testing.T) {
 		{"from 2001:db8::8a2e:370:7334 today", []string{"IP_ADDRESS:2001:db8::8a2e:370:7334"}},
 		{"from fe80::1", []string{"IP_ADDRESS:fe80::1"}},
 		{"at 10:30:00", nil},
+		{"Version 2.4.10.1 installed", nil},
+		{"版本1.2.3.4", nil},
 	})
 }
 
@@ -218,6 +220,11 @@ func TestNamesEN(t *testing.T) {
 		{"Patient is stable.", nil},
 		{"Patient Portal login", nil},
 		{"Contact the clinic", nil},
+		{"pt james okafor, 45M", []string{"NAME:james"}},
+		{"pt james smith, 45M", []string{"NAME:james smith"}},
+		{"pt mary said", []string{"NAME:mary"}},
+		{"patient reported pain", nil},
+		{"Line Provider Payment Amount", nil},
 	})
 }
 
@@ -230,6 +237,9 @@ func TestNamesZH(t *testing.T) {
 		{"姓名：欧阳明华，", []string{"NAME:欧阳明华"}},
 		{"请李医生会诊", []string{"NAME:李"}},
 		{"患者于昨日入院", nil},
+		{"今日王建国来院复查", []string{"NAME:王建国"}},
+		{"今日血压平稳", nil},
+		{"王丽小姐", []string{"NAME:王丽"}},
 		{"患者出生日期", nil},
 		{"皮肤黄疸，", nil},
 		{"结果：白细胞9.9", nil},

@@ -55,6 +55,7 @@ const (
 	zkAddress
 	zkPassport
 	zkSSN
+	zkNameWeak // a time word: a common surname right after it starts a name
 )
 
 type zhKeyword struct {
@@ -100,6 +101,7 @@ func init() {
 	add(zkName, "患者", "病人", "病患", "医生", "医师", "护士", "主任", "大夫", "报告人", "记录人", "审核人", "经治")
 	add(zkMRN, "病历号", "住院号", "门诊号", "病案号", "就诊号", "就诊卡号", "登记号", "住院编号", "病历编号", "患者编号", "病人编号")
 	add(zkAddress, "家住", "住址", "地址", "现住", "住在", "居住于", "居住地", "现居", "户籍地", "户籍所在地", "住所")
+	add(zkNameWeak, "今日", "今天", "昨日", "昨天", "当日", "次日", "同日")
 	add(zkPassport, "护照")
 	add(zkSSN, "社会安全号")
 }
@@ -126,6 +128,8 @@ func (st *state) han(i int, r rune) {
 			switch kw.kind {
 			case zkName, zkNameStrong:
 				st.nameZh(skipSep(s, p), kw.kind == zkNameStrong, true)
+			case zkNameWeak:
+				st.nameZhAfterTime(p)
 			case zkMRN:
 				st.mrnAfter(p)
 			case zkAddress:
@@ -259,4 +263,36 @@ func (st *state) nameZh(p int, strong, ctx bool) {
 		}
 	}
 	st.add(Name, p, q, 0.7, "name-zh")
+}
+
+// nameZhAfterTime tries a name right after a time word (今日王建国来院): a
+// common surname, one or two given runes, then a stop rune or non-Han.
+func (st *state) nameZhAfterTime(p int) {
+	s := st.s
+	sl, common := surnameLen(s, p)
+	if sl == 0 || !common {
+		return
+	}
+	q := p + sl
+	given := 0
+	for given < 2 {
+		r, _ := decodeRune(s, q)
+		if !isHan(r) || hanFlag(r)&hNameStop != 0 {
+			break
+		}
+		q += 3
+		given++
+	}
+	if given == 0 {
+		return
+	}
+	if r, _ := decodeRune(s, q); isHan(r) && hanFlag(r)&hNameStop == 0 {
+		return
+	}
+	for _, w := range zhNotNames {
+		if strings.HasPrefix(s[p:], w) {
+			return
+		}
+	}
+	st.add(Name, p, q, 0.7, "name-zh-time")
 }

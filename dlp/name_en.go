@@ -101,6 +101,7 @@ func (st *state) nameAfterEN(i, j int, title bool) {
 	}
 	e, n, first, last := nameRun(s, p)
 	if n == 0 {
+		st.lowerNameAfter(p)
 		return
 	}
 	listed := (first|last)&(wGiven|wSurname) != 0
@@ -150,4 +151,31 @@ func prevCapitalised(s string, i int) bool {
 		k--
 	}
 	return isUpper(s[k]) && isLetter(s[i-2])
+}
+
+// lowerNameAfter takes a name written in lower case after a context word
+// ("pt james smith"): a listed given name, and the next word when it is a
+// listed surname (an unlisted lower-case surname is left out: there is no
+// telling it from a verb).
+func (st *state) lowerNameAfter(p int) {
+	s := st.s
+	e := p
+	for e < len(s) && isLower(s[e]) {
+		e++
+	}
+	if lookupWord(s, p, e)&wGiven == 0 || lookupWord(s, p, e)&wStop != 0 {
+		return
+	}
+	end := e
+	if e+1 < len(s) && s[e] == ' ' && isLower(s[e+1]) {
+		k := e + 1
+		for k < len(s) && isLower(s[k]) {
+			k++
+		}
+		f := lookupWord(s, e+1, k)
+		if f&wStop == 0 && f&wSurname != 0 {
+			end = k
+		}
+	}
+	st.add(Name, p, end, 0.6, "name-context-en-lower")
 }

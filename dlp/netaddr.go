@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"net/netip"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -109,6 +110,9 @@ func (st *state) ipv4(i, j int) {
 	if e+1 < len(s) && (s[e] == '/' || s[e] == ':') && isDigit(s[e+1]) {
 		e = digitsAt(s, e+1)
 	}
+	if versionBefore(s, i) {
+		return
+	}
 	if _, err := netip.ParseAddr(s[i:p]); err == nil {
 		st.add(IPAddress, i, e, 0.85, "ipv4")
 	}
@@ -168,4 +172,26 @@ func (st *state) passport(i, j int) {
 		score = 0.9
 	}
 	st.add(CNPassport, i, e, score, "cn-passport")
+}
+
+// versionBefore reports a version label right before i ("version 2.4.10.1",
+// "v2.4.10.1", "ver. 1.2.3.4", "版本1.2.3.4"): dotted quads there are not
+// addresses.
+func versionBefore(s string, i int) bool {
+	k := i
+	for k > 0 && (s[k-1] == ' ' || s[k-1] == ':' || s[k-1] == '.') && i-k < 3 {
+		k--
+	}
+	if strings.HasSuffix(s[:k], "版本") {
+		return true
+	}
+	b := k
+	for b > 0 && isLetter(s[b-1]) {
+		b--
+	}
+	switch asciiLower(s[b:k]) {
+	case "v", "ver", "version", "release", "build", "firmware", "software":
+		return true
+	}
+	return false
 }
