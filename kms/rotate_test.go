@@ -201,3 +201,47 @@ func TestMinDecryptionVersion(t *testing.T) {
 	_, err = e.m.DeriveHMACKeyAt(ctx, "h", 1, "p", "Patient", "p")
 	wantCode(t, err, kms.CodeRetiredVersion)
 }
+
+func TestRotationJobInBackground(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if _, err := e.m.InitHospital(ctx, "h", "intl"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := e.m.NewDataKey(ctx, "h", kms.KindFile, fmt.Sprintf("f%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.m.Rotate(ctx, "h/data"); err != nil {
+		t.Fatal(err)
+	}
+	// A job cancelled after its first batch leaves saved progress...
+	var j *kms.RotationJob
+	started := make(chan struct{})
+	j = e.m.StartRotationJob(ctx, "h/data", kms.RotateOptions{BatchSize: 10, Progress: func(r kms.Rotation) {
+		<-started
+		j.Cancel()
+	}})
+	close(started)
+	r, err := j.Wait()
+	if !errors.Is(err, context.Canceled) || r.Done != 10 || r.Total != 30 || r.Finished {
+		t.Fatalf("cancelled job: %+v, %v", r, err)
+	}
+	// ...which a restarted node picks up by itself.
+	e.open(t, nil)
+	done, err := e.m.ResumeUnfinished(ctx, kms.RotateOptions{})
+	if err != nil || len(done) != 1 || done[0] != "h/data" {
+		t.Fatalf("ResumeUnfinished = %v, %v", done, err)
+	}
+	if r, _ := e.st.Rotation(ctx, "h/data"); !r.Finished || r.Done != 30 {
+		t.Fatalf("after resume: %+v", r)
+	}
+	j2 := e.m.StartRotationJob(ctx, "h/data", kms.RotateOptions{})
+	if r, err := j2.Wait(); err != nil || !r.Finished {
+		t.Fatalf("job on a finished rotation: %+v, %v", r, err)
+	}
+	if done, err := e.m.ResumeUnfinished(ctx, kms.RotateOptions{}); err != nil || len(done) != 0 {
+		t.Fatalf("nothing left to resume: %v, %v", done, err)
+	}
+}
