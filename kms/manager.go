@@ -256,11 +256,13 @@ func (m *Manager) unwrapBlob(ctx context.Context, raw []byte, keyID string) ([]b
 	if keyID != "" && b.KeyID != keyID {
 		return nil, nil, Errorf(CodeUnwrapFailed, "wrapped key is labelled for another key")
 	}
-	k, err := m.st.KEK(ctx, b.KEK)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil, Errorf(CodeNotFound, "no KEK %q", truncate(b.KEK))
-		}
+	k, v, err := m.st.KEKAndVersion(ctx, b.KEK, b.KEKVersion)
+	switch {
+	case errors.Is(err, ErrNotFound) && k.ID == "":
+		return nil, nil, Errorf(CodeNotFound, "no KEK %q", truncate(b.KEK))
+	case errors.Is(err, ErrNotFound):
+		return nil, nil, Errorf(CodeNotFound, "KEK %s has no version %d", k.ID, b.KEKVersion)
+	case err != nil:
 		return nil, nil, err
 	}
 	if k.Suite != b.Suite {
@@ -268,13 +270,6 @@ func (m *Manager) unwrapBlob(ctx context.Context, raw []byte, keyID string) ([]b
 	}
 	if b.KEKVersion < k.MinDecryption {
 		return nil, nil, Errorf(CodeRetiredVersion, "KEK %s version %d is retired (min_decryption_version %d)", k.ID, b.KEKVersion, k.MinDecryption)
-	}
-	v, err := m.st.KEKVersion(ctx, k.ID, b.KEKVersion)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil, Errorf(CodeNotFound, "KEK %s has no version %d", k.ID, b.KEKVersion)
-		}
-		return nil, nil, err
 	}
 	if !v.Destroyed.IsZero() || len(v.Handle) == 0 {
 		return nil, nil, Errorf(CodeDestroyed, "KEK %s version %d is destroyed", k.ID, v.Version)
@@ -296,15 +291,11 @@ func (m *Manager) currentVersion(ctx context.Context, hospital string, p Purpose
 	if err := checkHospital(hospital); err != nil {
 		return KEK{}, KEKVersion{}, err
 	}
-	k, err := m.st.KEK(ctx, KEKID(hospital, p))
+	k, v, err := m.st.KEKAndVersion(ctx, KEKID(hospital, p), 0)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) && k.ID == "" {
 			return KEK{}, KEKVersion{}, Errorf(CodeNotFound, "no %s KEK for hospital %s (run phix keys init)", p, hospital)
 		}
-		return KEK{}, KEKVersion{}, err
-	}
-	v, err := m.st.KEKVersion(ctx, k.ID, k.Current)
-	if err != nil {
 		return KEK{}, KEKVersion{}, err
 	}
 	return k, v, nil

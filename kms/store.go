@@ -37,6 +37,11 @@ type Store interface {
 	KEK(ctx context.Context, id string) (KEK, error)
 	// KEKs lists every KEK, ordered by id.
 	KEKs(ctx context.Context) ([]KEK, error)
+	// KEKAndVersion reads a KEK and one of its versions (0: the current one)
+	// in one round trip. If the KEK exists but not the version, it returns
+	// the KEK and ErrNotFound; if the KEK does not exist, a zero KEK and
+	// ErrNotFound.
+	KEKAndVersion(ctx context.Context, id string, version int) (KEK, KEKVersion, error)
 	// KEKVersion reads one version (ErrNotFound).
 	KEKVersion(ctx context.Context, id string, version int) (KEKVersion, error)
 	// KEKVersions lists a KEK's versions, oldest first.

@@ -113,6 +113,25 @@ func testKEKs(t *testing.T, st kms.Store) {
 	_, err = st.KEKVersion(ctx, "h/data", 3)
 	wantCode(t, err, kms.CodeNotFound)
 
+	kk, vv, err := st.KEKAndVersion(ctx, "h/data", 0)
+	if err != nil || kk.ID != "h/data" || kk.Current != 2 || vv.Version != 2 || string(vv.Handle) != "handle-2" || string(vv.Public) != "p" || vv.Created.IsZero() {
+		t.Fatalf("KEKAndVersion(current) = %+v, %+v, %v", kk, vv, err)
+	}
+	kk, vv, err = st.KEKAndVersion(ctx, "h/data", 1)
+	if err != nil || vv.Version != 1 || vv.Destroyed.IsZero() || len(vv.Handle) != 0 || kk.MinDecryption != 2 {
+		t.Fatalf("KEKAndVersion(1) = %+v, %+v, %v", kk, vv, err)
+	}
+	kk, _, err = st.KEKAndVersion(ctx, "h/data", 9)
+	wantCode(t, err, kms.CodeNotFound)
+	if kk.ID != "h/data" {
+		t.Fatal("KEKAndVersion with a missing version must still return the KEK")
+	}
+	kk, _, err = st.KEKAndVersion(ctx, "h/none", 1)
+	wantCode(t, err, kms.CodeNotFound)
+	if kk.ID != "" {
+		t.Fatal("KEKAndVersion of a missing KEK returned one")
+	}
+
 	k2, v1 := newKEK("a/data")
 	if err := st.CreateKEK(ctx, k2, v1); err != nil {
 		t.Fatal(err)

@@ -329,6 +329,36 @@ func (s *Store) KEK(ctx context.Context, id string) (kms.KEK, error) {
 	return k, storeErr(err)
 }
 
+// KEKAndVersion implements kms.Store.
+func (s *Store) KEKAndVersion(ctx context.Context, id string, version int) (kms.KEK, kms.KEKVersion, error) {
+	var k kms.KEK
+	var p string
+	var created int64
+	var vkek sql.NullString
+	var vver sql.NullInt64
+	var v kms.KEKVersion
+	var vcreated, destroyed sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT k.id, k.hospital, k.purpose, k.suite, k.backend, k.current_version,
+			k.min_decryption, k.created, v.kek, v.version, v.handle, v.secret, v.public, v.created, v.destroyed
+		FROM kms_keks k LEFT JOIN kms_kek_versions v
+			ON v.kek = k.id AND v.version = CASE WHEN ? = 0 THEN k.current_version ELSE ? END
+		WHERE k.id = ?`), version, version, id).Scan(&k.ID, &k.Hospital, &p, &k.Suite, &k.Backend, &k.Current,
+		&k.MinDecryption, &created, &vkek, &vver, &v.Handle, &v.Secret, &v.Public, &vcreated, &destroyed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return kms.KEK{}, kms.KEKVersion{}, notFound("KEK")
+	}
+	if err != nil {
+		return kms.KEK{}, kms.KEKVersion{}, storeErr(err)
+	}
+	k.Purpose, k.Created = kms.Purpose(p), fromNanos(created)
+	if !vkek.Valid {
+		return k, kms.KEKVersion{}, notFound("KEK version")
+	}
+	v.KEK, v.Version = vkek.String, int(vver.Int64)
+	v.Created, v.Destroyed = fromNanos(vcreated.Int64), fromNanos(destroyed.Int64)
+	return k, v, nil
+}
+
 // KEKs implements kms.Store.
 func (s *Store) KEKs(ctx context.Context) ([]kms.KEK, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+kekCols+` FROM kms_keks ORDER BY id`)
