@@ -60,6 +60,9 @@ func (r *fileRun) elements(in []*dcm.Element) ([]*dcm.Element, error) {
 		var act action
 		if ent := lookup(t); ent != nil {
 			act = resolveCompound(r.d.prof.resolve(ent), t)
+			if t == 0x00100020 && act == actZ && r.d.cfg.Pseudonyms != nil {
+				act = actD // Z/D: a keyed pseudonym keeps the patient's files linkable
+			}
 		} else {
 			act = r.unlisted(vr)
 		}
