@@ -178,8 +178,9 @@ func (st *state) run() {
 			}
 			continue
 		}
-		// Han characters are three bytes (E4–E9 lead); decode those inline.
-		if c >= 0xE3 && c <= 0xE9 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+		// Han characters and CJK punctuation are three bytes; decode those
+		// inline.
+		if c >= 0xE0 && c <= 0xEF && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
 			r := rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F)
 			if r >= hanLo && r <= hanHi || r == '〇' {
 				st.han(i, r)
