@@ -166,6 +166,12 @@ func testConditional(t *testing.T, e *env) {
 	if c1.str("id") != c2.str("id") {
 		t.Fatal("conditional create made a duplicate")
 	}
+	// the "Type?query" form some clients send.
+	c3 := e.do("POST", "/Patient", patient("Cond", "One"), "If-None-Exist", "Patient?identifier=urn:test:mrn|Cond-One").want(t, 200)
+	if c3.str("id") != c1.str("id") {
+		t.Fatal("If-None-Exist with a type prefix did not match")
+	}
+	e.do("POST", "/Patient", patient("Cond", "One"), "If-None-Exist", "Observation?identifier=x").want(t, 400)
 	e.do("POST", "/Patient", patient("Cond", "Two")).want(t, 201)
 	e.do("POST", "/Patient", patient("Cond", "Three"), "If-None-Exist", "family=Cond").want(t, 412)
 	// an unknown parameter in a condition is refused, never ignored.

@@ -47,7 +47,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // middleware wraps the mux with, outermost first: the request log line,
-// panic recovery, format negotiation and authentication.
+// panic recovery, authentication and format negotiation.
 func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -88,10 +88,6 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			)
 		}()
-		if err := negotiate(r); err != nil {
-			writeError(sw, err)
-			return
-		}
 		if !(r.URL.Path == BasePath+"/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			p, err := s.cfg.Auth.Authenticate(r)
 			if err != nil || p == nil {
@@ -100,6 +96,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			}
 			// r is modified in place so r.Pattern, set by the mux, is visible to the log line.
 			*r = *r.WithContext(context.WithValue(r.Context(), principalKey, p))
+		}
+		if err := negotiate(r); err != nil {
+			writeError(sw, err)
+			return
 		}
 		mux.ServeHTTP(sw, r)
 	})

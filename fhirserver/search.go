@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"phix/fhir/search"
 	"phix/store"
@@ -178,6 +179,13 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, typ string, valu
 // limit matches; more than limit matches is a 412. Unknown parameters are
 // always an error here: ignoring one would widen the match.
 func (s *Server) matchCondition(ctx context.Context, rd store.Reader, typ, rawQuery string, limit int) ([]*store.Record, error) {
+	// Some clients send If-None-Exist as "Type?query"; the query is what counts.
+	if i := strings.IndexByte(rawQuery, '?'); i >= 0 {
+		if t := rawQuery[:i]; t != typ && checkType(t) == nil {
+			return nil, errorf(CodeInvalidSearch, "the condition names another resource type")
+		}
+		rawQuery = rawQuery[i+1:]
+	}
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil || len(values) == 0 {
 		return nil, errorf(CodeInvalidSearch, "malformed search condition")
