@@ -201,6 +201,7 @@ func (m *Manager) DestroyKEKVersion(ctx context.Context, kekID string, version i
 		err = m.st.DestroyKEKVersion(ctx, kekID, version, m.now().UTC())
 	}
 	m.forget(kekID, version)
+	m.forgetKEK(kekID)
 	return m.record(ctx, Op{Action: "destroy", Key: kekID, Version: version, Approvers: approvers}, err)
 }
 

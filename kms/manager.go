@@ -32,6 +32,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	secrets map[string]cachedSecret // "<kek>@<version>" -> unwrapped per-version secret
+	keks    map[string]cachedKEK    // KEK records for the derivation hot path
 
 	wraps, unwraps atomic.Int64
 }
@@ -47,7 +48,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Store == nil || cfg.Backend == nil {
 		return nil, Errorf(CodeBadInput, "kms.Open needs a store and a backend")
 	}
-	m := &Manager{st: cfg.Store, be: cfg.Backend, aud: cfg.Auditor, now: cfg.Now, secrets: map[string]cachedSecret{}}
+	m := &Manager{st: cfg.Store, be: cfg.Backend, aud: cfg.Auditor, now: cfg.Now, secrets: map[string]cachedSecret{}, keks: map[string]cachedKEK{}}
 	if m.aud == nil {
 		m.aud = StoreAuditor{Store: cfg.Store}
 	}
@@ -311,13 +312,43 @@ type cachedSecret struct {
 	fetched time.Time
 }
 
+type cachedKEK struct {
+	kek     KEK
+	fetched time.Time
+}
+
+// cachedKEKRecord reads a KEK through a cache of at most secretTTL; this
+// process's own rotations, retirements and destructions invalidate it at once.
+func (m *Manager) cachedKEKRecord(ctx context.Context, id string) (KEK, error) {
+	m.mu.Lock()
+	c, ok := m.keks[id]
+	m.mu.Unlock()
+	if ok && time.Since(c.fetched) < secretTTL {
+		return c.kek, nil
+	}
+	k, err := m.st.KEK(ctx, id)
+	if err != nil {
+		return KEK{}, err
+	}
+	m.mu.Lock()
+	m.keks[id] = cachedKEK{kek: k, fetched: time.Now()}
+	m.mu.Unlock()
+	return k, nil
+}
+
+func (m *Manager) forgetKEK(id string) {
+	m.mu.Lock()
+	delete(m.keks, id)
+	m.mu.Unlock()
+}
+
 // versionSecret returns the unwrapped secret of version n (0: current) of a
 // hospital's purpose KEK, caching it in memory.
 func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose, n int) ([]byte, KEK, int, error) {
 	if err := checkHospital(hospital); err != nil {
 		return nil, KEK{}, 0, err
 	}
-	k, err := m.st.KEK(ctx, KEKID(hospital, p))
+	k, err := m.cachedKEKRecord(ctx, KEKID(hospital, p))
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, KEK{}, 0, Errorf(CodeNotFound, "no %s KEK for hospital %s (run phix keys init)", p, hospital)
@@ -327,15 +358,14 @@ func (m *Manager) versionSecret(ctx context.Context, hospital string, p Purpose,
 	if n == 0 {
 		n = k.Current
 	}
+	if n < k.MinDecryption {
+		return nil, k, n, Errorf(CodeRetiredVersion, "KEK %s version %d is retired (min_decryption_version %d)", k.ID, n, k.MinDecryption)
+	}
 	ck := versionKey(k.ID, n)
 	m.mu.Lock()
 	c, ok := m.secrets[ck]
 	m.mu.Unlock()
 	if ok && time.Since(c.fetched) < secretTTL {
-		// Retirement and destruction apply to cached secrets too.
-		if n < k.MinDecryption {
-			return nil, k, n, Errorf(CodeRetiredVersion, "KEK %s version %d is retired (min_decryption_version %d)", k.ID, n, k.MinDecryption)
-		}
 		return c.secret, k, n, nil
 	}
 	v, err := m.st.KEKVersion(ctx, k.ID, n)

@@ -43,6 +43,7 @@ func (m *Manager) Rotate(ctx context.Context, kekID string) (Rotation, error) {
 			m.discard(ctx, k, v)
 		}
 	}
+	m.forgetKEK(kekID)
 	if err := m.record(ctx, Op{Action: "rotate", Key: kekID, Version: n}, err); err != nil {
 		return Rotation{}, err
 	}
@@ -178,6 +179,7 @@ func (m *Manager) SetMinDecryptionVersion(ctx context.Context, kekID string, ver
 		}
 	}
 	err = m.st.SetMinDecryption(ctx, kekID, version)
+	m.forgetKEK(kekID)
 	if err == nil {
 		for v := 1; v < version; v++ {
 			m.forget(kekID, v)
