@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -99,6 +100,12 @@ func dcmdumpProblems(t testing.TB, path string) map[string]bool {
 	return out
 }
 
+var uidPattern = regexp.MustCompile(`\b[0-9]+(\.[0-9]+)*\b`)
+
+// dciodvfyUnreadable is dciodvfy's line for an input it cannot read (it
+// does not read deflated files): its error set is then not comparable.
+const dciodvfyUnreadable = "Error - Dicom dataset read failed"
+
 // dciodvfyErrors returns dciodvfy's error lines.
 func dciodvfyErrors(t testing.TB, path string) map[string]bool {
 	t.Helper()
@@ -106,7 +113,8 @@ func dciodvfyErrors(t testing.TB, path string) map[string]bool {
 	out := map[string]bool{}
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "Error") {
-			out[l] = true
+			// UIDs change by design; compare the kind of error.
+			out[uidPattern.ReplaceAllString(l, "UID")] = true
 		}
 	}
 	return out

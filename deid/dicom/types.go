@@ -20,7 +20,7 @@ var iodType = map[uint32]uint8{
 	0x00080080: 3, // Institution Name
 	0x00080082: 3, // Institution Code Sequence
 	0x00081010: 3, // Station Name
-	0x00081070: 3, // Operators' Name
+	0x00081070: 2, // Operators' Name (Type 2 in RT Series)
 	0x00081072: 3, // Operator Identification Sequence
 	0x00081110: 2, // Referenced Study Sequence
 	0x00081111: 2, // Referenced Performed Procedure Step Sequence
