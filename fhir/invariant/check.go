@@ -111,7 +111,7 @@ func (w *walker) run(obj map[string]any) {
 		return // fhir.Validate reports it
 	}
 	w.path = append(w.path, seg{rt, -1})
-	w.resource(obj, obj, nil, 0)
+	w.resource(obj, obj, nil, false, 0)
 	if len(w.issues) > 1 {
 		slices.SortStableFunc(w.issues, func(a, b fhir.Issue) int {
 			if c := strings.Compare(a.Expression[0], b.Expression[0]); c != 0 {
@@ -125,7 +125,7 @@ func (w *walker) run(obj map[string]any) {
 // resource checks a resource object: its root constraints (dom-*, bdl-*,
 // pat-...), then its elements. elemRules are the rules of the element
 // holding it (ele-1 on Bundle.entry.resource), nil at the top.
-func (w *walker) resource(obj, root map[string]any, elemRules []*rule, depth int) {
+func (w *walker) resource(obj, root map[string]any, elemRules []*rule, contained bool, depth int) {
 	rt, _ := obj["resourceType"].(string)
 	if !fhir.IsResourceType(rt) {
 		return
@@ -135,8 +135,12 @@ func (w *walker) resource(obj, root map[string]any, elemRules []*rule, depth int
 	item := fhirpath.NewResourceItem(obj)
 	n := nodeView{v: obj}
 	w.apply(elemRules, n, item)
-	w.apply(w.ix.byPath[rt], n, item)
-	w.object(obj, rt, root, depth)
+	rules := w.ix.byPath[rt]
+	if contained {
+		rules = w.ix.containedRules(rt)
+	}
+	w.apply(rules, n, item)
+	w.object(obj, rt, root, depth, item)
 	w.ec = saved
 }
 
@@ -152,7 +156,7 @@ func (w *walker) newEC(res, root map[string]any) *fhirpath.EvalContext {
 }
 
 // object walks the children of a complex node whose shape is at defPath.
-func (w *walker) object(obj map[string]any, defPath string, root map[string]any, depth int) {
+func (w *walker) object(obj map[string]any, defPath string, root map[string]any, depth int, parent fhirpath.Item) {
 	if depth > maxDepth || w.stopped {
 		return
 	}
@@ -177,7 +181,7 @@ func (w *walker) object(obj map[string]any, defPath string, root map[string]any,
 		if !p.ok {
 			continue // unknown element: fhir.Validate reports it
 		}
-		w.child(p, name, val, ext, root, depth)
+		w.child(p, name, val, ext, root, depth, parent)
 		if w.stopped {
 			return
 		}
@@ -185,7 +189,7 @@ func (w *walker) object(obj map[string]any, defPath string, root map[string]any,
 }
 
 // child walks the value(s) of one element.
-func (w *walker) child(p *plan, name string, val, ext any, root map[string]any, depth int) {
+func (w *walker) child(p *plan, name string, val, ext any, root map[string]any, depth int, parent fhirpath.Item) {
 	vals, isArr := val.([]any)
 	exts, _ := ext.([]any)
 	if !isArr {
@@ -201,6 +205,7 @@ func (w *walker) child(p *plan, name string, val, ext any, root map[string]any, 
 	if len(exts) > n {
 		n = len(exts) // "_given" with no "given"
 	}
+	ord := 0 // position among the items the engine sees (it skips bare nulls)
 	for i := 0; i < n; i++ {
 		var v any
 		if i < len(vals) {
@@ -214,27 +219,37 @@ func (w *walker) child(p *plan, name string, val, ext any, root map[string]any, 
 		if _, extArr := ext.([]any); isArr || (val == nil && extArr) {
 			idx = i
 		}
+		if v == nil && em == nil {
+			continue
+		}
 		w.path = append(w.path, seg{name, idx})
-		w.node(p, name, v, em, root, depth)
+		w.node(p, name, v, em, root, depth, parent, ord)
 		w.path = w.path[:len(w.path)-1]
+		ord++
 		if w.stopped {
 			return
 		}
 	}
 }
 
-func (w *walker) node(p *plan, name string, v any, ext map[string]any, root map[string]any, depth int) {
+func (w *walker) node(p *plan, name string, v any, ext map[string]any, root map[string]any, depth int, parent fhirpath.Item, ord int) {
 	if w.visits++; w.visits&255 == 0 && w.ctx.Err() != nil {
 		w.stop()
 		return
 	}
 	switch {
 	case p.prim:
-		if v == nil && ext == nil {
-			return
-		}
 		n := nodeView{v: v, ext: ext, prim: true}
-		w.apply(p.rules, n, fhirpath.NewItem(v, p.itemType))
+		var item fhirpath.Item
+		if p.engine || ext != nil || w.verify != nil {
+			// Only navigation attaches the "_name" sibling to the item.
+			item = w.primItem(parent, name, ord, v, p.itemType)
+		}
+		w.apply(p.rules, n, item)
+		if ext != nil {
+			// The sibling's id and extensions (ext-1 on each extension).
+			w.object(ext, p.itemType, root, depth+1, item)
+		}
 	case p.resource:
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -242,19 +257,33 @@ func (w *walker) node(p *plan, name string, v any, ext map[string]any, root map[
 		}
 		// A contained resource belongs to its container's root; any other
 		// nested resource (Bundle.entry.resource, Parameters) is a root.
-		next := m
-		if name == "contained" {
+		next, contained := m, name == "contained"
+		if contained {
 			next = root
 		}
-		w.resource(m, next, p.rules, depth+1)
+		w.resource(m, next, p.rules, contained, depth+1)
 	default:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return
 		}
-		w.apply(p.rules, nodeView{v: m}, fhirpath.NewItem(m, p.itemType))
-		w.object(m, p.lookup, root, depth+1)
+		item := fhirpath.NewItem(m, p.itemType)
+		w.apply(p.rules, nodeView{v: m}, item)
+		w.object(m, p.lookup, root, depth+1, item)
 	}
+}
+
+// primItem returns the engine's item for the ord-th value of a primitive
+// element, by navigating from its parent.
+func (w *walker) primItem(parent fhirpath.Item, name string, ord int, v any, typ string) fhirpath.Item {
+	nav, err := fhirpath.Cached("`" + name + "`")
+	if err == nil {
+		w.item[0] = parent
+		if out, err := nav.Evaluate(w.ec, w.item[:]); err == nil && ord < len(out) {
+			return out[ord]
+		}
+	}
+	return fhirpath.NewItem(v, typ)
 }
 
 // apply evaluates rules on one node and records failures.

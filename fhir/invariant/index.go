@@ -30,6 +30,11 @@ type index struct {
 	rules  []*rule
 	byPath map[string][]*rule
 	plans  sync.Map // planKey -> *plan
+	// contained holds the root rules of each resource type without dom-6:
+	// a contained resource's narrative is its container's (R4 "Contained
+	// Resources": the container's narrative includes the contained
+	// content), so dom-6 is not asked of it, as the HL7 validator does.
+	contained map[string][]*rule
 }
 
 var (
@@ -46,7 +51,7 @@ func theIndex() *index {
 // get the native form and the compiled expression (the equivalence test
 // runs both); otherwise only the native form.
 func buildIndex(cons []*fhir.Constraint, both bool) *index {
-	ix := &index{byPath: map[string][]*rule{}}
+	ix := &index{byPath: map[string][]*rule{}, contained: map[string][]*rule{}}
 	for _, c := range cons {
 		r := &rule{c: c, diag: c.Key + ": " + c.Human}
 		switch c.Expression {
@@ -63,8 +68,18 @@ func buildIndex(cons []*fhir.Constraint, both bool) *index {
 			ix.byPath[p] = append(ix.byPath[p], r)
 		}
 	}
+	for _, rt := range fhir.ResourceTypes() {
+		for _, r := range ix.byPath[rt] {
+			if r.c.Key != "dom-6" {
+				ix.contained[rt] = append(ix.contained[rt], r)
+			}
+		}
+	}
 	return ix
 }
+
+// containedRules returns the root rules for a contained resource.
+func (ix *index) containedRules(rt string) []*rule { return ix.contained[rt] }
 
 // plan is what applies to one child element of an object shape: computed
 // once per (parent definition path, JSON name) and cached.
@@ -74,6 +89,7 @@ type plan struct {
 	itemType string  // FHIR type given to the engine item
 	resource bool    // element of a resource type (contained, entry.resource)
 	prim     bool    // primitive type
+	engine   bool    // some rule needs the engine (not only native ones)
 	rules    []*rule // element-path rules and the type's own, deduplicated
 }
 
@@ -110,6 +126,11 @@ func (ix *index) computePlan(parent, name string) *plan {
 		// structure the element is (que-1 on Questionnaire.item reached
 		// through Questionnaire.item.item).
 		p.rules = appendRules(p.rules, ix.byPath[vt])
+	}
+	for _, r := range p.rules {
+		if r.native == nil {
+			p.engine = true
+		}
 	}
 	return p
 }

@@ -1,0 +1,88 @@
+package invariant
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"phix/fhir"
+)
+
+// equivalence runs r through an index whose ele-1 and ext-1 rules have both
+// forms and reports every node where they disagree.
+type equivalence struct {
+	ix       *index
+	compared map[string]int
+	diff     []string
+}
+
+func newEquivalence() *equivalence {
+	return &equivalence{ix: buildIndex(fhir.Constraints(), true), compared: map[string]int{}}
+}
+
+func (e *equivalence) run(t *testing.T, r *fhir.Resource) {
+	w := &walker{ix: e.ix, ctx: context.Background()}
+	w.verify = func(rl *rule, loc string, native, engine bool, err error) {
+		if err != nil {
+			t.Errorf("%s at %s: engine error %v", rl.c.Key, loc, err)
+			return
+		}
+		e.compared[rl.c.Key]++
+		if native != engine {
+			e.diff = append(e.diff, rl.c.Key+" at "+loc)
+		}
+	}
+	w.run(r.Object)
+}
+
+// TestNativeEquivalence proves the native ele-1 and ext-1 equal to the
+// engine's evaluation of the constraint text on every node of the corpus
+// and on hand-made edge cases.
+func TestNativeEquivalence(t *testing.T) {
+	e := newEquivalence()
+	for _, f := range exampleFiles(t) {
+		e.run(t, parseFile(t, f))
+	}
+	for _, r := range syntheaResources(t) {
+		e.run(t, r)
+	}
+	for _, src := range []string{
+		`{"resourceType":"Patient","name":[{"id":"a"}]}`,
+		`{"resourceType":"Patient","name":[{"_family":{"id":"a"}}]}`,
+		`{"resourceType":"Patient","name":[{"_id":{"extension":[{"url":"u","valueString":"x"}]}}]}`,
+		`{"resourceType":"Patient","name":[{"id":"a","family":"x"}]}`,
+		`{"resourceType":"Patient","_birthDate":{"id":"b"}}`,
+		`{"resourceType":"Patient","_birthDate":{"id":"b","extension":[{"url":"u","valueCode":"unknown"}]}}`,
+		`{"resourceType":"Patient","birthDate":"2000","_birthDate":{"id":"b"}}`,
+		`{"resourceType":"Patient","_birthDate":{"extension":[{"url":"u","valueCode":"unknown"}]}}`,
+		`{"resourceType":"Patient","name":[{"given":["a",null],"_given":[null,{"extension":[{"url":"u","valueCode":"x"}]}]}]}`,
+		`{"resourceType":"Patient","name":[{"_given":[{"id":"x"}]}]}`,
+		`{"resourceType":"Patient","extension":[{"url":"u"}]}`,
+		`{"resourceType":"Patient","extension":[{"url":"u","valueString":"x","extension":[{"url":"v","valueBoolean":true}]}]}`,
+		`{"resourceType":"Patient","extension":[{"url":"u","_valueString":{"extension":[{"url":"v","valueBoolean":true}]}}]}`,
+		`{"resourceType":"Patient","extension":[{"url":"u","extension":[{"url":"v","valueBoolean":true}]}]}`,
+		`{"resourceType":"Patient","extension":[{"id":"e","url":"u","valueQuantity":{"value":1}}]}`,
+		`{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p"}}]}`,
+		`{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","active":true}}]}`,
+	} {
+		r, err := fhir.Parse([]byte(src), fhir.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.run(t, r)
+	}
+	// One known divergence, where the native form follows the
+	// specification and the engine does not: children() of a primitive
+	// omits the primitive's id, so for a value-less birthDate with an id and
+	// one extension the engine computes 1 > 1 (fails ele-1) while FHIR
+	// counts id and extension as children (2 > 1: holds; the element has
+	// content). Reported to the fhirpath owner.
+	want := []string{"ele-1 at Patient.birthDate"}
+	if !slices.Equal(e.diff, want) {
+		t.Errorf("native and engine disagree at %v, want only %v", e.diff, want)
+	}
+	if e.compared["ele-1"] < 100000 || e.compared["ext-1"] < 100 {
+		t.Errorf("too few comparisons: %v", e.compared)
+	}
+	t.Logf("compared: %v", e.compared)
+}
