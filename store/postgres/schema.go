@@ -85,10 +85,13 @@ CREATE TABLE idx_reference (
 	ref_type TEXT COLLATE "C" NOT NULL, ref_id TEXT COLLATE "C" NOT NULL, ref_version TEXT COLLATE "C" NOT NULL,
 	url TEXT COLLATE "C" NOT NULL, system TEXT COLLATE "C" NOT NULL, code TEXT COLLATE "C" NOT NULL
 );
-CREATE INDEX idx_reference_ref ON idx_reference (rtype, param, ref_id, ref_type);
-CREATE INDEX idx_reference_target ON idx_reference (ref_type, ref_id);
-CREATE INDEX idx_reference_url ON idx_reference (rtype, param, url);
-CREATE INDEX idx_reference_ident ON idx_reference (rtype, param, code, system);
+-- One index serves reference search (ref_id = ? AND rtype = ? AND param = ?)
+-- and _revinclude (ref_id IN (...) AND ref_type = ?). Absolute URLs and
+-- identifiers are rare: partial indexes, which queries select with url <> ''
+-- and code <> ''.
+CREATE INDEX idx_reference_ref ON idx_reference (ref_id, rtype, param, ref_type);
+CREATE INDEX idx_reference_url ON idx_reference (rtype, param, url) WHERE url <> '';
+CREATE INDEX idx_reference_ident ON idx_reference (rtype, param, code, system) WHERE code <> '';
 CREATE INDEX idx_reference_res ON idx_reference (res_pk, param);
 
 CREATE TABLE idx_uri (

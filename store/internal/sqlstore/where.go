@@ -366,12 +366,16 @@ func (b *builder) numberValue(c *search.Clause, v *search.Value, quantity bool) 
 func (b *builder) referenceValue(c *search.Clause, v *search.Value) error {
 	switch c.Modifier {
 	case "identifier":
+		if v.Code != "" {
+			// Lets the engine use the partial identifier index.
+			b.w("x.code <> '' AND ")
+		}
 		b.tokenMatch("x.system", "x.code", v)
 		return nil
 	case "":
 		switch {
 		case v.URL != "":
-			b.w("x.url = ", b.arg(v.URL))
+			b.w("x.url <> '' AND x.url = ", b.arg(v.URL))
 		case v.RefType != "":
 			b.w("x.ref_type = ", b.arg(v.RefType), " AND x.ref_id = ", b.arg(v.RefID))
 		default:

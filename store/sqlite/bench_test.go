@@ -1,0 +1,103 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"phix/store/storetest"
+)
+
+// Benchmarks report the store figure and the same work done with raw SQL on
+// the same engine in the same run, as a ratio (machines are noisy).
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./store/sqlite/
+
+const benchRows = 20000
+
+func openBench(b *testing.B) *Store {
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func BenchmarkPut(b *testing.B) {
+	s := openBench(b)
+	storetest.BenchPut(b, s)
+	storeRate := b.Elapsed()
+	// Raw baseline: the bodies alone into a keyed table, 1,000 per transaction.
+	ctx := context.Background()
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE raw (id TEXT PRIMARY KEY, body BLOB NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < b.N; i += 1000 {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT INTO raw (id, body) VALUES (?, ?)`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := i; j < min(i+1000, b.N); j++ {
+			w := storetest.Synthetic(j)
+			if _, err := st.ExecContext(ctx, w.ID, w.Body); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(storeRate)/float64(time.Since(start)), "x-raw-insert")
+}
+
+func loaded(b *testing.B) *Store {
+	s := openBench(b)
+	storetest.Load(b, s, benchRows)
+	return s
+}
+
+// rawRead is the primary-key body lookup without the store around it.
+func rawRead(b *testing.B, s *Store, n int) time.Duration {
+	ctx := context.Background()
+	st, err := s.r.PrepareContext(ctx, `SELECT v.body FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version WHERE r.type = ?1 AND r.id = ?2`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	r := rand.New(rand.NewPCG(9, 9))
+	var body []byte
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := st.QueryRowContext(ctx, "Observation", fmt.Sprintf("obs-%08d", r.IntN(benchRows))).Scan(&body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+func BenchmarkRead(b *testing.B) {
+	s := loaded(b)
+	storetest.BenchRead(b, s, benchRows)
+	el := b.Elapsed()
+	b.StopTimer()
+	b.ReportMetric(float64(el)/float64(rawRead(b, s, b.N)), "x-raw-select")
+}
+
+func BenchmarkReadParallel16(b *testing.B) {
+	s := loaded(b)
+	storetest.BenchReadParallel(b, s, benchRows)
+}
+
+func BenchmarkSearch(b *testing.B) {
+	s := loaded(b)
+	storetest.BenchSearch(b, s, benchRows)
+}
