@@ -239,6 +239,10 @@ func TestNamesZH(t *testing.T) {
 		{"患者于昨日入院", nil},
 		{"今日王建国来院复查", []string{"NAME:王建国"}},
 		{"今日血压平稳", nil},
+		{"予杜冷丁50mg肌注", nil},
+		{"，何首乌、", nil},
+		{"，曹雪25mg", nil},
+		{"，曹雪说", []string{"NAME:曹雪"}},
 		{"王丽小姐", []string{"NAME:王丽"}},
 		{"患者出生日期", nil},
 		{"皮肤黄疸，", nil},
@@ -304,5 +308,36 @@ func TestCodePointOffsets(t *testing.T) {
 	rs := []rune(text)
 	if len(fs) != 2 || string(rs[fs[1].Start:fs[1].End]) != "13033907579" || fs[1].Start != 7 {
 		t.Fatalf("offsets: %+v", fs)
+	}
+}
+
+// TestConcurrentScans runs one Scanner from many goroutines (run with -race).
+func TestConcurrentScans(t *testing.T) {
+	sc := Default().WithHints(Hints{Names: []string{"Keiko Nakamura"}})
+	texts := []string{
+		"患者吴丽，女，身份证号440305198711246389，联系电话13033907579。",
+		"Patient John Smith, DOB 02/19/1948, SSN 411-14-4767; Keiko Nakamura called.",
+	}
+	want := make([][]string, len(texts))
+	for i, s := range texts {
+		want[i] = found(sc, s)
+	}
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func() {
+			ok := true
+			for k := 0; k < 200; k++ {
+				i := k % len(texts)
+				if !slices.Equal(found(sc, texts[i]), want[i]) {
+					ok = false
+				}
+			}
+			done <- ok
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if !<-done {
+			t.Error("concurrent scans disagree")
+		}
 	}
 }

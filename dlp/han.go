@@ -254,7 +254,7 @@ func (st *state) nameZh(p int, strong, ctx bool) {
 	if !titled && (!common || prevHan(s, p)) {
 		return
 	}
-	if r, _ := decodeRune(s, q); isHan(r) && !titled && hanFlag(r)&hNameStop == 0 {
+	if !titled && !nameEnd(s, q) {
 		return
 	}
 	for _, w := range zhNotNames {
@@ -286,7 +286,7 @@ func (st *state) nameZhAfterTime(p int) {
 	if given == 0 {
 		return
 	}
-	if r, _ := decodeRune(s, q); isHan(r) && hanFlag(r)&hNameStop == 0 {
+	if !nameEnd(s, q) {
 		return
 	}
 	for _, w := range zhNotNames {
@@ -295,4 +295,22 @@ func (st *state) nameZhAfterTime(p int) {
 		}
 	}
 	st.add(Name, p, q, 0.7, "name-zh-time")
+}
+
+// nameEnd reports whether a name without context may end at q: at the end,
+// before punctuation or a blank, or before a rune that follows names (因,
+// 于, 诉 …). Digits and Latin letters right after it mean a drug and a dose
+// (杜冷丁50mg) or a code, not a name.
+func nameEnd(s string, q int) bool {
+	if q >= len(s) {
+		return true
+	}
+	r, _ := decodeRune(s, q)
+	switch {
+	case isHan(r):
+		return hanFlag(r)&hNameStop != 0
+	case r < utf8.RuneSelf:
+		return !isAlnum(byte(r))
+	}
+	return true // CJK punctuation and other symbols
 }

@@ -153,8 +153,10 @@ func (c *compiledHints) find(st *state) {
 				if k < 0 {
 					break
 				}
+				// Matches do not overlap (as strings.Count counts), which
+				// keeps overlap groups small whatever the hint.
 				a, b := off+k, off+k+len(p.lower)
-				off = a + 1
+				off = b
 				if p.word && ((a > 0 && wordBefore(low, a)) || (b < len(low) && wordByte(low, b))) {
 					continue
 				}
@@ -185,7 +187,7 @@ func (c *compiledHints) find(st *state) {
 				break
 			}
 			a, b := off+k, off+k+len(ph)
-			off = a + 1
+			off = b
 			if b < len(d) && isDigit(d[b]) {
 				continue
 			}

@@ -94,7 +94,8 @@ var zhNotNames = strings.Fields(`黄疸 黄色 黄体 黄芪 黄连 黄斑 刘�
 余量 余下 杜绝 叶酸 叶片 程度 程序 苏醒 魏氏 吕氏 丁香 任何 任务 沈默 姚氏 卢氏 姜黄 崔氏 钟点 钟表 谭氏 陆续 汪洋 范围 范例
 廖氏 贾氏 夏季 夏天 韦氏 付款 付费 邹氏 孟氏 熊猫 秦氏 邱氏 江河 尹氏 薛氏 闫氏 段落 雷达 侯氏 黎明 贺卡 顾虑 顾客 毛发 毛囊
 毛细 郝氏 龚氏 邵氏 钱币 严重 严格 严密 覃氏 戴上 戴着 莫名 孔洞 孔径 汤剂 汤药 周围 周期 周身 周边 周岁 王者 李子 张口 杨梅
-徐缓 朱红 胡言 江湖 林中 陈皮 吴茱`)
+徐缓 朱红 胡言 江湖 林中 陈皮 吴茱
+杜冷丁 潘生丁 何首乌 雷公藤 胡萝卜 胡桃 黄连素 马来酸 马兜铃 罗氏 叶黄素 田七 许可证 孙思邈`)
 
 // zhNameStop are characters that end a name: function words, verbs and
 // nouns that follow names in clinical notes.
