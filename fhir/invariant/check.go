@@ -103,6 +103,7 @@ type walker struct {
 	// verify, in tests, receives both results of rules that have a native
 	// form and a compiled expression.
 	verify func(r *rule, loc string, native, engine bool, err error)
+	dom3   []*dom3Frame // open frames of resources with contained resources
 }
 
 func (w *walker) run(obj map[string]any) {
@@ -140,7 +141,24 @@ func (w *walker) resource(obj, root map[string]any, elemRules []*rule, contained
 		rules = w.ix.containedRules(rt)
 	}
 	w.apply(rules, n, item)
+	var frame *dom3Frame
+	for _, r := range rules {
+		if r.dom3 {
+			if list, _ := obj["contained"].([]any); len(list) > 0 {
+				frame = &dom3Frame{refs: map[string]struct{}{}, self: make([]bool, len(list)), cur: -1}
+				w.dom3 = append(w.dom3, frame)
+			}
+		}
+	}
 	w.object(obj, rt, root, depth, item)
+	if frame != nil {
+		w.dom3 = w.dom3[:len(w.dom3)-1]
+		for _, r := range rules {
+			if r.dom3 {
+				w.decideDom3(r, obj, frame, item)
+			}
+		}
+	}
 	w.ec = saved
 }
 
@@ -239,6 +257,7 @@ func (w *walker) node(p *plan, name string, v any, ext map[string]any, root map[
 	}
 	switch {
 	case p.prim:
+		w.seePrimitive(name, p.itemType, v)
 		n := nodeView{v: v, ext: ext, prim: true}
 		var item fhirpath.Item
 		if p.engine || ext != nil || w.verify != nil {
@@ -258,10 +277,18 @@ func (w *walker) node(p *plan, name string, v any, ext map[string]any, root map[
 		// A contained resource belongs to its container's root; any other
 		// nested resource (Bundle.entry.resource, Parameters) is a root.
 		next, contained := m, name == "contained"
+		var f *dom3Frame
 		if contained {
 			next = root
+			if k := len(w.dom3); k > 0 {
+				f = w.dom3[k-1] // the frame of the resource holding this contained list
+				f.cur = ord
+			}
 		}
 		w.resource(m, next, p.rules, contained, depth+1)
+		if f != nil {
+			f.cur = -1
+		}
 	default:
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -286,9 +313,25 @@ func (w *walker) primItem(parent fhirpath.Item, name string, ord int, v any, typ
 	return fhirpath.NewItem(v, typ)
 }
 
+// decideDom3 reports dom-3 from what the walk collected.
+func (w *walker) decideDom3(r *rule, obj map[string]any, f *dom3Frame, item fhirpath.Item) {
+	holds := dom3Holds(obj, f)
+	if w.verify != nil {
+		w.item[0] = item
+		ok, known, err := r.expr.EvaluateBool(w.ec, w.item[:])
+		w.verify(r, w.location(), holds, ok || !known, err)
+	}
+	if !holds {
+		w.fail(r)
+	}
+}
+
 // apply evaluates rules on one node and records failures.
 func (w *walker) apply(rules []*rule, n nodeView, item fhirpath.Item) {
 	for _, r := range rules {
+		if r.dom3 {
+			continue // decided after the walk
+		}
 		if w.opts.SkipWarnings && r.c.Severity == fhir.SeverityWarning {
 			continue
 		}

@@ -23,6 +23,7 @@ type rule struct {
 	expr   *fhirpath.Expression
 	err    error                 // compile error: reported as not evaluated
 	native func(n nodeView) bool // ele-1, ext-1
+	dom3   bool                  // native dom-3, decided after the walk (dom3.go)
 }
 
 // index holds every rule, compiled once, by definition path.
@@ -59,8 +60,10 @@ func buildIndex(cons []*fhir.Constraint, both bool) *index {
 			r.native = ele1
 		case exprExt1:
 			r.native = ext1
+		case exprDom3:
+			r.dom3 = true
 		}
-		if r.native == nil || both {
+		if (r.native == nil && !r.dom3) || both {
 			r.expr, r.err = fhirpath.Compile(rewrite(c.Key, c.Expression))
 		}
 		ix.rules = append(ix.rules, r)
@@ -128,7 +131,7 @@ func (ix *index) computePlan(parent, name string) *plan {
 		p.rules = appendRules(p.rules, ix.byPath[vt])
 	}
 	for _, r := range p.rules {
-		if r.native == nil {
+		if r.native == nil && !r.dom3 {
 			p.engine = true
 		}
 	}

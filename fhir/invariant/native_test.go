@@ -35,7 +35,7 @@ func (e *equivalence) run(t *testing.T, r *fhir.Resource) {
 	w.run(r.Object)
 }
 
-// TestNativeEquivalence proves the native ele-1 and ext-1 equal to the
+// TestNativeEquivalence proves the native ele-1, ext-1 and dom-3 equal to the
 // engine's evaluation of the constraint text on every node of the corpus
 // and on hand-made edge cases.
 func TestNativeEquivalence(t *testing.T) {
@@ -63,6 +63,23 @@ func TestNativeEquivalence(t *testing.T) {
 		`{"resourceType":"Patient","extension":[{"url":"u","extension":[{"url":"v","valueBoolean":true}]}]}`,
 		`{"resourceType":"Patient","extension":[{"id":"e","url":"u","valueQuantity":{"value":1}}]}`,
 		`{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p"}}]}`,
+		// dom-3: referenced, unreferenced, by canonical, uri and url,
+		// referring to the container, without id, nested.
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"managingOrganization":{"reference":"#o"}}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"},{"resourceType":"Organization","id":"p"}],"managingOrganization":{"reference":"#o"}}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","partOf":{"reference":"#"}}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","name":"x"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"extension":[{"url":"#o","valueBoolean":true}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"extension":[{"url":"u","valueUrl":"#o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"extension":[{"url":"u","valueCanonical":"#o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"extension":[{"url":"u","valueOid":"#o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"identifier":[{"system":"#o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"identifier":[{"value":"#o"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","meta":{"profile":["#"]}}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Patient","id":"c","contained":[{"resourceType":"Organization","id":"o"}],"managingOrganization":{"reference":"#o"}}],"link":[{"other":{"reference":"#c"},"type":"seealso"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Patient","id":"c","contained":[{"resourceType":"Organization","id":"o"}]}],"managingOrganization":{"reference":"#o"},"link":[{"other":{"reference":"#c"},"type":"seealso"}]}`,
+		`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o"}],"birthDate":"2000","_birthDate":{"extension":[{"url":"u","valueReference":{"reference":"#o"}}]}}`,
 		`{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","active":true}}]}`,
 	} {
 		r, err := fhir.Parse([]byte(src), fhir.ParseOptions{})
@@ -81,7 +98,7 @@ func TestNativeEquivalence(t *testing.T) {
 	if !slices.Equal(e.diff, want) {
 		t.Errorf("native and engine disagree at %v, want only %v", e.diff, want)
 	}
-	if e.compared["ele-1"] < 100000 || e.compared["ext-1"] < 100 {
+	if e.compared["ele-1"] < 100000 || e.compared["ext-1"] < 100 || e.compared["dom-3"] < 700 {
 		t.Errorf("too few comparisons: %v", e.compared)
 	}
 	t.Logf("compared: %v", e.compared)
