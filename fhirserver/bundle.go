@@ -236,10 +236,13 @@ func (s *Server) plan(ctx context.Context, rd store.Reader, entries []*bundleEnt
 		}
 		if e.id != "" && e.method != http.MethodGet && e.method != http.MethodHead {
 			key := e.url.Type + "/" + e.id
-			if _, dup := seen[key]; dup && failFast {
+			// A conditional create that matched writes nothing, so it cannot clash.
+			if _, dup := seen[key]; dup && failFast && e.existing == nil {
 				return entryError(e, errorf(CodeInvalidBundle, "two entries of a transaction change the same resource"))
 			}
-			seen[key] = e.index
+			if e.existing == nil {
+				seen[key] = e.index
+			}
 			if e.fullURL != "" && e.method != http.MethodDelete {
 				refs[e.fullURL] = key
 			}

@@ -200,3 +200,21 @@ func TestBundleLimits(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// TestTransactionConditionalCreateTwice: two entries whose ifNoneExist match
+// the same stored resource write nothing, so they do not clash.
+func TestTransactionConditionalCreateTwice(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	org := map[string]any{"resourceType": "Organization", "name": "Shared", "identifier": []any{map[string]any{"system": "urn:org", "value": "shared"}}}
+	id := e.do("POST", "/Organization", org).want(t, 201).str("id")
+	r := e.do("POST", "", bundleOf("transaction",
+		entry("urn:uuid:a", org, "POST", "Organization", "ifNoneExist", "identifier=urn:org|shared"),
+		entry("urn:uuid:b", org, "POST", "Organization", "ifNoneExist", "identifier=urn:org|shared"),
+	)).want(t, 200)
+	for i := range 2 {
+		resp := responseOf(t, r, i)
+		if !strings.HasPrefix(resp["status"].(string), "200") || !strings.Contains(resp["location"].(string), id) {
+			t.Fatalf("entry %d: %v", i, resp)
+		}
+	}
+}
