@@ -77,8 +77,10 @@ func (st *state) cnID(i, j int) {
 			st.add(CNResidentID, i, j, 0.99, "cn-id-gb11643")
 		}
 	case n == 15 && endsClean(s, j):
-		// No check digit: a plausible area and date only, so a lower score.
-		if ValidCNResidentID(s[i:j]) {
+		// No check digit: a plausible area and date match about one random
+		// 15-digit number in a hundred (SNOMED CT ids, for one), so the
+		// legacy form counts only after an id keyword (身份证, ID No).
+		if ValidCNResidentID(s[i:j]) && i <= st.idCtx {
 			st.add(CNResidentID, i, j, 0.7, "cn-id-15")
 		}
 	}

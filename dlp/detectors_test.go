@@ -60,7 +60,9 @@ func TestCNResidentID(t *testing.T) {
 		{"ID 11010519491231002X ok", []string{"CN_RESIDENT_ID:11010519491231002X"}},
 		{"检验单号440305198711246388，", nil}, // bad check digit: a decoy
 		{"单号4403051987112463891", nil},   // 19 digits
-		{"旧证110105480229001。", []string{"CN_RESIDENT_ID:110105480229001"}},
+		{"身份证110105480229001。", []string{"CN_RESIDENT_ID:110105480229001"}},
+		{"ID No. 110105480229001", []string{"CN_RESIDENT_ID:110105480229001"}},
+		{"SNOMED 442961000124107", nil}, // a legacy-shaped number without an id keyword
 	})
 }
 
@@ -225,6 +227,11 @@ func TestNamesEN(t *testing.T) {
 		{"pt mary said", []string{"NAME:mary"}},
 		{"patient reported pain", nil},
 		{"Line Provider Payment Amount", nil},
+		{"the patient. However, the", nil},
+		{"see Patient Resource", nil},
+		{"Patient Education Materials", nil},
+		{"Patient: Okafor", []string{"NAME:Okafor"}},
+		{"Patient Okafor Adebayo", []string{"NAME:Okafor Adebayo"}},
 	})
 }
 

@@ -14,6 +14,7 @@ const (
 	wSurname                     // common surnames
 	wStop                        // capitalised words that are not names
 	wStreet                      // street suffixes (USPS Publication 28)
+	wID                          // "ID": a legacy resident id may follow
 )
 
 var words = func() map[string]uint16 {
@@ -30,6 +31,7 @@ var words = func() map[string]uint16 {
 	set(wMRNLead, "medical", "chart", "patient", "hospital", "record", "mr", "med")
 	set(wSSN, "ssn", "social")
 	set(wPassport, "passport")
+	set(wID, "id", "identity")
 	set(wURL, "http", "https", "ftp", "www")
 	for k := range months {
 		m[k] |= wMonth | wStop
@@ -128,6 +130,9 @@ func (st *state) word(i, j int) {
 	}
 	if f&wPassport != 0 {
 		st.passportCtx = j + 24
+	}
+	if f&wID != 0 {
+		st.idCtx = j + 24
 	}
 	if f&wURL != 0 {
 		st.url(i, j)

@@ -56,6 +56,7 @@ const (
 	zkPassport
 	zkSSN
 	zkNameWeak // a time word: a common surname right after it starts a name
+	zkCNID     // 身份证: a legacy 15-digit id may follow
 )
 
 type zhKeyword struct {
@@ -103,6 +104,7 @@ func init() {
 	add(zkAddress, "家住", "住址", "地址", "现住", "住在", "居住于", "居住地", "现居", "户籍地", "户籍所在地", "住所")
 	add(zkNameWeak, "今日", "今天", "昨日", "昨天", "当日", "次日", "同日")
 	add(zkPassport, "护照")
+	add(zkCNID, "身份证", "证件号", "公民身份号码")
 	add(zkSSN, "社会安全号")
 }
 
@@ -138,6 +140,8 @@ func (st *state) han(i int, r rune) {
 				st.passportCtx = p + 24
 			case zkSSN:
 				st.ssnCtx = p + 24
+			case zkCNID:
+				st.idCtx = p + 24
 			}
 		}
 	}

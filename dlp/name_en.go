@@ -58,6 +58,9 @@ func nameRun(s string, p int) (end, tokens int, first, last uint16) {
 		if f&(wStop|wName|wTitle|wStreet) != 0 && f&(wGiven|wSurname) == 0 {
 			break
 		}
+		if f&(wGiven|wSurname) == 0 && commonWordSuffix(s[q:e]) {
+			break
+		}
 		initial := e-q <= 2
 		if tokens == 0 {
 			if initial {
@@ -90,8 +93,13 @@ func nameRun(s string, p int) (end, tokens int, first, last uint16) {
 // nameAfterEN is called on a context word or honorific at [i, j).
 func (st *state) nameAfterEN(i, j int, title bool) {
 	s := st.s
+	// "MR Signal", "DR" in capitals are abbreviations, not honorifics.
+	if title && j-i >= 2 && isUpper(s[i+1]) {
+		return
+	}
 	p := j
-	if p < len(s) && s[p] == '.' {
+	// "Dr." and "Mr." take a period; "the patient. However" is a sentence end.
+	if title && p < len(s) && s[p] == '.' {
 		p++
 	}
 	label := p < len(s) && (s[p] == ':' || strings.HasPrefix(s[p:], "："))
@@ -116,8 +124,16 @@ func (st *state) nameAfterEN(i, j int, title bool) {
 		score = 0.85
 	case listed:
 		score = 0.85
-	case n >= 2:
+	case n == 2:
 		score = 0.7
+	case n >= 3 && !title && !label:
+		// Three unlisted capitalised words after a role word read like a
+		// heading ("Patient Safety Reasons").
+		score = 0.45
+	case !label:
+		// One unlisted capitalised word after a role word is as often a
+		// heading ("Patient Portal") as a surname: below the threshold.
+		score = 0.45
 	}
 	st.add(Name, p, e, score, "name-context-en")
 }
@@ -178,4 +194,19 @@ func (st *state) lowerNameAfter(p int) {
 		}
 	}
 	st.add(Name, p, end, 0.6, "name-context-en-lower")
+}
+
+// commonWordSuffix reports English derivational endings that names rarely
+// have ("Education", "Management", "Clinical"): such a word ends a name.
+func commonWordSuffix(w string) bool {
+	if len(w) < 5 {
+		return false
+	}
+	lw := asciiLower(w)
+	for _, suf := range [...]string{"tion", "sion", "ment", "ness", "ity", "ance", "ence", "ing", "ical", "ive", "ous", "ship", "ure", "ogy", "ics", "ies", "able", "ible", "ated", "ized", "ally"} {
+		if strings.HasSuffix(lw, suf) {
+			return true
+		}
+	}
+	return false
 }

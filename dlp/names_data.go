@@ -47,6 +47,8 @@ thursday friday saturday sunday dob ssn mrn phone email address lab labs diagnos
 follow emergency primary medical health insurance contact patient family street avenue road team group
 amount payment charge code indicator deductible coinsurance allowed submitted processing line type category
 class summary report panel result results test score procedure encounter claim benefit coverage identifier
+safety level system coordinate medicine change types resource context launch signal weighted data record
+records access list lists group groups
 `)
 
 // streetSuffixes are USPS Publication 28 street suffixes (common ones).

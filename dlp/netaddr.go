@@ -174,15 +174,15 @@ func (st *state) passport(i, j int) {
 	st.add(CNPassport, i, e, score, "cn-passport")
 }
 
-// versionBefore reports a version label right before i ("version 2.4.10.1",
-// "v2.4.10.1", "ver. 1.2.3.4", "版本1.2.3.4"): dotted quads there are not
-// addresses.
+// versionBefore reports a version or section label right before i
+// ("version 2.4.10.1", "v2.4.10.1", "Section 7.3.1.9", "版本1.2.3.4"):
+// dotted quads there are not addresses.
 func versionBefore(s string, i int) bool {
 	k := i
 	for k > 0 && (s[k-1] == ' ' || s[k-1] == ':' || s[k-1] == '.') && i-k < 3 {
 		k--
 	}
-	if strings.HasSuffix(s[:k], "版本") {
+	if strings.HasSuffix(s[:k], "版本") || strings.HasSuffix(s[:k], "章节") || strings.HasSuffix(s[:k], "第") {
 		return true
 	}
 	b := k
@@ -190,7 +190,8 @@ func versionBefore(s string, i int) bool {
 		b--
 	}
 	switch asciiLower(s[b:k]) {
-	case "v", "ver", "version", "release", "build", "firmware", "software":
+	case "v", "ver", "version", "release", "build", "firmware", "software",
+		"section", "sec", "chapter", "clause", "item", "figure", "fig", "table", "step", "para", "paragraph":
 		return true
 	}
 	return false

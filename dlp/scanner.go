@@ -105,7 +105,7 @@ func (sc *Scanner) ScanText(text string) []Finding {
 
 // scanBytes returns resolved findings with byte offsets.
 func (sc *Scanner) scanBytes(s string) []Finding {
-	st := state{sc: sc, s: s, out: make([]Finding, 0, min(4+len(s)/48, 1024)), ssnCtx: -1, passportCtx: -1}
+	st := state{sc: sc, s: s, out: make([]Finding, 0, min(4+len(s)/48, 1024)), ssnCtx: -1, passportCtx: -1, idCtx: -1}
 	st.run()
 	for _, re := range sc.mrnBare {
 		for _, m := range re.FindAllStringIndex(s, -1) {
@@ -132,7 +132,7 @@ type state struct {
 	s   string
 	out []Finding
 	// Byte offsets up to which a context keyword applies.
-	ssnCtx, passportCtx int
+	ssnCtx, passportCtx, idCtx int
 }
 
 func (st *state) add(t Type, start, end int, score float64, det string) {
