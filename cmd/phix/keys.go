@@ -22,7 +22,6 @@ import (
 	"phix/kms/keyring"
 	"phix/kms/pkcs11"
 	"phix/kms/sqlstore"
-	"phix/suite"
 )
 
 func init() {
@@ -362,41 +361,46 @@ func keysRetire(ctx context.Context, args []string) error {
 	return nil
 }
 
-// custodianFile is a custodian's private signing key on disk (mode 0600).
-// Keep it offline (a token, a USB key); the kms never sees it.
-type custodianFile struct {
-	ID      string `json:"id"`
-	Suite   string `json:"suite"`
-	Private []byte `json:"private"`
-	Public  []byte `json:"public"`
+// envCustodianPassphrase seals and opens custodian key files.
+const envCustodianPassphrase = "PHIX_CUSTODIAN_PASSPHRASE"
+
+func custodianPassphrase() []byte {
+	if p := os.Getenv(envCustodianPassphrase); p != "" {
+		return []byte(p)
+	}
+	return nil
 }
 
 func keysCustodianNew(_ context.Context, args []string) error {
 	fs := newKeysFlags("custodian-new", nil)
 	id := fs.String("id", "", "custodian id (required)")
 	suiteID := fs.String("suite", "intl", "suite of the signing key")
-	out := fs.String("out", "", "private key file to create (required)")
+	out := fs.String("out", "", "private key file to create (required); OUT.pub gets the public key")
+	clear := fs.Bool("no-passphrase", false, "keep the private key unsealed (only on an encrypted token)")
 	if err := keysParse(fs, args); err != nil {
 		return err
 	}
 	if *id == "" || *out == "" {
 		return keysUsageErr("--id and --out are required")
 	}
-	s, err := suite.Lookup(suite.ID(*suiteID))
-	if err != nil {
-		return kms.Errorf(kms.CodeUnknownSuite, "unknown suite %q", *suiteID)
+	pass := custodianPassphrase()
+	if pass == nil && !*clear {
+		return keysUsageErr("set $%s to seal the custodian key (or --no-passphrase)", envCustodianPassphrase)
 	}
-	sk, err := s.GenerateSigningKey()
+	if *clear {
+		pass = nil
+	}
+	f, sk, err := keyring.NewCustodianKey(*id, *suiteID, pass, nil)
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(custodianFile{ID: *id, Suite: *suiteID, Private: sk.Bytes(), Public: sk.Public().Bytes()})
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	b, _ := json.Marshal(f)
+	kf, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create custodian key file: %w", err)
 	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
+	_, err = kf.Write(b)
+	if cerr := kf.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -404,7 +408,7 @@ func keysCustodianNew(_ context.Context, args []string) error {
 		return err
 	}
 	pub := *out + ".pub"
-	pb, _ := json.Marshal(custodianFile{ID: *id, Suite: *suiteID, Public: sk.Public().Bytes()})
+	pb, _ := json.Marshal(f.PublicOnly())
 	if err := os.WriteFile(pub, pb, 0o644); err != nil {
 		return err
 	}
@@ -412,16 +416,12 @@ func keysCustodianNew(_ context.Context, args []string) error {
 	return nil
 }
 
-func readCustodianFile(path string) (custodianFile, error) {
+func readCustodianFile(path string) (keyring.CustodianKeyFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return custodianFile{}, fmt.Errorf("read custodian key file: %w", err)
+		return keyring.CustodianKeyFile{}, fmt.Errorf("read custodian key file: %w", err)
 	}
-	var c custodianFile
-	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || c.Suite == "" || len(c.Public) == 0 {
-		return custodianFile{}, kms.Errorf(kms.CodeBadInput, "%s is not a custodian key file", filepath.Base(path))
-	}
-	return c, nil
+	return keyring.ParseCustodianKeyFile(b)
 }
 
 func readApprovals(paths []string) ([]kms.Approval, error) {
@@ -497,13 +497,9 @@ func keysApprove(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := suite.Lookup(suite.ID(c.Suite))
+	sk, err := c.SigningKey(custodianPassphrase())
 	if err != nil {
-		return kms.Errorf(kms.CodeUnknownSuite, "unknown suite %q", c.Suite)
-	}
-	sk, err := s.ParseSigningKey(c.Private)
-	if err != nil {
-		return kms.Errorf(kms.CodeBadInput, "%s holds no usable private key", filepath.Base(*keyFile))
+		return err
 	}
 	a, err := kms.SignApproval(sk, c.ID, *op, *key, *version, *target, keysOut.now(), *ttl)
 	if err != nil {

@@ -51,7 +51,7 @@ func TestKeysCLIPKCS11(t *testing.T) {
 		t.Fatalf("list: %s", out)
 	}
 	for _, c := range []string{"alice", "bob"} {
-		keysMust(t, "custodian-new", "--id", c, "--suite", "gm", "--out", filepath.Join(dir, c+".key"))
+		keysMust(t, "custodian-new", "--id", c, "--suite", "gm", "--no-passphrase", "--out", filepath.Join(dir, c+".key"))
 		keysMust(t, with("enroll", "--public-key", filepath.Join(dir, c+".key.pub"))...)
 	}
 	var approvals []string

@@ -40,6 +40,7 @@ func TestKeysCLI(t *testing.T) {
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
 	t.Setenv("PHIX_MASTER_KEY", base64.StdEncoding.EncodeToString(master))
+	t.Setenv("PHIX_CUSTODIAN_PASSPHRASE", "a custodian passphrase")
 	kr := []string{"--dir", filepath.Join(dir, "keys"), "--actor", "ops"}
 	with := func(args ...string) []string { return append(args, kr...) }
 
@@ -73,6 +74,10 @@ func TestKeysCLI(t *testing.T) {
 		return p
 	}
 	a1, a2 := approval("alice"), approval("bob")
+	t.Setenv("PHIX_CUSTODIAN_PASSPHRASE", "not the passphrase")
+	if _, err := keysRun(t, "approve", "--custodian-key", filepath.Join(dir, "alice.key"), "--kek", "hospital-a/data", "--version", "1"); kms.CodeOf(err) != kms.CodeWrongMasterKey {
+		t.Fatalf("approve with a wrong passphrase: %v", err)
+	}
 
 	_, err := keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1)...)
 	if kms.CodeOf(err) != kms.CodeApprovalRequired {
