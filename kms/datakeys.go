@@ -52,14 +52,34 @@ func (m *Manager) NewDataKey(ctx context.Context, hospital string, kind DataKind
 	key := make([]byte, s.AEADKeySize())
 	_, _ = rand.Read(key)
 	blob, err := m.wrapWith(ctx, k, v, id, key)
+	stored := false
 	if err == nil {
 		err = m.st.PutDataKey(ctx, DataKey{ID: id, KEK: k.ID, KEKVersion: v.Version, Wrapped: blob, Created: m.now().UTC()})
+		stored = err == nil
 	}
 	if err := m.record(ctx, Op{Action: "create-data-key", Key: id, Version: v.Version}, err); err != nil {
+		if stored {
+			// Unrecorded keys must not exist: nothing was sealed under it yet.
+			_ = m.st.DeleteDataKey(context.WithoutCancel(ctx), id)
+		}
 		suite.Wipe(key)
 		return nil, err
 	}
 	return key, nil
+}
+
+// EnsureDataKey returns the stored data key, creating it first if there is
+// none (safe against a concurrent creator: the loser reads the winner's).
+func (m *Manager) EnsureDataKey(ctx context.Context, hospital string, kind DataKind, name string) ([]byte, error) {
+	k, err := m.DataKey(ctx, hospital, kind, name)
+	if !errors.Is(err, ErrNotFound) {
+		return k, err
+	}
+	k, err = m.NewDataKey(ctx, hospital, kind, name)
+	if errors.Is(err, ErrExists) {
+		return m.DataKey(ctx, hospital, kind, name)
+	}
+	return k, err
 }
 
 // DataKey returns a stored data key, unwrapped.
