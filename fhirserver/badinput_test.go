@@ -62,6 +62,8 @@ func TestBadInput(t *testing.T) {
 		{"wrong token", "GET", "/Patient", "", []string{"Authorization", "Bearer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, 401, CodeUnauthorized},
 		{"basic auth", "GET", "/Patient", "", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, CodeUnauthorized},
 		{"bundle of wrong type", "POST", "", `{"resourceType":"Bundle","type":"collection"}`, nil, 400, CodeInvalidBundle},
+		{"bundle entry with an unknown element", "POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient"},"bogus":1}]}`, nil, 422, CodeValidation},
+		{"bundle entry with a bad method", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient"}}]}`, nil, 422, CodeValidation},
 		{"not a bundle at base", "POST", "", `{"resourceType":"Patient"}`, nil, 400, CodeInvalidBundle},
 		{"_since garbage", "GET", "/_history?_since=yesterday", "", nil, 400, CodeInvalidRequest},
 		{"vread bad version", "GET", "/Patient/x/_history/abc", "", nil, 404, CodeNotFound},

@@ -67,6 +67,9 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) error {
 	if len(raw) > s.cfg.MaxBundleEntries {
 		return errorf(CodeTooManyEntries, "the Bundle has more entries than the server accepts")
 	}
+	if err := validateBundleShell(res, raw); err != nil {
+		return err
+	}
 	base := s.baseURL(r)
 	entries := make([]*bundleEntry, len(raw))
 	for i, v := range raw {
@@ -77,6 +80,38 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) error {
 		return s.transaction(w, r, entries, pref)
 	}
 	return s.batch(w, r, entries, pref)
+}
+
+// validateBundleShell validates the Bundle itself, its entries' fullUrl,
+// request and the like, without the entries' resources (each is validated on
+// its own, so a batch can fail one entry only).
+func validateBundleShell(res *fhir.Resource, raw []any) error {
+	shell := make(map[string]any, len(res.Object))
+	for k, v := range res.Object {
+		shell[k] = v
+	}
+	entries := make([]any, len(raw))
+	for i, v := range raw {
+		em, ok := v.(map[string]any)
+		if !ok {
+			entries[i] = v
+			continue
+		}
+		c := make(map[string]any, len(em))
+		for k, x := range em {
+			if k != "resource" {
+				c[k] = x
+			}
+		}
+		entries[i] = c
+	}
+	if len(raw) > 0 {
+		shell["entry"] = entries
+	}
+	if issues := fhir.Validate(&fhir.Resource{Type: res.Type, ID: res.ID, Object: shell}); hasErrors(issues) {
+		return &Error{Status: http.StatusUnprocessableEntity, Issues: convertIssues(issues)}
+	}
+	return nil
 }
 
 // parseEntry reads the structure of one entry; a problem is recorded on it.
