@@ -204,3 +204,24 @@ func limitsSteps(n int) (l fhirpath.Limits) {
 	l.MaxSteps = n
 	return l
 }
+
+// TestAllCompile: every R4 constraint compiles, and the count of those
+// evaluated natively is what docs/invariants.md says.
+func TestAllCompile(t *testing.T) {
+	ix := theIndex()
+	if len(ix.rules) != len(fhir.Constraints()) || len(ix.rules) < 240 {
+		t.Fatalf("%d rules", len(ix.rules))
+	}
+	native := map[string]int{}
+	for _, r := range ix.rules {
+		if r.err != nil {
+			t.Errorf("%s does not compile: %v", r.c.Key, r.err)
+		}
+		if r.native != nil || r.dom3 {
+			native[r.c.Key]++
+		}
+	}
+	if native["ele-1"] != 2 || native["ext-1"] != 2 || native["dom-3"] != 2 || len(native) != 3 {
+		t.Errorf("native rules %v", native)
+	}
+}
