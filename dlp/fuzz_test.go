@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -70,6 +71,97 @@ func FuzzScanJSON(f *testing.F) {
 		for _, f := range fs {
 			if f.Location == "" || f.Start < 0 || f.End <= f.Start {
 				t.Fatalf("bad finding %+v", f)
+			}
+		}
+	})
+}
+
+func FuzzScanTextHints(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s, "John Smith", "415-854-9333")
+	}
+	f.Fuzz(func(t *testing.T, s, name, phone string) {
+		sc := Default().WithHints(Hints{Names: []string{name}, Phones: []string{phone}, Identifiers: []string{name}, Addresses: []string{name}})
+		checkFindings(t, s, sc.ScanText(s))
+	})
+}
+
+func FuzzStripXHTML(f *testing.F) {
+	f.Add(`<div xmlns="http://www.w3.org/1999/xhtml"><p>A&amp;B &#x4E2D; &#20013;</p><br/></div>`)
+	f.Add(`<unterminated`)
+	f.Add(`&#xFFFFFFFF; &#0; &;`)
+	f.Fuzz(func(t *testing.T, div string) {
+		text, orig := stripXHTML(div)
+		if utf8.RuneCountInString(text) != len(orig) {
+			t.Fatalf("%d runes, %d mappings", utf8.RuneCountInString(text), len(orig))
+		}
+		n := utf8.RuneCountInString(div)
+		prev := 0
+		for _, o := range orig {
+			if o.start < prev || o.end <= o.start || o.end > n {
+				t.Fatalf("bad mapping %+v (len %d)", o, n)
+			}
+			prev = o.end
+		}
+		for _, f := range (&Scanner{minScore: DefaultMinScore}).scanDiv(div) {
+			if f.Start < 0 || f.End > n || f.Start >= f.End {
+				t.Fatalf("div finding %+v out of bounds", f)
+			}
+		}
+	})
+}
+
+func FuzzScanCSV(f *testing.F) {
+	f.Add("name,phone\nJohn Smith,415-854-9333\n")
+	f.Add("a,\"b\nc\"\n1,2,3\n")
+	f.Add("\"unterminated")
+	f.Fuzz(func(t *testing.T, in string) {
+		fs, err := ScanCSV(strings.NewReader(in))
+		if err != nil {
+			if _, ok := err.(*Error); !ok || fs != nil {
+				t.Fatalf("error %v with %d findings", err, len(fs))
+			}
+			return
+		}
+		for _, f := range fs {
+			if f.Location == "" || f.Start < 0 || f.End <= f.Start {
+				t.Fatalf("bad finding %+v", f)
+			}
+		}
+	})
+}
+
+func FuzzScanDICOM(f *testing.F) {
+	f.Add(uint32(0x00100010), "PN", "Smith^John")
+	f.Add(uint32(0x00100030), "DA", "19480219-19490101")
+	f.Add(uint32(0x00080020), "DT", "2023")
+	f.Add(uint32(0x00104000), "LT", "call 13033907579")
+	f.Fuzz(func(t *testing.T, tag uint32, vr, value string) {
+		n := utf8.RuneCountInString(value)
+		for _, f := range ScanDICOM(tag, vr, value) {
+			if f.Start < 0 || f.End > n || f.Start >= f.End || f.Location == "" {
+				t.Fatalf("bad finding %+v", f)
+			}
+		}
+	})
+}
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add("default=redact,US_SSN=block,DATE=warn")
+	f.Add("=,,=x")
+	f.Fuzz(func(t *testing.T, spec string) {
+		p, err := ParsePolicy(spec)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T", err)
+			}
+			return
+		}
+		for _, typ := range Types {
+			switch p.Action(typ) {
+			case Block, Redact, Warn, Allow:
+			default:
+				t.Fatalf("action %q", p.Action(typ))
 			}
 		}
 	})
