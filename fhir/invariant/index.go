@@ -105,7 +105,11 @@ func (ix *index) planFor(parent, name string) *plan {
 		return p.(*plan)
 	}
 	p := ix.computePlan(parent, name)
-	ix.plans.Store(k, p)
+	if p.ok {
+		// Unknown names are not cached: they come from the client, and
+		// caching them would let input grow the cache without bound.
+		ix.plans.Store(k, p)
+	}
 	return p
 }
 

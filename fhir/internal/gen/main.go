@@ -1,8 +1,9 @@
 // Command gen reads the FHIR R4 definitions (profiles-resources.json,
 // profiles-types.json, valuesets.json) and writes the compact specification
 // tables the fhir package embeds: every resource type and datatype with its
-// elements, the primitive-type regexes, and the expanded code sets of every
-// ValueSet used in a required binding on a code element.
+// elements, the primitive-type regexes, the expanded code sets of every
+// ValueSet used in a required binding on a code element, and every
+// ElementDefinition constraint (stored once, with the paths it sits on).
 //
 // Usage: go run ./internal/gen -spec DIR -out FILE
 //
