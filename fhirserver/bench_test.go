@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,38 +64,67 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 // BenchmarkImport imports the 24 Synthea bundles as transactions into an
-// empty store: resources/s.
+// empty store, from 1 client and from 4 concurrent clients: resources/s.
 func BenchmarkImport(b *testing.B) {
 	bundles := syntheaBundles(b)
+	names := make([]string, 0, len(bundles))
+	for n := range bundles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	benchBackends(b, func(b *testing.B, open storeFactory) {
-		c := benchClient()
-		var resources int
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			e := newEnv(b, open(b))
-			b.StartTimer()
-			t0 := time.Now()
-			for name, data := range bundles {
-				req, _ := http.NewRequest("POST", e.base, bytes.NewReader(data))
-				req.Header.Set("Authorization", "Bearer "+e.token)
-				req.Header.Set("Content-Type", "application/fhir+json")
-				req.Header.Set("Prefer", "return=minimal")
-				res, err := c.Do(req)
-				if err != nil {
-					b.Fatal(err)
+		for _, clients := range []int{1, 4} {
+			b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+				c := benchClient()
+				var resources atomic.Int64
+				var elapsed time.Duration
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					e := newEnv(b, open(b))
+					b.StartTimer()
+					t0 := time.Now()
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					for w := 0; w < clients; w++ {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for {
+								k := int(next.Add(1)) - 1
+								if k >= len(names) {
+									return
+								}
+								resources.Add(int64(postBundle(b, c, e, names[k], bundles[names[k]])))
+							}
+						}()
+					}
+					wg.Wait()
+					elapsed += time.Since(t0)
 				}
-				out, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					b.Fatalf("%s: %d %.300s", name, res.StatusCode, out)
-				}
-				resources += bytes.Count(out, []byte(`"status":"201 Created"`))
-			}
-			elapsed += time.Since(t0)
+				b.ReportMetric(float64(resources.Load())/elapsed.Seconds(), "resources/s")
+			})
 		}
-		b.ReportMetric(float64(resources)/elapsed.Seconds(), "resources/s")
 	})
+}
+
+// postBundle posts one transaction and returns how many entries it created.
+func postBundle(b *testing.B, c *http.Client, e *env, name string, data []byte) int {
+	req, _ := http.NewRequest("POST", e.base, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Prefer", "return=minimal")
+	res, err := c.Do(req)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		b.Errorf("%s: %d %.300s", name, res.StatusCode, out)
+		return 0
+	}
+	return bytes.Count(out, []byte(`"status":"201 Created"`))
 }
 
 // readFixture imports a few bundles and returns the server and every
