@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"io"
 	"strings"
+
+	"github.com/suyashkumar/dicom/pkg/uid"
 )
 
 // Transfer syntaxes the pre-pass distinguishes.
@@ -47,6 +49,9 @@ func prepare(in []byte) (*rawFile, error) {
 	rf := &rawFile{data: in}
 	pos := 0
 	if len(in) >= 132 && string(in[128:132]) == "DICM" {
+		if _, err := precheckMeta(in); err != nil {
+			return nil, err
+		}
 		pos = 132
 		var tsPos, tsLen, glPos int = -1, 0, -1
 		for pos+8 <= len(in) && binary.LittleEndian.Uint16(in[pos:]) == 0x0002 {
@@ -92,19 +97,28 @@ func prepare(in []byte) (*rawFile, error) {
 			out = append(out, inf...)
 			rf.data, rf.ts = out, tsExplicitLE
 		}
+		if rf.ts == "" {
+			return nil, failed("precheck", "file meta information without a transfer syntax", nil)
+		}
+	} else {
+		// No file meta: pick the syntax as the library would, then state it
+		// in a synthetic meta group so the library reads what we checked.
+		ts, ok := inferSyntax(in)
+		if !ok {
+			return nil, failed("precheck", "not a DICOM dataset", nil)
+		}
+		rf.ts = ts
+		rf.data = withMeta(in, ts)
+		pos = len(rf.data) - len(in)
+	}
+	bo, implicit, err := syntaxOf(rf.ts)
+	if err != nil {
+		return nil, err
+	}
+	if err := precheckDataset(rf.data, pos, bo, implicit); err != nil {
+		return nil, err
 	}
 	// The caller owns in; the charset patch must not touch it.
-	if rf.ts == "" && len(rf.data) >= 6 && pos == 0 {
-		rf.ts = tsImplicitLE
-		if isUpperVR(rf.data[4:6]) {
-			rf.ts = tsExplicitLE
-		}
-	}
-	bo := binary.ByteOrder(binary.LittleEndian)
-	if rf.ts == tsExplicitBE {
-		bo = binary.BigEndian
-	}
-	implicit := rf.ts == tsImplicitLE
 	d := rf.data
 	for pos+8 <= len(d) {
 		grp, el := bo.Uint16(d[pos:]), bo.Uint16(d[pos+2:])
@@ -147,6 +161,30 @@ func prepare(in []byte) (*rawFile, error) {
 	return rf, nil
 }
 
-func isUpperVR(b []byte) bool {
-	return len(b) == 2 && b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z'
+// syntaxOf is the byte order and VR mode the library uses for ts; a UID
+// it does not know as a transfer syntax is refused (the library would
+// guess big endian).
+func syntaxOf(ts string) (binary.ByteOrder, bool, error) {
+	bo, implicit, err := uid.ParseTransferSyntaxUID(ts)
+	if err != nil {
+		return nil, false, failed("precheck", "unknown transfer syntax", nil)
+	}
+	return bo, implicit, nil
+}
+
+// withMeta prefixes a bare dataset with a preamble and a file meta group
+// holding only the transfer syntax.
+func withMeta(in []byte, ts string) []byte {
+	v := ts
+	if len(v)%2 == 1 {
+		v += "\x00"
+	}
+	out := make([]byte, 128, 132+12+8+len(v)+len(in))
+	out = append(out, "DICM"...)
+	out = append(out, 0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0)
+	out = binary.LittleEndian.AppendUint32(out, uint32(8+len(v)))
+	out = append(out, 0x02, 0x00, 0x10, 0x00, 'U', 'I')
+	out = binary.LittleEndian.AppendUint16(out, uint16(len(v)))
+	out = append(out, v...)
+	return append(out, in...)
 }
