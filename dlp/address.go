@@ -27,12 +27,14 @@ var zhAddrSuffixes = []struct {
 	{"自治区", segAdmin}, {"自治州", segAdmin}, {"自治县", segAdmin}, {"街道", segAdmin},
 	{"胡同", segRoad}, {"大道", segRoad}, {"大街", segRoad},
 	{"小区", segBuilding}, {"花园", segBuilding}, {"大厦", segBuilding}, {"广场", segBuilding}, {"公寓", segBuilding}, {"新村", segBuilding},
+	{"社區", segBuilding}, {"花園", segBuilding}, {"大廈", segBuilding}, {"廣場", segBuilding},
+	{"區", segAdmin}, {"縣", segAdmin}, {"鄉", segAdmin}, {"鎮", segAdmin},
 	{"省", segAdmin}, {"市", segAdmin}, {"区", segAdmin}, {"县", segAdmin}, {"旗", segAdmin}, {"镇", segAdmin}, {"乡", segAdmin}, {"村", segAdmin},
 	{"路", segRoad}, {"街", segRoad}, {"道", segRoad}, {"巷", segRoad}, {"弄", segRoad}, {"里", segRoad},
 	{"苑", segBuilding},
 }
 
-var zhUnits = []string{"号楼", "号院", "号", "栋", "幢", "单元", "楼", "层", "室", "户"}
+var zhUnits = []string{"号楼", "号院", "号", "栋", "幢", "单元", "楼", "层", "室", "户", "號樓", "號", "棟", "單元", "樓", "層", "戶"}
 
 // zhPlaceSeg matches 1–8 Han characters ending in an address suffix at p.
 func zhPlaceSeg(s string, p int) (int, int) {

@@ -251,6 +251,10 @@ func TestNamesZH(t *testing.T) {
 		{"，曹雪25mg", nil},
 		{"，曹雪说", []string{"NAME:曹雪"}},
 		{"王丽小姐", []string{"NAME:王丽"}},
+		{"聯絡人陳大文，電話", []string{"NAME:陳大文"}},
+		{"请王大夫会诊", []string{"NAME:王"}},
+		{"，李老师说", []string{"NAME:李"}},
+		{"，陈大文医生说", []string{"NAME:陈大文"}},
 		{"患者出生日期", nil},
 		{"皮肤黄疸，", nil},
 		{"结果：白细胞9.9", nil},
@@ -266,6 +270,7 @@ func TestAddresses(t *testing.T) {
 		{"lives at 1200 Oak Street, Springfield, IL 62704; phone", []string{"ADDRESS:1200 Oak Street, Springfield, IL 62704"}},
 		{"at 45 Maple Ave, Apt 4B, Columbus, OH 43215-1234.", []string{"ADDRESS:45 Maple Ave, Apt 4B, Columbus, OH 43215-1234"}},
 		{"at 12 N 5th St", []string{"ADDRESS:12 N 5th St"}},
+		{"地址：香港九龍旺角彌敦道580號5樓", []string{"ADDRESS:香港九龍旺角彌敦道580號5樓"}},
 		{"take 500 mg bid", nil},
 		{"区别不大", nil},
 	})

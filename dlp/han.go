@@ -81,7 +81,7 @@ func init() {
 		r, _ := utf8.DecodeRuneInString(c)
 		hanFlags[r-hanLo] |= hCompound
 	}
-	mark("省市区县旗州镇乡村路街道巷弄里胡同苑园厦场寓", hAddrSfx)
+	mark("省市区县旗州镇乡村路街道巷弄里胡同苑园厦场寓區縣鄉鎮園廈場", hAddrSfx)
 	mark("〇零一二三四五六七八九", hNumeral)
 	for _, t := range zhTitles {
 		r, _ := utf8.DecodeRuneInString(t)
@@ -98,13 +98,17 @@ func init() {
 			hanFlags[r-hanLo] |= hKeyword
 		}
 	}
-	add(zkNameStrong, "姓名", "联系人", "签名", "家属", "监护人", "配偶", "丈夫", "妻子", "母亲", "父亲", "儿子", "女儿")
-	add(zkName, "患者", "病人", "病患", "医生", "医师", "护士", "主任", "大夫", "报告人", "记录人", "审核人", "经治")
-	add(zkMRN, "病历号", "住院号", "门诊号", "病案号", "就诊号", "就诊卡号", "登记号", "住院编号", "病历编号", "患者编号", "病人编号")
-	add(zkAddress, "家住", "住址", "地址", "现住", "住在", "居住于", "居住地", "现居", "户籍地", "户籍所在地", "住所")
+	add(zkNameStrong, "姓名", "联系人", "签名", "家属", "监护人", "配偶", "丈夫", "妻子", "母亲", "父亲", "儿子", "女儿",
+		"聯絡人", "聯繫人", "簽名", "家屬", "監護人", "母親", "父親", "兒子")
+	add(zkName, "患者", "病人", "病患", "医生", "医师", "护士", "主任", "大夫", "报告人", "记录人", "审核人", "经治",
+		"醫生", "醫師", "護士", "報告人", "記錄人")
+	add(zkMRN, "病历号", "住院号", "门诊号", "病案号", "就诊号", "就诊卡号", "登记号", "住院编号", "病历编号", "患者编号", "病人编号",
+		"病歷號", "住院號", "門診號", "病案號", "就診號", "病歷編號")
+	add(zkAddress, "家住", "住址", "地址", "现住", "住在", "居住于", "居住地", "现居", "户籍地", "户籍所在地", "住所",
+		"現住", "居住於", "戶籍地")
 	add(zkNameWeak, "今日", "今天", "昨日", "昨天", "当日", "次日", "同日")
-	add(zkPassport, "护照")
-	add(zkCNID, "身份证", "证件号", "公民身份号码")
+	add(zkPassport, "护照", "護照")
+	add(zkCNID, "身份证", "证件号", "公民身份号码", "身份證", "身分證", "證件號")
 	add(zkSSN, "社会安全号")
 }
 
@@ -234,17 +238,19 @@ func (st *state) nameZh(p int, strong, ctx bool) {
 		q += 3
 		given++
 	}
+	// A title inside the run ends the name: 王大夫, 李老师, 陈大文医生.
+	for k := 0; k < given; k++ {
+		if hasTitle(s, p+sl+3*k) > 0 {
+			q, given = p+sl+3*k, k
+			break
+		}
+	}
 	// A surname with a title and no given name: 李先生, 王医生.
 	if given == 0 {
 		if hasTitle(s, q) > 0 {
 			st.add(Name, p, q, 0.75, "name-zh-title")
 		}
 		return
-	}
-	// "王丽小姐": the title's first rune is not a stop rune, so the given
-	// name ran into it; give it back.
-	if given == 2 && hasTitle(s, q-3) > 0 {
-		q -= 3
 	}
 	if ctx {
 		score := 0.85
