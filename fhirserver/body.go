@@ -54,6 +54,13 @@ func checkJSONContentType(ct string) error {
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return errorf(CodeUnsupportedMedia, "charset must be UTF-8")
 	}
+	for k, v := range params {
+		if strings.EqualFold(k, "fhirVersion") && !isR4(v) {
+			e := errorf(CodeUnsupportedVersion, "only FHIR R4 (4.0) is supported")
+			e.Status = http.StatusUnsupportedMediaType
+			return e
+		}
+	}
 	return nil
 }
 

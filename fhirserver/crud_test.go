@@ -126,6 +126,8 @@ func testCRUD(t *testing.T, e *env) {
 	}
 	e.do("GET", "/Patient/nope", nil).want(t, 404)
 	e.do("GET", "/Patient/nope/_history", nil).want(t, 404)
+	// R4 media type parameters are accepted.
+	e.do("GET", "/Patient/"+id+"?_format="+urlq("application/fhir+json;fhirVersion=4.0"), nil, "Accept", "application/fhir+json; fhirVersion=4.0").want(t, 200)
 	// If-None-Match on read.
 	e.do("GET", "/Patient/"+id, nil, "If-None-Match", `W/"5"`).want(t, 304)
 }

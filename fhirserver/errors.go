@@ -15,34 +15,35 @@ const ErrorSystem = "urn:phix:error"
 // meaning. docs/fhir-api.md lists them all.
 type Code string
 
-// The FHIR server's error codes. PHI-6007 comes from the PHI-60xx table of
-// seed 002; the others are this server's own.
+// The FHIR server's error codes. PHI-6007 and PHI-6013 come from the PHI-60xx
+// table of seed 002; the others are this server's own.
 const (
-	CodeValidation        Code = "PHI-6007" // FHIR_VALIDATION_FAILED
-	CodeUnauthorized      Code = "unauthorized"
-	CodeInvalidJSON       Code = "invalid-json"
-	CodeTooDeep           Code = "too-deep"
-	CodeUnsupportedMedia  Code = "unsupported-media-type"
-	CodeNotAcceptable     Code = "not-acceptable"
-	CodeTooLarge          Code = "too-large"
-	CodeInvalidID         Code = "invalid-id"
-	CodeUnknownType       Code = "unknown-type"
-	CodeNotFound          Code = "not-found"
-	CodeGone              Code = "gone"
-	CodeMethodNotAllowed  Code = "method-not-allowed"
-	CodeNotSupported      Code = "not-supported"
-	CodeVersionConflict   Code = "version-conflict"
-	CodeConflict          Code = "conflict"
-	CodeMultipleMatches   Code = "multiple-matches"
-	CodeInvalidSearch     Code = "invalid-search"
-	CodeInvalidRequest    Code = "invalid-request"
-	CodeInvalidBundle     Code = "invalid-bundle"
-	CodeInvalidReference  Code = "invalid-reference"
-	CodeTooManyEntries    Code = "too-many-entries"
-	CodeInternal          Code = "internal"
-	CodeUnavailable       Code = "unavailable"
-	CodeSearchWarning     Code = "search-warning"
-	CodeValidationSuccess Code = "ok"
+	CodeValidation         Code = "PHI-6007" // FHIR_VALIDATION_FAILED
+	CodeUnsupportedVersion Code = "PHI-6013" // UNSUPPORTED_FHIR_VERSION
+	CodeUnauthorized       Code = "unauthorized"
+	CodeInvalidJSON        Code = "invalid-json"
+	CodeTooDeep            Code = "too-deep"
+	CodeUnsupportedMedia   Code = "unsupported-media-type"
+	CodeNotAcceptable      Code = "not-acceptable"
+	CodeTooLarge           Code = "too-large"
+	CodeInvalidID          Code = "invalid-id"
+	CodeUnknownType        Code = "unknown-type"
+	CodeNotFound           Code = "not-found"
+	CodeGone               Code = "gone"
+	CodeMethodNotAllowed   Code = "method-not-allowed"
+	CodeNotSupported       Code = "not-supported"
+	CodeVersionConflict    Code = "version-conflict"
+	CodeConflict           Code = "conflict"
+	CodeMultipleMatches    Code = "multiple-matches"
+	CodeInvalidSearch      Code = "invalid-search"
+	CodeInvalidRequest     Code = "invalid-request"
+	CodeInvalidBundle      Code = "invalid-bundle"
+	CodeInvalidReference   Code = "invalid-reference"
+	CodeTooManyEntries     Code = "too-many-entries"
+	CodeInternal           Code = "internal"
+	CodeUnavailable        Code = "unavailable"
+	CodeSearchWarning      Code = "search-warning"
+	CodeValidationSuccess  Code = "ok"
 )
 
 // codeInfo is one row of the error table: the HTTP status and the FHIR
@@ -56,31 +57,32 @@ type codeInfo struct {
 
 // errorTable is the single table of the server's error codes.
 var errorTable = map[Code]codeInfo{
-	CodeValidation:        {http.StatusUnprocessableEntity, "invalid", "FHIR_VALIDATION_FAILED"},
-	CodeUnauthorized:      {http.StatusUnauthorized, "login", "authentication required"},
-	CodeInvalidJSON:       {http.StatusBadRequest, "structure", "malformed JSON"},
-	CodeTooDeep:           {http.StatusBadRequest, "too-costly", "JSON nested too deeply"},
-	CodeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "not-supported", "unsupported content type"},
-	CodeNotAcceptable:     {http.StatusNotAcceptable, "not-supported", "only JSON is supported"},
-	CodeTooLarge:          {http.StatusRequestEntityTooLarge, "too-costly", "request body too large"},
-	CodeInvalidID:         {http.StatusBadRequest, "value", "invalid resource id"},
-	CodeUnknownType:       {http.StatusNotFound, "not-supported", "unknown resource type"},
-	CodeNotFound:          {http.StatusNotFound, "not-found", "resource not found"},
-	CodeGone:              {http.StatusGone, "deleted", "resource deleted"},
-	CodeMethodNotAllowed:  {http.StatusMethodNotAllowed, "not-supported", "method not allowed"},
-	CodeNotSupported:      {http.StatusNotImplemented, "not-supported", "not supported"},
-	CodeVersionConflict:   {http.StatusPreconditionFailed, "conflict", "version conflict"},
-	CodeConflict:          {http.StatusConflict, "conflict", "concurrent update; retry"},
-	CodeMultipleMatches:   {http.StatusPreconditionFailed, "multiple-matches", "condition matched more than one resource"},
-	CodeInvalidSearch:     {http.StatusBadRequest, "invalid", "invalid search"},
-	CodeInvalidRequest:    {http.StatusBadRequest, "invalid", "invalid request"},
-	CodeInvalidBundle:     {http.StatusBadRequest, "invalid", "invalid Bundle"},
-	CodeInvalidReference:  {http.StatusBadRequest, "invalid", "unresolvable reference"},
-	CodeTooManyEntries:    {http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries"},
-	CodeInternal:          {http.StatusInternalServerError, "exception", "internal error"},
-	CodeUnavailable:       {http.StatusServiceUnavailable, "transient", "service unavailable"},
-	CodeSearchWarning:     {http.StatusOK, "informational", "search parameter ignored"},
-	CodeValidationSuccess: {http.StatusOK, "informational", "validation passed"},
+	CodeValidation:         {http.StatusUnprocessableEntity, "invalid", "FHIR_VALIDATION_FAILED"},
+	CodeUnsupportedVersion: {http.StatusNotAcceptable, "not-supported", "UNSUPPORTED_FHIR_VERSION"},
+	CodeUnauthorized:       {http.StatusUnauthorized, "login", "authentication required"},
+	CodeInvalidJSON:        {http.StatusBadRequest, "structure", "malformed JSON"},
+	CodeTooDeep:            {http.StatusBadRequest, "too-costly", "JSON nested too deeply"},
+	CodeUnsupportedMedia:   {http.StatusUnsupportedMediaType, "not-supported", "unsupported content type"},
+	CodeNotAcceptable:      {http.StatusNotAcceptable, "not-supported", "only JSON is supported"},
+	CodeTooLarge:           {http.StatusRequestEntityTooLarge, "too-costly", "request body too large"},
+	CodeInvalidID:          {http.StatusBadRequest, "value", "invalid resource id"},
+	CodeUnknownType:        {http.StatusNotFound, "not-supported", "unknown resource type"},
+	CodeNotFound:           {http.StatusNotFound, "not-found", "resource not found"},
+	CodeGone:               {http.StatusGone, "deleted", "resource deleted"},
+	CodeMethodNotAllowed:   {http.StatusMethodNotAllowed, "not-supported", "method not allowed"},
+	CodeNotSupported:       {http.StatusNotImplemented, "not-supported", "not supported"},
+	CodeVersionConflict:    {http.StatusPreconditionFailed, "conflict", "version conflict"},
+	CodeConflict:           {http.StatusConflict, "conflict", "concurrent update; retry"},
+	CodeMultipleMatches:    {http.StatusPreconditionFailed, "multiple-matches", "condition matched more than one resource"},
+	CodeInvalidSearch:      {http.StatusBadRequest, "invalid", "invalid search"},
+	CodeInvalidRequest:     {http.StatusBadRequest, "invalid", "invalid request"},
+	CodeInvalidBundle:      {http.StatusBadRequest, "invalid", "invalid Bundle"},
+	CodeInvalidReference:   {http.StatusBadRequest, "invalid", "unresolvable reference"},
+	CodeTooManyEntries:     {http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries"},
+	CodeInternal:           {http.StatusInternalServerError, "exception", "internal error"},
+	CodeUnavailable:        {http.StatusServiceUnavailable, "transient", "service unavailable"},
+	CodeSearchWarning:      {http.StatusOK, "informational", "search parameter ignored"},
+	CodeValidationSuccess:  {http.StatusOK, "informational", "validation passed"},
 }
 
 // Issue is one OperationOutcome issue.

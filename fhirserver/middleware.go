@@ -105,34 +105,68 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// negotiate refuses requests that ask only for a format other than JSON:
-// _format=xml and an Accept of only XML get 406.
+// negotiate refuses requests that ask only for a format other than JSON
+// (_format=xml, an Accept of only XML: 406), or for a FHIR version other than
+// R4 (a fhirVersion parameter: 406 PHI-6013).
 func negotiate(r *http.Request) error {
 	if f := r.URL.Query().Get("_format"); f != "" {
-		switch strings.ToLower(strings.TrimSpace(f)) {
+		mt, version := splitMediaType(f)
+		switch mt {
 		case "json", "application/json", "application/fhir+json", "application/json+fhir":
 		default:
 			return errorf(CodeNotAcceptable, "only JSON is supported (_format)")
+		}
+		if !isR4(version) {
+			return errorf(CodeUnsupportedVersion, "only FHIR R4 (4.0) is supported")
 		}
 	}
 	accept := r.Header.Values("Accept")
 	if len(accept) == 0 {
 		return nil
 	}
+	wrongVersion := false
 	for _, h := range accept {
 		for _, part := range strings.Split(h, ",") {
-			mt := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+			mt, version := splitMediaType(part)
+			ok := false
 			switch mt {
 			case "", "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir", "text/json", "text/*":
-				return nil
+				ok = true
+			default:
+				ok = strings.HasSuffix(mt, "+json")
 			}
-			if strings.HasSuffix(mt, "+json") {
-				return nil
+			if !ok {
+				continue
 			}
+			if !isR4(version) {
+				wrongVersion = true
+				continue
+			}
+			return nil
 		}
+	}
+	if wrongVersion {
+		return errorf(CodeUnsupportedVersion, "only FHIR R4 (4.0) is supported")
 	}
 	return errorf(CodeNotAcceptable, "only JSON is supported (Accept)")
 }
+
+// splitMediaType returns a media type (lower case, without parameters) and
+// its fhirVersion parameter.
+func splitMediaType(s string) (mt, fhirVersion string) {
+	parts := strings.Split(s, ";")
+	mt = strings.ToLower(strings.TrimSpace(parts[0]))
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "fhirVersion") {
+			fhirVersion = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return mt, fhirVersion
+}
+
+// isR4 accepts an absent fhirVersion and the R4 ones (4.0, 4.0.x).
+func isR4(v string) bool { return v == "" || v == "4.0" || strings.HasPrefix(v, "4.0.") }
 
 func requestID() string {
 	var b [8]byte
