@@ -153,7 +153,10 @@ func scanJSONL(ctx context.Context, sc *dlp.Scanner, name string, stdin io.Reade
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b, rerr := r.ReadBytes('\n')
+		b, rerr := readLine(r, maxNoteLine)
+		if errors.Is(rerr, errLineTooLong) {
+			return fmt.Errorf("%s line %d: longer than %d MiB", name, line, maxNoteLine>>20)
+		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			var n struct {
 				ID   json.RawMessage `json:"id"`
@@ -184,6 +187,26 @@ func scanJSONL(ctx context.Context, sc *dlp.Scanner, name string, stdin io.Reade
 		}
 		if rerr != nil {
 			return fmt.Errorf("%s line %d: %w", name, line, rerr)
+		}
+	}
+}
+
+// maxNoteLine bounds one line of a notes file.
+const maxNoteLine = 64 << 20
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads up to and including '\n', refusing lines over max bytes.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, errLineTooLong
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
 		}
 	}
 }

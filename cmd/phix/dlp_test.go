@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +127,19 @@ func TestDLPScanPatientHints(t *testing.T) {
 	}
 	if _, err := runDLPTest(t, notes, "scan", "--patient", filepath.Join(dir, "missing.json"), "--jsonl", "-"); err == nil {
 		t.Error("missing patient file accepted")
+	}
+}
+
+func TestDLPReadLineBound(t *testing.T) {
+	r := bufio.NewReaderSize(strings.NewReader(strings.Repeat("x", 100)+"\nshort\n"), 16)
+	if _, err := readLine(r, 50); !errors.Is(err, errLineTooLong) {
+		t.Fatalf("err %v", err)
+	}
+	r = bufio.NewReaderSize(strings.NewReader("abc\nlast"), 16)
+	if l, err := readLine(r, 50); err != nil || string(l) != "abc\n" {
+		t.Fatalf("%q %v", l, err)
+	}
+	if l, err := readLine(r, 50); err != io.EOF || string(l) != "last" {
+		t.Fatalf("%q %v", l, err)
 	}
 }
