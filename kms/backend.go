@@ -31,3 +31,10 @@ type Backend interface {
 	// ExportKEK returns the raw KEK material, or ErrNotExportable.
 	ExportKEK(ctx context.Context, ref KEKRef, handle []byte) ([]byte, error)
 }
+
+// Importer is a Backend that can take in KEK material from an escrow export
+// (ExportKEK), for disaster recovery. The local keyring implements it.
+type Importer interface {
+	// ImportKEK stores material as the KEK version ref and returns its handle.
+	ImportKEK(ctx context.Context, ref KEKRef, material []byte) (handle []byte, err error)
+}

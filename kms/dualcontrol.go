@@ -213,6 +213,7 @@ type ExportedKEK struct {
 	Recipient string `json:"recipient"` // key id of the recipient public key
 	Wrapped   []byte `json:"wrapped"`   // the KEK material, wrapped for the recipient
 	Secret    []byte `json:"secret,omitempty"`
+	Public    []byte `json:"public,omitempty"`
 }
 
 func exportAAD(kek string, version int) []byte {
@@ -265,9 +266,67 @@ func (m *Manager) ExportKEK(ctx context.Context, kekID string, version int, reci
 		return ExportedKEK{}, m.record(ctx, Op{Action: "export", Key: kekID, Version: version, Approvers: approvers},
 			Wrapf(CodeBackend, err, "wrap KEK for recipient"))
 	}
-	out := ExportedKEK{Suite: k.Suite, KEK: kekID, Version: version, Recipient: pub.KeyID(), Wrapped: wrapped, Secret: v.Secret}
+	out := ExportedKEK{Suite: k.Suite, KEK: kekID, Version: version, Recipient: pub.KeyID(), Wrapped: wrapped, Secret: v.Secret, Public: v.Public}
 	if err := m.record(ctx, Op{Action: "export", Key: kekID, Version: version, Approvers: approvers, Detail: "recipient " + pub.KeyID()}, nil); err != nil {
 		return ExportedKEK{}, err
 	}
 	return out, nil
+}
+
+// ImportKEK restores an escrowed KEK version (the output of ExportKEK) into
+// this keyring, opening it with the escrow's private key: blobs made under
+// that version in the exporting keyring unwrap here, and derived keys and
+// signatures come out the same. The backend must implement Importer (the
+// local keyring does; an HSM does not take key material in).
+func (m *Manager) ImportKEK(ctx context.Context, x ExportedKEK, escrow suite.RecipientKey) error {
+	hospital, p, err := splitKEKID(x.KEK)
+	if err != nil {
+		return err
+	}
+	s, err := lookupSuite(x.Suite)
+	if err != nil {
+		return err
+	}
+	imp, ok := m.be.(Importer)
+	if !ok {
+		return Errorf(CodeUnsupported, "backend %s cannot import KEK material", m.be.Name())
+	}
+	if x.Version < 1 {
+		return Errorf(CodeBadInput, "exported KEK has no version")
+	}
+	material, err := s.UnwrapKey(escrow, x.Wrapped, exportAAD(x.KEK, x.Version))
+	if err != nil {
+		return m.record(ctx, Op{Action: "import", Key: x.KEK, Version: x.Version}, Errorf(CodeUnwrapFailed, "the escrow key does not open this export"))
+	}
+	defer suite.Wipe(material)
+	ref := KEKRef{KEK: x.KEK, Version: x.Version, Suite: x.Suite}
+	handle, err := imp.ImportKEK(ctx, ref, material)
+	if err != nil {
+		return m.record(ctx, Op{Action: "import", Key: x.KEK, Version: x.Version}, err)
+	}
+	// The version's secret must open under the imported material before the
+	// version is stored: a mismatched export is refused, not half-imported.
+	if p != PurposeData {
+		b, err := ParseBlob(x.Secret)
+		if err == nil && (b.KEK != x.KEK || b.KEKVersion != x.Version || b.KeyID != secretKeyID(x.KEK, x.Version) || b.Backend != m.be.Name()) {
+			err = Errorf(CodeUnwrapFailed, "the exported secret belongs to another key")
+		}
+		if err == nil {
+			var hdr, sec []byte
+			hdr, err = b.Header()
+			if err == nil {
+				sec, err = m.be.Unwrap(ctx, ref, handle, b.Payload, hdr)
+				suite.Wipe(sec)
+			}
+		}
+		if err != nil {
+			return m.record(ctx, Op{Action: "import", Key: x.KEK, Version: x.Version}, err)
+		}
+	}
+	now := m.now().UTC()
+	k := KEK{ID: x.KEK, Hospital: hospital, Purpose: p, Suite: x.Suite, Backend: m.be.Name(), Current: x.Version, MinDecryption: 1, Created: now}
+	v := KEKVersion{KEK: x.KEK, Version: x.Version, Handle: handle, Secret: x.Secret, Public: x.Public, Created: now}
+	err = m.st.ImportKEKVersion(ctx, k, v)
+	m.forgetKEK(x.KEK)
+	return m.record(ctx, Op{Action: "import", Key: x.KEK, Version: x.Version, Detail: "escrow " + escrow.KeyID()}, err)
 }

@@ -33,6 +33,11 @@ type Store interface {
 	// AddKEKVersion stores version v.Version, which must be the KEK's current
 	// version plus one, and makes it current (ErrConflict otherwise).
 	AddKEKVersion(ctx context.Context, v KEKVersion) error
+	// ImportKEKVersion stores version v of KEK k taken from an escrow: it
+	// creates k if missing (an existing k must have the same purpose and
+	// suite, else ErrConflict), adds v (ErrExists if present) and makes it
+	// current if it is newer than the current version.
+	ImportKEKVersion(ctx context.Context, k KEK, v KEKVersion) error
 	// KEK reads a KEK (ErrNotFound).
 	KEK(ctx context.Context, id string) (KEK, error)
 	// KEKs lists every KEK, ordered by id.

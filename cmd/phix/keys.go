@@ -47,6 +47,8 @@ const keysUsage = `usage: phix keys <subcommand> [flags]
   approve         sign an approval for destroy-kek / export-kek / enroll-custodian
   destroy         destroy a KEK version (needs 2 approvals)
   export          export a KEK version wrapped for an escrow key (needs 2 approvals)
+  escrow-new      make an escrow recipient key file (sealed by $PHIX_ESCROW_PASSPHRASE)
+  import          restore an exported KEK version with the escrow key (local backend)
   export-public   print a hospital's public keys (signing, recipient) as JSON
   log             print the key-operation log
   rekey           move a local keyring to a new master key (offline)
@@ -70,6 +72,7 @@ func runKeys(ctx context.Context, args []string) error {
 		"init": keysInit, "list": keysList, "rotate": keysRotate, "retire": keysRetire,
 		"custodian-new": keysCustodianNew, "enroll": keysEnroll, "approve": keysApprove,
 		"destroy": keysDestroy, "export": keysExport, "export-public": keysExportPublic, "log": keysLog, "rekey": keysRekey,
+		"escrow-new": keysEscrowNew, "import": keysImport,
 	}
 	f, ok := cmds[sub]
 	if !ok {
@@ -714,5 +717,86 @@ func writeNewMasterKey(path string) error {
 		return fmt.Errorf("write master key file: %w", err)
 	}
 	fmt.Fprintf(keysOut.stderr, "wrote a new master key to %s: back it up offline; without it the keyring is lost\n", path)
+	return nil
+}
+
+func keysEscrowNew(_ context.Context, args []string) error {
+	fs := newKeysFlags("escrow-new", nil)
+	suiteID := fs.String("suite", "intl", "suite of the KEKs it will receive")
+	out := fs.String("out", "", "escrow key file to create (required); OUT.pub gets the base64 public key for export --recipient")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return keysUsageErr("--out is required")
+	}
+	pass := os.Getenv("PHIX_ESCROW_PASSPHRASE")
+	if pass == "" {
+		return keysUsageErr("set $PHIX_ESCROW_PASSPHRASE to seal the escrow key")
+	}
+	f, err := keyring.NewEscrowKey(*suiteID, []byte(pass), nil)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(f)
+	ef, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create escrow key file: %w", err)
+	}
+	_, err = ef.Write(b)
+	if cerr := ef.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(*out)
+		return err
+	}
+	if err := os.WriteFile(*out+".pub", []byte(base64.StdEncoding.EncodeToString(f.Public)+"\n"), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "escrow key %s (public %s.pub): keep it offline\n", *out, *out)
+	return nil
+}
+
+func keysImport(ctx context.Context, args []string) error {
+	var kf keyringFlags
+	fs := newKeysFlags("import", &kf)
+	in := fs.String("in", "", "export file from phix keys export (required)")
+	escrowFile := fs.String("escrow-key", "", "escrow key file (required; passphrase in $PHIX_ESCROW_PASSPHRASE)")
+	if err := keysParse(fs, args); err != nil {
+		return err
+	}
+	if *in == "" || *escrowFile == "" {
+		return keysUsageErr("--in and --escrow-key are required")
+	}
+	xb, err := os.ReadFile(*in)
+	if err != nil {
+		return fmt.Errorf("read export: %w", err)
+	}
+	var x kms.ExportedKEK
+	if err := json.Unmarshal(xb, &x); err != nil {
+		return kms.Errorf(kms.CodeBadInput, "%s is not a KEK export", filepath.Base(*in))
+	}
+	eb, err := os.ReadFile(*escrowFile)
+	if err != nil {
+		return fmt.Errorf("read escrow key: %w", err)
+	}
+	ef, err := keyring.ParseEscrowKeyFile(eb)
+	if err != nil {
+		return err
+	}
+	rk, err := ef.RecipientKey([]byte(os.Getenv("PHIX_ESCROW_PASSPHRASE")))
+	if err != nil {
+		return err
+	}
+	m, closeFn, err := openKeyring(ctx, &kf)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := m.ImportKEK(keysCtx(ctx, &kf), x, rk); err != nil {
+		return err
+	}
+	fmt.Fprintf(keysOut.stdout, "imported %s version %d\n", x.KEK, x.Version)
 	return nil
 }

@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"phix/kms"
+	"phix/suite"
 )
 
 // keysRun runs "phix keys args..." and returns its stdout.
@@ -98,6 +100,34 @@ func TestKeysCLI(t *testing.T) {
 	out = keysMust(t, with("list")...)
 	if !strings.Contains(out, "1(destroyed),2") {
 		t.Fatalf("list after destroy: %s", out)
+	}
+
+	// Escrow: export the signing KEK under dual control, import it elsewhere.
+	t.Setenv("PHIX_ESCROW_PASSPHRASE", "an escrow passphrase")
+	t.Setenv("PHIX_CUSTODIAN_PASSPHRASE", "a custodian passphrase")
+	escrow := filepath.Join(dir, "escrow.key")
+	keysMust(t, "escrow-new", "--out", escrow)
+	pubB64, _ := os.ReadFile(escrow + ".pub")
+	epub, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(string(pubB64)))
+	s, _ := suite.Lookup(suite.Intl)
+	rp, err := s.ParseRecipientPublicKey(epub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exA []string
+	for _, c := range []string{"alice", "bob"} {
+		p := filepath.Join(dir, c+"-export.json")
+		keysMust(t, "approve", "--custodian-key", filepath.Join(dir, c+".key"), "--op", kms.OpExportKEK,
+			"--kek", "hospital-a/signing", "--version", "1", "--target", rp.KeyID(), "--out", p)
+		exA = append(exA, "--approval", p)
+	}
+	export := filepath.Join(dir, "signing-v1.json")
+	keysMust(t, with(append([]string{"export", "--kek", "hospital-a/signing", "--version", "1", "--recipient", escrow + ".pub", "--out", export}, exA...)...)...)
+	other := []string{"--dir", filepath.Join(dir, "recovered"), "--master-key-file", filepath.Join(dir, "recovered.key")}
+	keysMust(t, append([]string{"init", "--hospital", "hospital-z", "--new-master-key"}, other...)...)
+	out = keysMust(t, append([]string{"import", "--in", export, "--escrow-key", escrow}, other...)...)
+	if !strings.Contains(out, "imported hospital-a/signing version 1") {
+		t.Fatalf("import: %s", out)
 	}
 
 	out = keysMust(t, with("export-public", "--hospital", "hospital-a")...)

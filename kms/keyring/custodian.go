@@ -54,7 +54,7 @@ func NewCustodianKey(id, suiteID string, passphrase []byte, cost *Argon2Params) 
 		a = *cost
 	}
 	f.Argon2, f.Salt = &a, make([]byte, 16)
-	_, _ = rand.Read(f.Salt)
+	randRead(f.Salt)
 	k := argon2.IDKey(passphrase, f.Salt, a.Time, a.MemKiB, a.Threads, uint32(s.AEADKeySize()))
 	defer suite.Wipe(k)
 	f.Sealed, err = aeadSeal(s, k, priv, custodianAAD(id, suiteID))
@@ -113,3 +113,5 @@ func ParseCustodianKeyFile(b []byte) (CustodianKeyFile, error) {
 func (f CustodianKeyFile) PublicOnly() CustodianKeyFile {
 	return CustodianKeyFile{ID: f.ID, Suite: f.Suite, Public: f.Public}
 }
+
+func randRead(b []byte) { _, _ = rand.Read(b) }

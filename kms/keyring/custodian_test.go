@@ -68,10 +68,57 @@ func FuzzParseCustodianKeyFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if k.Argon2 != nil && k.Argon2.MemKiB > 64*1024 {
+		if k.Argon2 != nil && (k.Argon2.MemKiB > 64*1024 || k.Argon2.Time > 4) {
 			return // keep the fuzzer fast; the bound itself is tested by SigningKey's check
 		}
 		if _, err := k.SigningKey([]byte("custodian passphrase")); err != nil && kms.CodeOf(err) == "" {
+			t.Fatalf("error without a code: %v", err)
+		}
+	})
+}
+
+func TestEscrowKeyFile(t *testing.T) {
+	for _, s := range []string{"intl", "gm"} {
+		pass := []byte("escrow passphrase, long")
+		f, err := keyring.NewEscrowKey(s, pass, cheap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(f)
+		g, err := keyring.ParseEscrowKeyFile(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rk, err := g.RecipientKey(pass)
+		if err != nil || !bytes.Equal(rk.Public().Bytes(), f.Public) {
+			t.Fatalf("%s: open: %v", s, err)
+		}
+		if _, err := g.RecipientKey([]byte("wrong passphrase!!")); kms.CodeOf(err) != kms.CodeWrongMasterKey {
+			t.Fatalf("wrong passphrase: %v", err)
+		}
+	}
+	if _, err := keyring.NewEscrowKey("intl", []byte("short"), cheap); kms.CodeOf(err) != kms.CodeBadInput {
+		t.Fatalf("short passphrase: %v", err)
+	}
+	if _, err := keyring.ParseEscrowKeyFile([]byte("[]")); kms.CodeOf(err) != kms.CodeBadInput {
+		t.Fatalf("bad file: %v", err)
+	}
+}
+
+func FuzzParseEscrowKeyFile(f *testing.F) {
+	kf, _ := keyring.NewEscrowKey("gm", []byte("escrow passphrase, long"), cheap)
+	raw, _ := json.Marshal(kf)
+	f.Add(raw)
+	f.Add([]byte(`{"suite":"intl","public":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := keyring.ParseEscrowKeyFile(b)
+		if err != nil {
+			return
+		}
+		if k.Argon2 != nil && (k.Argon2.MemKiB > 64*1024 || k.Argon2.Time > 4) {
+			return
+		}
+		if _, err := k.RecipientKey([]byte("escrow passphrase, long")); err != nil && kms.CodeOf(err) == "" {
 			t.Fatalf("error without a code: %v", err)
 		}
 	})

@@ -284,3 +284,16 @@ func (b *Backend) ExportKEK(_ context.Context, ref kms.KEKRef, handle []byte) ([
 	}
 	return bytes.Clone(m), nil
 }
+
+// ImportKEK implements kms.Importer: escrowed material, sealed under this
+// keyring's master key.
+func (b *Backend) ImportKEK(_ context.Context, ref kms.KEKRef, material []byte) ([]byte, error) {
+	s, err := suite.Lookup(suite.ID(ref.Suite))
+	if err != nil {
+		return nil, kms.Errorf(kms.CodeUnknownSuite, "unknown suite %q", ref.Suite)
+	}
+	if len(material) != s.AEADKeySize() {
+		return nil, kms.Errorf(kms.CodeBadInput, "imported KEK material has the wrong size for suite %s", ref.Suite)
+	}
+	return b.seal(s, refAAD(ref), material)
+}

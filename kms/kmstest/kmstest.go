@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) kms.Store) {
 		{"Nonces", testNonces},
 		{"Ops", testOps},
 		{"Reseal", testReseal},
+		{"Import", testImport},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,5 +319,29 @@ func testReseal(t *testing.T, st kms.Store) {
 	}
 	if got, _ := st.KEKVersion(ctx, "h/data", 1); string(got.Handle) != "sealed-anew" {
 		t.Fatalf("handle = %q", got.Handle)
+	}
+}
+
+func testImport(t *testing.T, st kms.Store) {
+	ctx := context.Background()
+	k, _ := newKEK("h/data")
+	v3 := kms.KEKVersion{KEK: "h/data", Version: 3, Handle: []byte("h3"), Created: time.Now()}
+	if err := st.ImportKEKVersion(ctx, k, v3); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, st.ImportKEKVersion(ctx, k, v3), kms.CodeExists)
+	v2 := kms.KEKVersion{KEK: "h/data", Version: 2, Handle: []byte("h2"), Created: time.Now()}
+	if err := st.ImportKEKVersion(ctx, k, v2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.KEK(ctx, "h/data")
+	if err != nil || got.Current != 3 || got.MinDecryption != 1 {
+		t.Fatalf("after imports: %+v, %v", got, err)
+	}
+	other := k
+	other.Suite = "gm"
+	wantCode(t, st.ImportKEKVersion(ctx, other, kms.KEKVersion{KEK: "h/data", Version: 4, Handle: []byte("x")}), kms.CodeConflict)
+	if vs, _ := st.KEKVersions(ctx, "h/data"); len(vs) != 2 || vs[0].Version != 2 || string(vs[1].Handle) != "h3" {
+		t.Fatalf("versions %+v", vs)
 	}
 }

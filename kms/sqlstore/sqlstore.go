@@ -309,6 +309,41 @@ func (s *Store) AddKEKVersion(ctx context.Context, v kms.KEKVersion) error {
 	})
 }
 
+// ImportKEKVersion implements kms.Store.
+func (s *Store) ImportKEKVersion(ctx context.Context, k kms.KEK, v kms.KEKVersion) error {
+	if v.KEK != k.ID || v.Version < 1 {
+		return kms.Errorf(kms.CodeBadInput, "imported version does not match KEK")
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO kms_keks (id, hospital, purpose, suite, backend, current_version, min_decryption, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+			k.ID, k.Hospital, string(k.Purpose), k.Suite, k.Backend, v.Version, 1, nanos(k.Created)); err != nil {
+			return storeErr(err)
+		}
+		cur, err := scanKEK(tx.QueryRowContext(ctx, s.q(`SELECT `+kekCols+` FROM kms_keks WHERE id = ?`), k.ID))
+		if err != nil {
+			return storeErr(err)
+		}
+		if cur.Purpose != k.Purpose || cur.Suite != k.Suite || cur.Backend != k.Backend {
+			return kms.Errorf(kms.CodeConflict, "KEK %s exists with another purpose, suite or backend", k.ID)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO kms_kek_versions (kek, version, handle, secret, public, created, destroyed)
+			VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`), v.KEK, v.Version, v.Handle, v.Secret, v.Public, nanos(v.Created))
+		if err != nil {
+			return storeErr(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return kms.Errorf(kms.CodeExists, "KEK %s version %d exists", k.ID, v.Version)
+		}
+		if v.Version > cur.Current {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE kms_keks SET current_version = ? WHERE id = ?`), v.Version, k.ID); err != nil {
+				return storeErr(err)
+			}
+		}
+		return nil
+	})
+}
+
 const kekCols = `id, hospital, purpose, suite, backend, current_version, min_decryption, created`
 
 func scanKEK(sc interface{ Scan(...any) error }) (kms.KEK, error) {
