@@ -62,7 +62,13 @@ type Config struct {
 	// SafePrivate overrides the built-in safe private attributes of the
 	// Retain Safe Private option; nil uses SafePrivateDefault.
 	SafePrivate []SafePrivateTag
+	// MaxFileSize bounds one input file (bytes); 0 is DefaultMaxFileSize.
+	// Larger files are refused with PHI-6008 before they are read.
+	MaxFileSize int64
 }
+
+// DefaultMaxFileSize is the input bound when Config.MaxFileSize is 0.
+const DefaultMaxFileSize = 2 << 30
 
 // NewConfig builds a Config from a profile string and a deid.Pseudonymizer.
 func NewConfig(profile string, ps *deid.Pseudonymizer) (Config, error) {
@@ -101,6 +107,9 @@ func New(cfg Config) (*Deidentifier, error) {
 	if cfg.SafePrivate == nil {
 		cfg.SafePrivate = SafePrivateDefault
 	}
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
 	d := &Deidentifier{cfg: cfg, prof: cfg.Profile, safe: map[safeKey]bool{}}
 	for _, s := range cfg.SafePrivate {
 		d.safe[safeKey{strings.TrimSpace(s.Creator), s.Group, s.Element}] = true
@@ -129,6 +138,9 @@ func (d *Deidentifier) Deidentify(data []byte) (res *Result, err error) {
 			res, err = nil, failed("parse", "malformed DICOM (parser fault)", nil)
 		}
 	}()
+	if int64(len(data)) > d.cfg.MaxFileSize {
+		return nil, failed("io", "file too large", nil)
+	}
 	rf, err := prepare(data)
 	if err != nil {
 		return nil, err

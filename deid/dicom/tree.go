@@ -1,9 +1,11 @@
 package dicom
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,9 +27,6 @@ type QuarantineEntry struct {
 	Reason string `json:"reason"`
 	Code   string `json:"code,omitempty"`
 }
-
-// maxFileSize bounds one input file read into memory.
-const maxFileSize = 2 << 30
 
 // DeidentifyTree de-identifies every regular file under in into the same
 // relative path under out. Quarantined files go (de-identified header,
@@ -141,18 +140,40 @@ func safeMessage(err error) string {
 }
 
 func (d *Deidentifier) deidentifyFile(p string) (*Result, error) {
-	st, err := os.Stat(p)
+	f, err := os.Open(p)
 	if err != nil {
-		return nil, failed("io", "cannot stat the file", nil)
+		return nil, failed("io", "cannot open the file", nil)
 	}
-	if st.Size() > maxFileSize {
+	defer f.Close()
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	return d.deidentifyReader(f, size)
+}
+
+// DeidentifyReader reads one file from r, refusing it with PHI-6008 as
+// soon as it passes Config.MaxFileSize, and de-identifies it.
+func (d *Deidentifier) DeidentifyReader(r io.Reader) (*Result, error) {
+	return d.deidentifyReader(r, 0)
+}
+
+// deidentifyReader reads r into one buffer sized by the hint (the file
+// size), never past the bound.
+func (d *Deidentifier) deidentifyReader(r io.Reader, hint int64) (*Result, error) {
+	limit := d.cfg.MaxFileSize
+	if hint > limit {
 		return nil, failed("io", "file too large", nil)
 	}
-	data, err := os.ReadFile(p)
+	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, failed("io", "cannot read the file", nil)
 	}
-	return d.Deidentify(data)
+	if n > limit {
+		return nil, failed("io", "file too large", nil)
+	}
+	return d.Deidentify(buf.Bytes())
 }
 
 // writeFile writes atomically (temp file and rename), so a crash never
