@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"phix/internal/testenv"
 )
 
 func freePort(t *testing.T) int {
@@ -24,7 +26,7 @@ func freePort(t *testing.T) int {
 
 func waitUp(t *testing.T, url string) {
 	t.Helper()
-	for i := 0; i < 200; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 		if res, err := http.Get(url); err == nil {
 			res.Body.Close()
 			return
@@ -82,6 +84,28 @@ func TestFHIRCommand(t *testing.T) {
 	}
 	if err := runFHIR(context.Background(), []string{"--db", "postgres://x@127.0.0.1:1/db"}); err == nil {
 		t.Fatal("postgres without --token-file accepted")
+	}
+}
+
+func TestFHIRCommandPostgres(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	tokenFile := filepath.Join(t.TempDir(), "pg.token")
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runFHIR(ctx, []string{"--addr", addr, "--db", dsn, "--token-file", tokenFile}) }()
+	base := "http://" + addr + "/fhir/r4"
+	waitUp(t, base+"/metadata")
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, base+"/Patient", strings.TrimSpace(string(tok))); st != 200 {
+		t.Fatalf("with token: %d", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }
 
