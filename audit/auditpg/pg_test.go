@@ -68,3 +68,14 @@ func factory(t *testing.T) audittest.Harness {
 }
 
 func TestContract(t *testing.T) { audittest.Run(t, factory) }
+
+func BenchmarkAudit(b *testing.B) {
+	audittest.Bench(b, func(b *testing.B) audit.Backend {
+		s, err := auditpg.Open(context.Background(), testenv.Postgres(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

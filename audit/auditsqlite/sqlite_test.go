@@ -49,3 +49,14 @@ func factory(t *testing.T) audittest.Harness {
 }
 
 func TestContract(t *testing.T) { audittest.Run(t, factory) }
+
+func BenchmarkAudit(b *testing.B) {
+	audittest.Bench(b, func(b *testing.B) audit.Backend {
+		s, err := auditsqlite.Open(context.Background(), filepath.Join(b.TempDir(), "audit.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
