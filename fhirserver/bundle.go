@@ -3,6 +3,7 @@ package fhirserver
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -427,6 +428,22 @@ func ordered(entries []*bundleEntry) []*bundleEntry {
 func (s *Server) transaction(w http.ResponseWriter, r *http.Request, entries []*bundleEntry, pref prefer) error {
 	ctx := r.Context()
 	base := s.baseURL(r)
+	// A search entry whose query is invalid fails the transaction up front
+	// (the search itself runs after the commit).
+	for _, e := range entries {
+		if e.err == nil && e.phase() == 3 && e.url.Type != "" && e.url.ID == "" && e.url.Op == "" {
+			values, err := url.ParseQuery(e.url.Query)
+			if err != nil {
+				return entryError(e, errorf(CodeInvalidSearch, "malformed query string"))
+			}
+			for _, k := range serverParams {
+				values.Del(k)
+			}
+			if _, _, err := s.parseQuery(e.url.Type, values, pref.strict); err != nil {
+				return entryError(e, err)
+			}
+		}
+	}
 	var undo []func()
 	err := s.runTx(ctx, func(tx store.Tx) error {
 		// A retry starts from the Bundle as received.
@@ -442,6 +459,13 @@ func (s *Server) transaction(w http.ResponseWriter, r *http.Request, entries []*
 		}
 		for _, e := range ordered(entries) {
 			if e.phase() == 3 {
+				// Reads of one resource run in the transaction, after its
+				// writes: a missing resource fails the whole Bundle.
+				if isInstanceRead(e) {
+					if err := s.readEntry(ctx, tx, e, base); err != nil {
+						return entryError(e, err)
+					}
+				}
 				continue
 			}
 			if err := s.execute(ctx, tx, e, pref, base); err != nil {
@@ -456,13 +480,47 @@ func (s *Server) transaction(w http.ResponseWriter, r *http.Request, entries []*
 	if err != nil {
 		return err
 	}
-	// Reads run after the commit, so they see the transaction's writes.
+	// Searches and other GETs run after the commit, so they see the
+	// transaction's writes.
 	for _, e := range entries {
-		if e.phase() == 3 {
+		if e.phase() == 3 && !isInstanceRead(e) {
 			s.subRequest(r, e)
 		}
 	}
 	return s.writeBundleResponse(w, "transaction-response", entries)
+}
+
+// isInstanceRead reports a GET/HEAD of one resource or one version.
+func isInstanceRead(e *bundleEntry) bool {
+	return e.phase() == 3 && e.url.Type != "" && e.url.ID != "" && e.url.Op == "" && !e.url.HasQuery
+}
+
+// readEntry serves a read or vread entry inside tx.
+func (s *Server) readEntry(ctx context.Context, tx store.Tx, e *bundleEntry, base string) error {
+	var rec *store.Record
+	var err error
+	if e.url.VID != "" {
+		v, perr := strconv.ParseInt(e.url.VID, 10, 64)
+		if perr != nil || v < 1 {
+			return errorf(CodeNotFound, "no such version")
+		}
+		rec, err = tx.VRead(ctx, e.url.Type, e.url.ID, v)
+		if err == nil && rec.Deleted {
+			err = store.ErrDeleted
+		}
+	} else {
+		rec, err = tx.Read(ctx, e.url.Type, e.url.ID)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	e.resp = entryJSON{FullURL: fullURL(base, rec), Response: &responseJSON{
+		Status: statusLine(http.StatusOK), Etag: etag(rec.Version), LastModified: httpTime(rec.LastUpdated),
+	}}
+	if e.method == http.MethodGet {
+		e.resp.Resource = rec.Body
+	}
+	return nil
 }
 
 // batch processes every entry independently, each write in its own

@@ -126,15 +126,27 @@ func TestTransactionOrder(t *testing.T) {
 		if s := responseOf(t, r, 3)["status"].(string); !strings.HasPrefix(s, "204") {
 			t.Fatalf("delete status %s", s)
 		}
+		// a read of a missing resource, or an invalid search, fails the transaction.
+		before := stored(t, e.store)
+		e.do("POST", "", bundleOf("transaction", entry("", patient("Order", "Lost"), "POST", "Patient"), entry("", nil, "GET", "Patient/no-such"))).want(t, 404)
+		e.do("POST", "", bundleOf("transaction", entry("", patient("Order", "Lost"), "POST", "Patient"), entry("", nil, "GET", "Patient?birthdate=notadate"))).want(t, 400)
+		if after := stored(t, e.store); after != before {
+			t.Fatal("a failed transaction stored something")
+		}
+		// a read entry sees the transaction's own write.
+		rd := e.do("POST", "", bundleOf("transaction", entry("", nil, "GET", "Patient/order-put"), entry("", upd, "PUT", "Patient/order-put"))).want(t, 200)
+		if v := rd.entries()[0]["resource"].(map[string]any)["meta"].(map[string]any)["versionId"]; v != "2" {
+			t.Fatalf("read entry saw version %v", v)
+		}
 		// ifNoneExist matches on a second run; ifMatch is checked.
 		r2 := e.do("POST", "", bundleOf("transaction",
 			entry("", patient("Order", "Post"), "POST", "Patient", "ifNoneExist", "identifier=urn:test:mrn|Order-Post"),
-			entry("", upd, "PUT", "Patient/order-put", "ifMatch", `W/"1"`),
+			entry("", upd, "PUT", "Patient/order-put", "ifMatch", `W/"2"`),
 		)).want(t, 200)
 		if s := responseOf(t, r2, 0)["status"].(string); !strings.HasPrefix(s, "200") {
 			t.Fatalf("ifNoneExist status %s", s)
 		}
-		if s := responseOf(t, r2, 1)["etag"]; s != `W/"2"` {
+		if s := responseOf(t, r2, 1)["etag"]; s != `W/"3"` {
 			t.Fatalf("ifMatch update etag %v", s)
 		}
 		e.do("POST", "", bundleOf("transaction", entry("", upd, "PUT", "Patient/order-put", "ifMatch", `W/"1"`))).want(t, 412)
