@@ -20,7 +20,14 @@ func stored(t *testing.T, st store.Store) int {
 }
 
 func TestBadInput(t *testing.T) {
-	e := newEnv(t, openSQLite(t), func(c *Config) { c.MaxBodyBytes = 4096; c.MaxDepth = 16 })
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			testBadInput(t, newEnv(t, open(t), func(c *Config) { c.MaxBodyBytes = 4096; c.MaxDepth = 16 }))
+		})
+	}
+}
+
+func testBadInput(t *testing.T, e *env) {
 	deep := strings.Repeat(`{"extension":[`, 20) + strings.Repeat(`]}`, 20)
 	bigName := strings.Repeat("x", 5000)
 	cases := []struct {
