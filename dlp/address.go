@@ -1,6 +1,9 @@
 package dlp
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Addresses.
 //
@@ -34,6 +37,23 @@ var zhAddrSuffixes = []struct {
 	{"苑", segBuilding},
 }
 
+// zhSuffixesByRune indexes zhAddrSuffixes by their first rune, longest
+// first within a rune as in the table.
+var zhSuffixesByRune = func() map[rune][]struct {
+	text string
+	kind int
+} {
+	m := map[rune][]struct {
+		text string
+		kind int
+	}{}
+	for _, sx := range zhAddrSuffixes {
+		r, _ := utf8.DecodeRuneInString(sx.text)
+		m[r] = append(m[r], sx)
+	}
+	return m
+}()
+
 var zhUnits = []string{"号楼", "号院", "号", "栋", "幢", "单元", "楼", "层", "室", "户", "號樓", "號", "棟", "單元", "樓", "層", "戶"}
 
 // zhPlaceSeg matches 1–8 Han characters ending in an address suffix at p.
@@ -46,7 +66,7 @@ func zhPlaceSeg(s string, p int) (int, int) {
 		}
 		f := hanFlag(r)
 		if n >= 1 && f&hAddrSfx != 0 {
-			for _, sx := range zhAddrSuffixes {
+			for _, sx := range zhSuffixesByRune[r] {
 				if strings.HasPrefix(s[q:], sx.text) {
 					return q + len(sx.text), sx.kind
 				}

@@ -41,8 +41,15 @@ func decodeRune(s string, p int) (rune, int) {
 	if p >= len(s) {
 		return utf8.RuneError, 0
 	}
-	if s[p] < utf8.RuneSelf {
-		return rune(s[p]), 1
+	c := s[p]
+	if c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	// Three-byte runes (all of CJK) inline; the rest through utf8.
+	if c >= 0xE0 && c <= 0xEF && p+2 < len(s) && s[p+1]&0xC0 == 0x80 && s[p+2]&0xC0 == 0x80 {
+		if r := rune(c&0x0F)<<12 | rune(s[p+1]&0x3F)<<6 | rune(s[p+2]&0x3F); r >= 0x800 && (r < 0xD800 || r > 0xDFFF) {
+			return r, 3
+		}
 	}
 	return utf8.DecodeRuneInString(s[p:])
 }
@@ -203,6 +210,9 @@ func surnameLen(s string, p int) (int, bool) {
 
 // hasTitle returns the end of a title (先生, 医生, ...) at p, or 0.
 func hasTitle(s string, p int) int {
+	if r, _ := decodeRune(s, p); hanFlag(r)&hTitle == 0 {
+		return 0
+	}
 	for _, t := range zhTitles {
 		if strings.HasPrefix(s[p:], t) {
 			return p + len(t)

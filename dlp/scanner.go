@@ -105,7 +105,7 @@ func (sc *Scanner) ScanText(text string) []Finding {
 
 // scanBytes returns resolved findings with byte offsets.
 func (sc *Scanner) scanBytes(s string) []Finding {
-	st := state{sc: sc, s: s, out: make([]Finding, 0, min(4+len(s)/48, 1024)), ssnCtx: -1, passportCtx: -1, idCtx: -1}
+	st := state{sc: sc, s: s, out: make([]Finding, 0, min(4+len(s)/32, 4096)), ssnCtx: -1, passportCtx: -1, idCtx: -1}
 	st.run()
 	for _, re := range sc.mrnBare {
 		for _, m := range re.FindAllStringIndex(s, -1) {
