@@ -39,6 +39,7 @@ type Error struct {
 	Err  error  // optional cause, itself free of secrets
 }
 
+// Error implements error: "kms: <message> (<code>)".
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("kms: %s (%s): %v", e.Msg, e.Code, e.Err)
@@ -46,6 +47,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("kms: %s (%s)", e.Msg, e.Code)
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is makes errors.Is match any *Error with the same code, so callers can test

@@ -446,7 +446,10 @@ func readApprovals(paths []string) ([]kms.Approval, error) {
 // keysMulti collects a repeatable flag.
 type keysMulti []string
 
-func (m *keysMulti) String() string     { return strings.Join(*m, ",") }
+// String implements flag.Value.
+func (m *keysMulti) String() string { return strings.Join(*m, ",") }
+
+// Set implements flag.Value.
 func (m *keysMulti) Set(v string) error { *m = append(*m, v); return nil }
 
 func keysEnroll(ctx context.Context, args []string) error {
