@@ -1,0 +1,130 @@
+package fsblob
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"phix/blob"
+	"phix/blob/blobtest"
+)
+
+func TestContract(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Store {
+		s, err := New(t.TempDir(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestCrashTruncatesTornAppend simulates a crash after the data file grew but
+// before the sidecar recorded the new size: the extra bytes must not count.
+func TestCrashTruncatesTornAppend(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := New(root, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "t/f"); err != nil {
+		t.Fatal(err)
+	}
+	good := blobtest.Random(4096)
+	if _, err := s.Append(ctx, "t/f", 0, bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	// The torn write: garbage appended directly to the data file.
+	f, err := os.OpenFile(filepath.Join(root, "data", "t", "f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 777))
+	f.Close()
+
+	s2, err := New(root, "test") // "after the restart"
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s2.Stat(ctx, "t/f")
+	if err != nil || info.Size != 4096 {
+		t.Fatalf("Stat after crash = %+v, %v; want the durable 4096", info, err)
+	}
+	more := blobtest.Random(100)
+	if n, err := s2.Append(ctx, "t/f", 4096, bytes.NewReader(more)); err != nil || n != 4196 {
+		t.Fatalf("resume = %d, %v", n, err)
+	}
+	if _, err := s2.Seal(ctx, "t/f"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s2.ReadRange(ctx, "t/f", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got bytes.Buffer
+	got.ReadFrom(rc)
+	if !bytes.Equal(got.Bytes(), append(good, more...)) {
+		t.Fatal("content after crash recovery is wrong")
+	}
+}
+
+// TestTornSidecarSlot: a torn write of the newer metadata slot falls back to
+// the older one.
+func TestTornSidecarSlot(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, _ := New(root, "test")
+	s.Create(ctx, "t/f")
+	s.Append(ctx, "t/f", 0, bytes.NewReader(make([]byte, 10))) // seq 2
+	s.Append(ctx, "t/f", 10, bytes.NewReader(make([]byte, 5))) // seq 3, slot 1
+	mp := filepath.Join(root, "meta", "t", "f")
+	b, _ := os.ReadFile(mp)
+	b[slotSize+20] ^= 0xff // corrupt slot 1
+	os.WriteFile(mp, b, 0o600)
+	info, err := s.Stat(ctx, "t/f")
+	if err != nil || info.Size != 10 {
+		t.Fatalf("Stat = %+v, %v; want size 10 from the older slot", info, err)
+	}
+	os.WriteFile(mp, make([]byte, 2*slotSize), 0o600)
+	if _, err := s.Stat(ctx, "t/f"); blob.Code(err) != "BLOB-008" {
+		t.Fatalf("Stat with no valid slot: %v", err)
+	}
+}
+
+// TestNoTempFilesLeft: after the contract operations no temporary files remain.
+func TestNoTempFilesLeft(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, _ := New(root, "test")
+	for _, k := range []string{"a/1", "a/2", "b/c/d"} {
+		s.Create(ctx, k)
+		s.Append(ctx, k, 0, bytes.NewReader([]byte("x")))
+	}
+	s.Seal(ctx, "a/1")
+	s.Delete(ctx, "b/c/d")
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if d != nil && !d.IsDir() && d.Name()[0] == '.' {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(root, "meta", "b")); !os.IsNotExist(err) {
+		t.Errorf("empty directories of a deleted object remain: %v", err)
+	}
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add(meta{seq: 1, committed: 5}.encode())
+	f.Add(append(meta{seq: 2, committed: 9, sealed: true}.encode(), meta{seq: 3}.encode()...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMeta(b)
+		if err == nil && m.committed < 0 {
+			t.Fatalf("negative size accepted")
+		}
+	})
+}

@@ -1,0 +1,5 @@
+package fsblob
+
+import "syscall"
+
+const syscallENOTDIR = syscall.ENOTDIR
