@@ -2,7 +2,6 @@ package fhirserver
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -181,4 +180,3 @@ func urlq(s string) string {
 	return r.Replace(s)
 }
 
-var _ = http.MethodGet

@@ -1,7 +1,6 @@
 package fhirserver
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -210,8 +209,6 @@ func TestBundleLimits(t *testing.T) {
 		t.Fatalf("%d entries", len(r.entries()))
 	}
 }
-
-var _ = http.StatusOK
 
 // TestTransactionConditionalCreateTwice: two entries whose ifNoneExist match
 // the same stored resource write nothing, so they do not clash.

@@ -24,10 +24,8 @@ func (s *Server) baseURL(r *http.Request) string {
 
 // prefer is the parsed Prefer header.
 type prefer struct {
-	ret      string // "minimal", "representation" or "OperationOutcome"; "" = default
-	strict   bool   // handling=strict
-	respond  bool   // respond-async is not supported; kept for completeness
-	explicit bool
+	ret    string // "minimal", "representation" or "OperationOutcome"; "" = default
+	strict bool   // handling=strict
 }
 
 func parsePrefer(r *http.Request) prefer {
@@ -47,11 +45,8 @@ func parsePrefer(r *http.Request) prefer {
 					case "operationoutcome":
 						p.ret = "OperationOutcome"
 					}
-					p.explicit = true
 				case "handling":
 					p.strict = strings.EqualFold(v, "strict")
-				case "respond-async":
-					p.respond = true
 				}
 			}
 		}
