@@ -1,5 +1,7 @@
 package dlp
 
+import "time"
+
 // Chinese resident identity numbers, GB 11643-1999: 6-digit area code (the
 // first two digits a province-level code, GB/T 2260), 8-digit birth date
 // YYYYMMDD, 3-digit sequence, and a check character computed with ISO 7064
@@ -38,7 +40,7 @@ func ValidCNResidentID(id string) bool {
 		if _, ok := provinceCodes[atoi(id[:2])]; !ok {
 			return false
 		}
-		if !validDate(atoi(id[6:10]), atoi(id[10:12]), atoi(id[12:14])) || atoi(id[6:10]) < 1880 {
+		if !plausibleBirth(atoi(id[6:10]), atoi(id[10:12]), atoi(id[12:14])) {
 			return false
 		}
 		sum := 0
@@ -59,9 +61,19 @@ func ValidCNResidentID(id string) bool {
 		if _, ok := provinceCodes[atoi(id[:2])]; !ok {
 			return false
 		}
-		return validDate(1900+atoi(id[6:8]), atoi(id[8:10]), atoi(id[10:12]))
+		return plausibleBirth(1900+atoi(id[6:8]), atoi(id[8:10]), atoi(id[10:12]))
 	}
 	return false
+}
+
+// plausibleBirth reports a real calendar date from 1880 up to today.
+func plausibleBirth(y, m, d int) bool {
+	if y < 1880 || !validDate(y, m, d) {
+		return false
+	}
+	now := time.Now()
+	ny, nm, nd := now.Date()
+	return y*10000+m*100+d <= ny*10000+int(nm)*100+nd
 }
 
 // cnID tries a resident id on the digit run [i, j).

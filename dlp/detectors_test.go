@@ -46,6 +46,8 @@ func TestValidCNResidentID(t *testing.T) {
 		{"110105490229001", false},    // 1949-02-29 is not a date
 		{"110105480229001", true},     // 15-digit, 1948-02-29
 		{"1101051949123100", false},
+		{"110105218001010011", false}, // born in 2180: valid date, check digit right, not plausible
+		{"110105187912310016", false}, // before 1880
 		{"", false},
 	} {
 		if got := ValidCNResidentID(c.id); got != c.ok {
