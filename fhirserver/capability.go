@@ -12,6 +12,9 @@ import (
 // Version is the software version reported in the CapabilityStatement.
 var Version = "0.1.0"
 
+// started is when this process began serving: the CapabilityStatement's date.
+var started = now()
+
 // supportedParams lists the search parameters of a type that actually work:
 // those the extractor indexes (search.Indexed).
 func supportedParams(typ string) []*search.Param {
@@ -129,7 +132,7 @@ func capabilityStatement(base string, multipleDelete bool) ([]byte, error) {
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
 		"status":       "active",
-		"date":         "2026-01-01",
+		"date":         instant(started),
 		"publisher":    "phix",
 		"kind":         "instance",
 		"software":     map[string]any{"name": "phix", "version": Version},
