@@ -131,7 +131,13 @@ type Result struct {
 
 // Deidentify de-identifies one DICOM Part 10 file (or a bare dataset).
 // data is not modified. Any failure is a PHI-6008 *Error and no output.
-func (d *Deidentifier) Deidentify(data []byte) (res *Result, err error) {
+func (d *Deidentifier) Deidentify(data []byte) (*Result, error) {
+	return d.deidentify(data, false)
+}
+
+// deidentify is Deidentify; owned says data is ours to patch in place
+// (read by this package), which saves a copy of the file.
+func (d *Deidentifier) deidentify(data []byte, owned bool) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			// The panic value may quote element values: drop it.
@@ -141,12 +147,16 @@ func (d *Deidentifier) Deidentify(data []byte) (res *Result, err error) {
 	if int64(len(data)) > d.cfg.MaxFileSize {
 		return nil, failed("io", "file too large", nil)
 	}
-	rf, err := prepare(data)
+	rf, err := prepare(data, owned)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := dcm.Parse(bytes.NewReader(rf.data), int64(len(rf.data)), nil,
-		dcm.SkipProcessingPixelDataValue(), dcm.AllowUnknownSpecificCharacterSet(), dcm.AllowMissingMetaElementGroupLength())
+	popts := []dcm.ParseOption{dcm.SkipProcessingPixelDataValue(), dcm.AllowUnknownSpecificCharacterSet(), dcm.AllowMissingMetaElementGroupLength()}
+	if rf.pix.copyable() {
+		// The pixel data is copied through from rf.data at write time.
+		popts = append(popts, dcm.SkipPixelData())
+	}
+	ds, err := dcm.Parse(bytes.NewReader(rf.data), int64(len(rf.data)), nil, popts...)
 	if err != nil {
 		return nil, failed("parse", "malformed DICOM", err)
 	}
@@ -195,15 +205,60 @@ func (d *Deidentifier) Deidentify(data []byte) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	out.Grow(len(data) + 512)
-	if err := dcm.Write(&out, dcm.Dataset{Elements: append(meta, body...)}, dcm.SkipVRVerification(), dcm.SkipValueTypeVerification()); err != nil {
-		return nil, failed("write", "cannot encode the de-identified dataset", err)
+	out, err := encode(meta, body, rf)
+	if err != nil {
+		return nil, err
 	}
 	if run.leaks(out.Bytes()) {
 		return nil, failed("verify", "an original identifier survived in the output", nil)
 	}
 	return &Result{Data: out.Bytes(), Quarantined: q, Reason: reason, ShiftDays: run.shift}, nil
+}
+
+// encode writes the output file into one buffer. When the pre-check
+// located the top-level Pixel Data, the library skipped it and its
+// encoded bytes are copied from the input here (the output keeps the
+// input's byte order and VR mode, so they need no re-encoding).
+func encode(meta, body []*dcm.Element, rf *rawFile) (*bytes.Buffer, error) {
+	wopts := []dcm.WriteOption{dcm.SkipVRVerification(), dcm.SkipValueTypeVerification()}
+	out := bytes.NewBuffer(make([]byte, 0, len(rf.data)+1024))
+	if !rf.pix.copyable() {
+		if err := dcm.Write(out, dcm.Dataset{Elements: append(meta, body...)}, wopts...); err != nil {
+			return nil, failed("write", "cannot encode the de-identified dataset", err)
+		}
+		return out, nil
+	}
+	// In body order, not by search: a file's tags may be out of order.
+	before, after, found := body, []*dcm.Element(nil), false
+	for i, e := range body {
+		if tagOf(e) == 0x7FE00010 {
+			before, after, found = body[:i:i], body[i+1:], true
+			break
+		}
+	}
+	if err := dcm.Write(out, dcm.Dataset{Elements: append(meta, before...)}, wopts...); err != nil {
+		return nil, failed("write", "cannot encode the de-identified dataset", err)
+	}
+	if found {
+		out.Write(rf.data[rf.pix.start:rf.pix.end])
+	}
+	if len(after) > 0 {
+		bo, implicit, err := syntaxOf(rf.ts)
+		if err != nil {
+			return nil, err
+		}
+		w, err := dcm.NewWriter(out, wopts...)
+		if err != nil {
+			return nil, failed("write", "cannot encode the de-identified dataset", err)
+		}
+		w.SetTransferSyntax(bo, implicit)
+		for _, e := range after {
+			if err := w.WriteElement(e); err != nil {
+				return nil, failed("write", "cannot encode the de-identified dataset", err)
+			}
+		}
+	}
+	return out, nil
 }
 
 // decodeText turns every text value into UTF-8 under the charset in

@@ -27,7 +27,21 @@ type walker struct {
 	d        []byte
 	bo       binary.ByteOrder
 	implicit bool
+	pix      pixelSpan
 }
+
+// pixelSpan locates the top-level Pixel Data element (header and value)
+// so it can be copied to the output verbatim instead of through the
+// library's element structures.
+type pixelSpan struct {
+	start, end int
+	n          int  // top-level Pixel Data elements seen
+	nested     bool // Pixel Data inside a sequence (icons): the library must read it
+}
+
+// copyable reports whether exactly one top-level Pixel Data element was
+// found and none nested, so the library may skip pixel data.
+func (p pixelSpan) copyable() bool { return p.n == 1 && !p.nested }
 
 // malformed is the one error of the walk: no tag, offset or value in it.
 func malformed(msg string) *Error { return failed("precheck", msg, nil) }
@@ -119,8 +133,17 @@ func (w *walker) dataset(pos, end, depth int, undefined bool) (int, error) {
 		case tagItem, tagSeqDelim:
 			return 0, malformed("item or sequence delimiter outside a sequence")
 		}
+		start := pos
 		if pos, err = w.value(t, vr, vl, val, end, depth); err != nil {
 			return 0, err
+		}
+		if t == 0x7FE00010 {
+			if depth == 0 {
+				w.pix.start, w.pix.end = start, pos
+				w.pix.n++
+			} else {
+				w.pix.nested = true
+			}
 		}
 	}
 	if undefined {
@@ -273,11 +296,12 @@ func precheckMeta(d []byte) (int, error) {
 	return pos, nil
 }
 
-// precheckDataset walks the dataset from pos to the end of d.
-func precheckDataset(d []byte, pos int, bo binary.ByteOrder, implicit bool) error {
+// precheckDataset walks the dataset from pos to the end of d and returns
+// where its top-level Pixel Data is.
+func precheckDataset(d []byte, pos int, bo binary.ByteOrder, implicit bool) (pixelSpan, error) {
 	w := &walker{d: d, bo: bo, implicit: implicit}
 	_, err := w.dataset(pos, len(d), 0, false)
-	return err
+	return w.pix, err
 }
 
 // inferSyntax picks the syntax of a dataset without file meta the way the

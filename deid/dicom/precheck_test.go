@@ -160,9 +160,9 @@ func TestPrecheckAcceptsWellFormed(t *testing.T) {
 		"fragments": part10("1.2.840.10008.1.2.4.50", pn,
 			el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE000, 0), item(0xE000, 2), []byte{1, 2}, item(0xE0DD, 0)),
 		"UN as sequence": part10(tsExplicitLE, pn, el(0x0009, 0x1010, "UN", undef, nil), item(0xE000, undef), pn, item(0xE00D, 0), item(0xE0DD, 0)),
-		"bare implicit": {0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, 'A', '^', 'B', ' '},
+		"bare implicit":  {0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, 'A', '^', 'B', ' '},
 	} {
-		if _, err := prepare(data); err != nil {
+		if _, err := prepare(data, false); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -201,7 +201,7 @@ func FuzzPrecheck(f *testing.F) {
 	f.Add([]byte{0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, 'A', '^', 'B', ' '})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := append([]byte(nil), data...)
-		_, _ = prepare(data)
+		_, _ = prepare(data, false)
 		if !bytes.Equal(in, data) {
 			t.Fatal("input modified")
 		}

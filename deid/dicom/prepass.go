@@ -28,6 +28,7 @@ type rawFile struct {
 	data    []byte   // bytes for the parser (inflated when the input was deflated)
 	charset []string // raw values of the top-level (0008,0005); nil if absent
 	ts      string   // transfer syntax from the meta group ("" if none)
+	pix     pixelSpan
 }
 
 // longVR are the explicit VRs with a 4-byte length.
@@ -45,7 +46,9 @@ func longVR(vr string) bool {
 // same length so the library hands over raw bytes, and decode them
 // ourselves. Second, it cannot write deflated files: we inflate the
 // dataset here and relabel it explicit VR little endian.
-func prepare(in []byte) (*rawFile, error) {
+// With owned, in belongs to the caller's read buffer and is patched in
+// place.
+func prepare(in []byte, owned bool) (*rawFile, error) {
 	rf := &rawFile{data: in}
 	pos := 0
 	if len(in) >= 132 && string(in[128:132]) == "DICM" {
@@ -115,7 +118,7 @@ func prepare(in []byte) (*rawFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := precheckDataset(rf.data, pos, bo, implicit); err != nil {
+	if rf.pix, err = precheckDataset(rf.data, pos, bo, implicit); err != nil {
 		return nil, err
 	}
 	// The caller owns in; the charset patch must not touch it.
@@ -147,7 +150,7 @@ func prepare(in []byte) (*rawFile, error) {
 				return nil, failed("charset", "specific character set is not ASCII", nil)
 			}
 			if n > 0 {
-				if &rf.data[0] == &in[0] {
+				if !owned && &rf.data[0] == &in[0] {
 					rf.data = append([]byte(nil), in...)
 					d = rf.data
 				}

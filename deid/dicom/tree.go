@@ -173,7 +173,7 @@ func (d *Deidentifier) deidentifyReader(r io.Reader, hint int64) (*Result, error
 	if n > limit {
 		return nil, failed("io", "file too large", nil)
 	}
-	return d.Deidentify(buf.Bytes())
+	return d.deidentify(buf.Bytes(), true)
 }
 
 // writeFile writes atomically (temp file and rename), so a crash never
