@@ -47,11 +47,9 @@ type Engine struct {
 type compiled struct {
 	Rule
 	idx    int
-	expr   *fhirpath.Expression
-	parent *fhirpath.Expression // split selector: parent expression ...
-	member string               // ... and final member name
-	dflt   bool                 // from the profile default
-	types  map[string]bool      // type selector (default rule: several)
+	expr  *fhirpath.Expression
+	dflt  bool            // from the profile default
+	types map[string]bool // type selector (default rule: several)
 	// qualified: a "Parent.element" type selector (e.g. Extension.value).
 	qualified bool
 	qparent   string
@@ -116,11 +114,6 @@ func New(p *Profile, keys Keys, opts Options) (*Engine, error) {
 		if r.Path != "" {
 			if c.expr, err = fhirpath.Cached(r.Path); err != nil {
 				return nil, ruleErr(i, p.line(i), "FHIRPath does not compile")
-			}
-			if par, mem, ok := splitMember(r.Path); ok {
-				if pe, err := fhirpath.Cached(par); err == nil {
-					c.parent, c.member = pe, mem
-				}
 			}
 		} else {
 			c.types = map[string]bool{r.Type: true}
@@ -188,46 +181,6 @@ func (e *Engine) Profile() *Profile { return e.profile }
 // Pseudonymizer returns the keyed functions shared with DICOM
 // de-identification (date shift, pseudonyms, UIDs).
 func (e *Engine) Pseudonymizer() *Pseudonymizer { return e.ps }
-
-// splitMember splits "X.y" into ("X", "y") when the selector ends in a plain
-// member access at the top level (outside brackets and strings).
-func splitMember(expr string) (string, string, bool) {
-	depth, last := 0, -1
-	var quote byte
-	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '`':
-			quote = c
-		case c == '(' || c == '[' || c == '{':
-			depth++
-		case c == ')' || c == ']' || c == '}':
-			depth--
-		case c == '.' && depth == 0:
-			last = i
-		}
-	}
-	if last <= 0 {
-		return "", "", false
-	}
-	mem := strings.TrimSpace(expr[last+1:])
-	if mem == "" {
-		return "", "", false
-	}
-	for i := 0; i < len(mem); i++ {
-		c := mem[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return "", "", false
-		}
-	}
-	return expr[:last], mem, true
-}
 
 // patientCtx is what one resource's de-identification knows about its
 // patient.
@@ -371,44 +324,23 @@ func (e *Engine) selectNodes(ec *fhirpath.EvalContext, t *tree, c *compiled) ([]
 		}
 		return out, nil
 	}
-	if c.parent != nil {
-		res, err := c.parent.EvaluateResource(ec, t.root)
-		if err != nil {
-			return nil, err
-		}
-		var out []int
-		for _, it := range res {
-			m, ok := it.Raw().(map[string]any)
-			if !ok {
-				continue
-			}
-			if samePtr(m, t.root) {
-				out = t.children(-1, c.member, out)
-			} else if o, ok := t.objectIndex()[mapPtr(m)]; ok {
-				out = t.children(o, c.member, out)
-			}
-		}
-		return out, nil
-	}
 	res, err := c.expr.EvaluateResource(ec, t.root)
 	if err != nil {
 		return nil, err
 	}
 	var out []int
 	for _, it := range res {
-		switch v := it.Raw().(type) {
-		case map[string]any:
-			if samePtr(v, t.root) {
+		par, key, idx, ok := it.Location()
+		if !ok {
+			if m, isObj := it.Raw().(map[string]any); isObj && samePtr(m, t.root) {
 				for i := range t.nodes {
 					out = append(out, i)
 				}
-			} else if o, ok := t.objectIndex()[mapPtr(v)]; ok {
-				out = append(out, o)
 			}
-		default:
-			if k, ok := keyOf(v); ok {
-				out = append(out, t.stringIndex()[k]...)
-			}
+			continue // System values computed by the expression
+		}
+		if i, found := t.locate(par, key, idx); found {
+			out = append(out, i)
 		}
 	}
 	return out, nil

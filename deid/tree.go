@@ -1,7 +1,6 @@
 package deid
 
 import (
-	"encoding/json"
 	"reflect"
 	"strconv"
 	"strings"
@@ -35,13 +34,8 @@ type tree struct {
 	nodes  []node
 	nested []int // nodes holding a nested resource
 	objIdx map[unsafe.Pointer]int
-	strIdx map[strKey][]int
+	locIdx map[locKey]int
 	claim  []bool
-}
-
-type strKey struct {
-	p *byte
-	n int
 }
 
 func newTree(root map[string]any, rtype string) *tree {
@@ -167,66 +161,29 @@ func (t *tree) objectIndex() map[unsafe.Pointer]int {
 	return t.objIdx
 }
 
-// stringIndex maps each string leaf's backing storage to its nodes. FHIRPath
-// returns the tree's own strings, so identity finds where a primitive result
-// came from. Equal strings that share storage map to all their places.
-func (t *tree) stringIndex() map[strKey][]int {
-	if t.strIdx == nil {
-		t.strIdx = make(map[strKey][]int)
+type locKey struct {
+	parent unsafe.Pointer
+	key    string
+	idx    int
+}
+
+// locate finds the node at parent[key] (or parent[key][idx]), as reported
+// by fhirpath.Item.Location. A primitive that has only extensions is found
+// through its "_key" sibling.
+func (t *tree) locate(parent map[string]any, key string, idx int) (int, bool) {
+	if t.locIdx == nil {
+		t.locIdx = make(map[locKey]int, len(t.nodes))
 		for i := range t.nodes {
-			if !t.nodes[i].leaf {
-				continue
-			}
-			if k, ok := keyOf(t.get(i)); ok {
-				t.strIdx[k] = append(t.strIdx[k], i)
-			}
+			n := &t.nodes[i]
+			t.locIdx[locKey{mapPtr(n.parent), n.key, n.idx}] = i
 		}
 	}
-	return t.strIdx
-}
-
-func keyOf(v any) (strKey, bool) {
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case json.Number:
-		s = string(x)
-	default:
-		return strKey{}, false
+	p := mapPtr(parent)
+	if i, ok := t.locIdx[locKey{p, key, idx}]; ok {
+		return i, true
 	}
-	if len(s) == 0 {
-		return strKey{}, false
-	}
-	return strKey{unsafe.StringData(s), len(s)}, true
-}
-
-// children returns the direct children of object node o (-1: the root)
-// whose element name is name or, for a choice element, name + a type.
-func (t *tree) children(o int, name string, dst []int) []int {
-	start, end := 0, len(t.nodes)
-	var obj map[string]any
-	if o >= 0 {
-		start, end = o+1, t.nodes[o].end
-		obj, _ = t.get(o).(map[string]any)
-	} else {
-		obj = t.root
-	}
-	for j := start; j < end; j = t.nodes[j].end {
-		n := &t.nodes[j]
-		if !samePtr(n.parent, obj) {
-			continue
-		}
-		if n.key == name || (len(n.key) > len(name) && strings.HasPrefix(n.key, name) && isUpper(n.key[len(name)]) && isChoice(n.def, n.key, name)) {
-			dst = append(dst, j)
-		}
-	}
-	return dst
+	i, ok := t.locIdx[locKey{p, "_" + key, idx}]
+	return i, ok
 }
 
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
-
-func isChoice(def, key, name string) bool {
-	info, _, ok := fhir.LookupElement(def, key)
-	return ok && info.Choice && strings.HasSuffix(info.Path, "."+name+"[x]")
-}

@@ -62,7 +62,7 @@ func (st *state) allocN(n int) Collection {
 }
 
 // appendJSONTo is appendJSON with the first allocation taken from the arena.
-func (st *state) appendJSONTo(out Collection, raw, ext any, typ, path string) Collection {
+func (st *state) appendJSONTo(out Collection, par map[string]any, key *string, raw, ext any, typ, path string) Collection {
 	if out == nil {
 		switch v := raw.(type) {
 		case []any:
@@ -72,7 +72,7 @@ func (st *state) appendJSONTo(out Collection, raw, ext any, typ, path string) Co
 			out = st.allocN(1)
 		}
 	}
-	return appendJSON(out, raw, ext, typ, path)
+	return appendJSON(out, par, key, raw, ext, typ, path)
 }
 
 // scope is what $this, $index and $total mean at a point of the expression.
@@ -148,6 +148,11 @@ func (st *state) eval(n node, sc *scope) (Collection, error) {
 		}
 		switch r := x.right.(type) {
 		case *identNode:
+			if st.ec.Strict {
+				if err := st.checkAsMember(x.left, r); err != nil {
+					return nil, err
+				}
+			}
 			return st.navigate(r, left, false)
 		case *funcNode:
 			return st.call(r, left, sc)
@@ -227,6 +232,20 @@ func (st *state) eval(n node, sc *scope) (Collection, error) {
 		return st.variable(x)
 	}
 	return nil, st.errAt(n, KindExecution, CodeUnsupported, "unsupported expression node")
+}
+
+// checkAsMember is strict mode's static check of "(x as T).name": T's
+// model must define name even when the cast selects nothing.
+func (st *state) checkAsMember(left node, r *identNode) error {
+	op, ok := left.(*typeOpNode)
+	if !ok || op.op != "as" || op.typ.ns == "System" || r.name == "id" || r.name == "extension" {
+		return nil
+	}
+	t := op.typ.name
+	if isLowerFirst(t) || !modelKnows(t) || lookupChild(t, r.name).ok {
+		return nil
+	}
+	return st.errAt(r, KindSemantic, CodeUnknownElem, "type %s has no element '%s'", t, r.name)
 }
 
 func (st *state) variable(x *varNode) (Collection, error) {
@@ -360,7 +379,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	m, ok := it.v.(map[string]any)
 	if !ok {
 		if it.ext != nil && (name == "extension" || name == "id") {
-			return st.appendJSONTo(out, it.ext[name], nil, pick2(name == "id", "string", "Extension"), "Extension"), nil
+			return st.appendJSONTo(out, it.ext, pick2p(name == "id", &keyID, &keyExtension), it.ext[name], nil, pick2(name == "id", "string", "Extension"), "Extension"), nil
 		}
 		if st.ec.Strict && it.typ != "" && it.typ != "Element" && (fhirKnown(it.typ)) && name != "extension" && name != "id" {
 			return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "type %s has no element '%s'", it.typ, name)
@@ -369,7 +388,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	}
 	if it.typ == "" {
 		// System values that are objects (type()): plain JSON navigation.
-		return st.appendJSONTo(out, m[name], nil, "", ""), nil
+		return st.appendJSONTo(out, m, strPtr(name), m[name], nil, "", ""), nil
 	}
 	var ci childInfo
 	if id, ok := n.(*identNode); ok {
@@ -382,12 +401,12 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 			return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "'%s' is a choice element: use its base name with ofType() or 'as'", name)
 		}
 		if ci.choice && !ci.concrete {
-			for _, t := range ci.types {
-				key := name + upperFirst(t)
-				raw, ext := m[key], m["_"+key]
+			for i, t := range ci.types {
+				key := &ci.choiceKeys[i]
+				raw, ext := m[*key], m["_"+*key]
 				if raw != nil || ext != nil {
 					t = normType(t)
-					return st.appendJSONTo(out, raw, ext, t, t), nil
+					return st.appendJSONTo(out, m, key, raw, ext, t, t), nil
 				}
 			}
 			return out, nil
@@ -396,7 +415,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 		if len(m) > 0 && ci.typ != "" && isLowerFirst(ci.typ) {
 			ext = m[ci.extKey]
 		}
-		return st.appendJSONTo(out, m[name], ext, ci.typ, ci.path), nil
+		return st.appendJSONTo(out, m, ci.key, m[name], ext, ci.typ, ci.path), nil
 	}
 	if st.ec.Strict && modelKnows(it.path) {
 		return nil, st.errAt(n, KindSemantic, CodeUnknownElem, "type %s has no element '%s'", it.typ, name)
@@ -404,7 +423,7 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 	// Fallback: the model does not describe this node; use the JSON.
 	raw, ext := m[name], m["_"+name]
 	if raw != nil || ext != nil {
-		return st.appendJSONTo(out, raw, ext, "", ""), nil
+		return st.appendJSONTo(out, m, strPtr(name), raw, ext, "", ""), nil
 	}
 	for k, v := range m {
 		if len(k) > len(name) && strings.HasPrefix(k, name) && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
@@ -412,10 +431,20 @@ func (st *state) child(n node, it Item, name string, out Collection) (Collection
 			if !fallbackKnown[t] {
 				t = strings.ToLower(t[:1]) + t[1:]
 			}
-			return st.appendJSONTo(out, v, m["_"+k], t, t), nil
+			return st.appendJSONTo(out, m, strPtr(k), v, m["_"+k], t, t), nil
 		}
 	}
 	return out, nil
+}
+
+// Keys of a primitive's "_x" object, for locations.
+var keyID, keyExtension = "id", "extension"
+
+func pick2p(c bool, a, b *string) *string {
+	if c {
+		return a
+	}
+	return b
 }
 
 func pick2(c bool, a, b string) string {
@@ -433,8 +462,9 @@ func upperFirst(s string) string {
 }
 
 // appendJSON appends a JSON child value (single or array) with its
-// primitive-extension sibling.
-func appendJSON(out Collection, raw, ext any, typ, path string) Collection {
+// primitive-extension sibling. par and key are where the value lives, so
+// every item can report its location.
+func appendJSON(out Collection, par map[string]any, key *string, raw, ext any, typ, path string) Collection {
 	switch v := raw.(type) {
 	case []any:
 		exts, _ := ext.([]any)
@@ -449,39 +479,39 @@ func appendJSON(out Collection, raw, ext any, typ, path string) Collection {
 			if e == nil && em == nil {
 				continue
 			}
-			out = append(out, makeNode(e, em, typ, path))
+			out = append(out, makeNode(e, em, typ, path, par, key, i))
 		}
 		if len(v) == 0 {
-			for _, e := range exts {
+			for i, e := range exts {
 				if em, ok := e.(map[string]any); ok {
-					out = append(out, makeNode(nil, em, typ, path))
+					out = append(out, makeNode(nil, em, typ, path, par, key, i))
 				}
 			}
 		}
 		return out
 	case nil:
 		if em, ok := ext.(map[string]any); ok {
-			return append(out, makeNode(nil, em, typ, path))
+			return append(out, makeNode(nil, em, typ, path, par, key, -1))
 		}
 		if exts, ok := ext.([]any); ok {
-			for _, e := range exts {
+			for i, e := range exts {
 				if em, ok := e.(map[string]any); ok {
-					out = append(out, makeNode(nil, em, typ, path))
+					out = append(out, makeNode(nil, em, typ, path, par, key, i))
 				}
 			}
 		}
 		return out
 	}
 	em, _ := ext.(map[string]any)
-	return append(out, makeNode(raw, em, typ, path))
+	return append(out, makeNode(raw, em, typ, path, par, key, -1))
 }
 
-func makeNode(v any, ext map[string]any, typ, path string) Item {
+func makeNode(v any, ext map[string]any, typ, path string, par map[string]any, key *string, idx int) Item {
 	if typ == "" || typ == "Resource" || typ == "DomainResource" {
 		switch x := v.(type) {
 		case map[string]any:
 			if rt, ok := x["resourceType"].(string); ok {
-				return Item{v: x, typ: rt, path: rt}
+				return Item{v: x, typ: rt, path: rt, par: par, key: key, idx: idx}
 			}
 			if typ == "" {
 				typ = "Element"
@@ -498,7 +528,7 @@ func makeNode(v any, ext map[string]any, typ, path string) Item {
 			}
 		}
 	}
-	return Item{v: v, typ: typ, path: path, ext: ext}
+	return Item{v: v, typ: typ, path: path, ext: ext, par: par, key: key, idx: idx}
 }
 
 func fhirKnownResource(name string) bool {

@@ -91,11 +91,16 @@ func (st *state) children(it Item, out Collection) Collection {
 	m, ok := it.v.(map[string]any)
 	if !ok {
 		if it.ext != nil {
-			out = appendJSON(out, it.ext["extension"], nil, "Extension", "Extension")
+			// FHIR counts a primitive's id and extensions as its children.
+			if id, ok := it.ext["id"]; ok {
+				out = appendJSON(out, it.ext, &keyID, id, nil, "string", "string")
+			}
+			out = appendJSON(out, it.ext, &keyExtension, it.ext["extension"], nil, "Extension", "Extension")
 		}
 		return out
 	}
-	for _, k := range sortedKeys(m) {
+	keys := sortedKeys(m)
+	for ki, k := range keys {
 		if k == "resourceType" {
 			continue
 		}
@@ -115,7 +120,11 @@ func (st *state) children(it Item, out Collection) Collection {
 		if name == k {
 			raw = m[k]
 		}
-		out = appendJSON(out, raw, m["_"+name], typ, path)
+		key := &keys[ki]
+		if name != k {
+			key = strPtr(name)
+		}
+		out = appendJSON(out, m, key, raw, m["_"+name], typ, path)
 	}
 	return out
 }
@@ -128,17 +137,15 @@ func registerFHIR() {
 		}
 		var out Collection
 		for _, it := range in {
-			var exts any
-			if m, ok := it.v.(map[string]any); ok {
-				exts = m["extension"]
-			} else if it.ext != nil {
-				exts = it.ext["extension"]
+			owner, _ := it.v.(map[string]any)
+			if owner == nil {
+				owner = it.ext
 			}
-			list, _ := exts.([]any)
-			for _, e := range list {
+			list, _ := owner["extension"].([]any)
+			for i, e := range list {
 				em, ok := e.(map[string]any)
 				if ok && em["url"] == url {
-					out = append(out, Item{v: em, typ: "Extension", path: "Extension"})
+					out = append(out, Item{v: em, typ: "Extension", path: "Extension", par: owner, key: &keyExtension, idx: i})
 				}
 			}
 		}

@@ -308,15 +308,17 @@ func registerFiltering() {
 		}
 		return boolColl(typeMatches(it, f.typeArg, false)), nil
 	})
+	// as() filters like ofType(): R4's own invariants (dom-3:
+	// descendants().as(canonical)) apply it to collections. The "as"
+	// operator keeps the singleton rule.
 	reg("as", 1, 1, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {
-		it, ok, err := st.singleton(f, in)
-		if err != nil || !ok {
-			return nil, err
+		var out Collection
+		for _, it := range in {
+			if typeMatches(it, f.typeArg, true) {
+				out = append(out, it)
+			}
 		}
-		if typeMatches(it, f.typeArg, true) {
-			return Collection{it}, nil
-		}
-		return nil, nil
+		return out, nil
 	})
 	reg("single", 0, 0, func(st *state, f *funcNode, in Collection, sc *scope) (Collection, error) {
 		if len(in) > 1 {

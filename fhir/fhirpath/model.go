@@ -22,6 +22,11 @@ type childInfo struct {
 	path     string   // definition path for the child's own children
 	concrete bool     // name was a concrete choice name such as valueQuantity
 	extKey   string   // "_" + name: the primitive extension sibling
+	// Stable key strings for Item locations, so items hold a pointer
+	// rather than a copy: the element name, and each choice's concrete
+	// name (types[i] → choiceKeys[i]).
+	key        *string
+	choiceKeys []string
 }
 
 var (
@@ -41,6 +46,13 @@ func lookupChild(parent, name string) childInfo {
 	}
 	ci = computeChild(parent, name)
 	ci.extKey = "_" + name
+	ci.key = strPtr(name)
+	if ci.choice {
+		ci.choiceKeys = make([]string, len(ci.types))
+		for i, t := range ci.types {
+			ci.choiceKeys[i] = name + upperFirst(t)
+		}
+	}
 	childMu.Lock()
 	if len(childCache) < maxChildCache {
 		childCache[k] = ci
@@ -48,6 +60,8 @@ func lookupChild(parent, name string) childInfo {
 	childMu.Unlock()
 	return ci
 }
+
+func strPtr(s string) *string { return &s }
 
 func computeChild(parent, name string) childInfo {
 	if parent == "" {

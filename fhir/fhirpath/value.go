@@ -18,6 +18,11 @@ type Item struct {
 	typ  string         // FHIR type name; "" for System values
 	path string         // definition path used to look up children
 	ext  map[string]any // the "_name" sibling of a primitive: id and extension
+	// Where a navigated node lives: par[key], or par[key][idx] when idx >=
+	// 0. par is nil for roots and System values.
+	par map[string]any
+	key *string
+	idx int
 }
 
 // Collection is the value of every FHIRPath expression: an ordered list of
@@ -72,6 +77,18 @@ func (it Item) Type() string {
 		return it.typ
 	}
 	return "System." + sysTypeName(it.v)
+}
+
+// Location reports where a node reached by navigation lives in the JSON
+// tree: parent[key] when index is -1, else parent[key][index]. For a
+// primitive with only extensions the value slot may be absent; its
+// extensions are then under parent["_"+key]. ok is false for the evaluation
+// root, for items built with NewItem and for System values.
+func (it Item) Location() (parent map[string]any, key string, index int, ok bool) {
+	if it.par == nil {
+		return nil, "", 0, false
+	}
+	return it.par, *it.key, it.idx, true
 }
 
 // FHIRType is the FHIR type name, "" for System values.
