@@ -2,6 +2,7 @@ package dicom
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,6 +65,38 @@ func TestNestedPixelDataFallsBack(t *testing.T) {
 	for _, v := range [][]byte{{9, 8, 7, 6}, {1, 2, 3, 4}} {
 		if !bytes.Contains(res.Data, v) {
 			t.Errorf("pixel value %v lost", v)
+		}
+	}
+}
+
+// TestOWByteOrder: OW values other than Pixel Data come out in the file's
+// byte order with their OW label (the library alone swaps big endian OW).
+func TestOWByteOrder(t *testing.T) {
+	enc := func(bo binary.AppendByteOrder, g, e uint16, vr string, val []byte) []byte {
+		b := bo.AppendUint16(nil, g)
+		b = bo.AppendUint16(b, e)
+		b = append(b, vr...)
+		if libLongVR(vr) {
+			b = append(b, 0, 0)
+			b = bo.AppendUint32(b, uint32(len(val)))
+		} else {
+			b = bo.AppendUint16(b, uint16(len(val)))
+		}
+		return append(b, val...)
+	}
+	lut := []byte{0xA1, 0xA2, 0xA3, 0xA4}
+	for _, c := range []struct {
+		ts string
+		bo binary.AppendByteOrder
+	}{{tsExplicitBE, binary.BigEndian}, {tsExplicitLE, binary.LittleEndian}} {
+		data := part10(c.ts, enc(c.bo, 8, 0x16, "UI", []byte("1.2.840.10008.5.1.4.1.1.2\x00")), enc(c.bo, 8, 0x18, "UI", []byte("1.2.3.4.5.6\x00")),
+			enc(c.bo, 0x0028, 0x1201, "OW", lut))
+		res, err := newTestDeid(t, "basic").Deidentify(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(res.Data, enc(c.bo, 0x0028, 0x1201, "OW", lut)) {
+			t.Errorf("%s: OW element not kept as it was", c.ts)
 		}
 	}
 }

@@ -28,6 +28,10 @@ type walker struct {
 	bo       binary.ByteOrder
 	implicit bool
 	pix      pixelSpan
+	// ow holds the offsets of the VR of explicit OW elements of defined
+	// length, and owTags their tags (see relabelOW).
+	ow     []int
+	owTags []uint32
 }
 
 // pixelSpan locates the top-level Pixel Data element (header and value)
@@ -134,6 +138,10 @@ func (w *walker) dataset(pos, end, depth int, undefined bool) (int, error) {
 			return 0, malformed("item or sequence delimiter outside a sequence")
 		}
 		start := pos
+		if vr == "OW" && !w.implicit && t != 0x7FE00010 && vl != tag.VLUndefinedLength {
+			w.ow = append(w.ow, pos+4)
+			w.owTags = append(w.owTags, t)
+		}
 		if pos, err = w.value(t, vr, vl, val, end, depth); err != nil {
 			return 0, err
 		}
@@ -296,12 +304,11 @@ func precheckMeta(d []byte) (int, error) {
 	return pos, nil
 }
 
-// precheckDataset walks the dataset from pos to the end of d and returns
-// where its top-level Pixel Data is.
-func precheckDataset(d []byte, pos int, bo binary.ByteOrder, implicit bool) (pixelSpan, error) {
+// precheckDataset walks the dataset from pos to the end of d.
+func precheckDataset(d []byte, pos int, bo binary.ByteOrder, implicit bool) (*walker, error) {
 	w := &walker{d: d, bo: bo, implicit: implicit}
 	_, err := w.dataset(pos, len(d), 0, false)
-	return w.pix, err
+	return w, err
 }
 
 // inferSyntax picks the syntax of a dataset without file meta the way the

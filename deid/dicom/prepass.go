@@ -29,6 +29,15 @@ type rawFile struct {
 	charset []string // raw values of the top-level (0008,0005); nil if absent
 	ts      string   // transfer syntax from the meta group ("" if none)
 	pix     pixelSpan
+	owTags  []uint32 // tags of OW elements relabelled OB for the parse
+}
+
+// own makes rf.data safe to patch: a copy unless it is already one or the
+// caller handed its buffer over.
+func (rf *rawFile) own(in []byte, owned bool) {
+	if !owned && len(rf.data) > 0 && len(in) > 0 && &rf.data[0] == &in[0] {
+		rf.data = append([]byte(nil), in...)
+	}
 }
 
 // longVR are the explicit VRs with a 4-byte length.
@@ -118,8 +127,20 @@ func prepare(in []byte, owned bool) (*rawFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rf.pix, err = precheckDataset(rf.data, pos, bo, implicit); err != nil {
+	w, err := precheckDataset(rf.data, pos, bo, implicit)
+	if err != nil {
 		return nil, err
+	}
+	rf.pix = w.pix
+	if len(w.ow) > 0 {
+		// The library reads OW word by word into little endian (wrong for
+		// big endian, slow for both): label them OB so it takes the bytes
+		// as they are; restoreOW puts the VR back after the parse.
+		rf.own(in, owned)
+		for _, off := range w.ow {
+			rf.data[off+1] = 'B'
+		}
+		rf.owTags = w.owTags
 	}
 	// The caller owns in; the charset patch must not touch it.
 	d := rf.data
@@ -150,10 +171,8 @@ func prepare(in []byte, owned bool) (*rawFile, error) {
 				return nil, failed("charset", "specific character set is not ASCII", nil)
 			}
 			if n > 0 {
-				if !owned && &rf.data[0] == &in[0] {
-					rf.data = append([]byte(nil), in...)
-					d = rf.data
-				}
+				rf.own(in, owned)
+				d = rf.data
 				// An unknown term: the library then decodes nothing.
 				copy(d[pos+hdr:], bytes.Repeat([]byte{'X'}, int(n)))
 			}
