@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strconv"
 	"sync"
@@ -31,18 +32,22 @@ func benchClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, DisableCompression: true}}
 }
 
-// rawRoundTrip measures the median round trip of a trivial handler on
-// loopback with the same client: the floor any FHIR read sits on.
-func rawRoundTrip(b *testing.B, c *http.Client) time.Duration {
-	b.Helper()
+// rawServer is a trivial handler on loopback answering a 2 KiB body: the
+// floor any FHIR read sits on, measured with the same client.
+func rawServer(b *testing.B) *httptest.Server {
 	body := bytes.Repeat([]byte("x"), 2048)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) })}
-	e := newEnv(b, openSQLite(b))
-	e.srv.Config.Handler = srv.Handler // reuse the loopback listener
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// rawRoundTrip is the median round trip to rawServer from one client.
+func rawRoundTrip(b *testing.B, c *http.Client, url string) time.Duration {
+	b.Helper()
 	lat := make([]time.Duration, 0, 2000)
 	for i := 0; i < 2000; i++ {
 		t0 := time.Now()
-		res, err := c.Get(e.srv.URL + "/raw")
+		res, err := c.Get(url)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -166,15 +171,23 @@ func getOK(b *testing.B, c *http.Client, url, token string) {
 	}
 }
 
+// benchReads runs fn per backend over one fixture, built once per
+// benchmark (not per b.N round) and released when the benchmark ends.
+func benchReads(b *testing.B, fn func(b *testing.B, e *env, paths []string)) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		e, paths := readFixture(b, backends[name])
+		b.Run(name, func(b *testing.B) { fn(b, e, paths) })
+	}
+}
+
 // BenchmarkReadLatency reads resources one at a time from one client: p50
 // and p99 in ms, and p50 as a multiple of a raw loopback round trip.
 func BenchmarkReadLatency(b *testing.B) {
-	benchBackends(b, func(b *testing.B, open storeFactory) {
-		e, paths := readFixture(b, open)
+	raw := rawServer(b)
+	benchReads(b, func(b *testing.B, e *env, paths []string) {
 		c := benchClient()
-		raw := rawRoundTrip(b, c)
-		n := max(b.N, 2000)
-		n = min(n, 50000)
+		rawP50 := rawRoundTrip(b, c, raw.URL)
+		n := min(max(b.N, 2000), 50000)
 		lat := make([]time.Duration, 0, n)
 		b.ResetTimer()
 		for i := 0; i < n; i++ {
@@ -186,15 +199,15 @@ func BenchmarkReadLatency(b *testing.B) {
 		p50, p99 := percentile(lat, 50), percentile(lat, 99)
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-		b.ReportMetric(float64(p50)/float64(raw), "p50/raw-http")
+		b.ReportMetric(float64(p50)/float64(rawP50), "p50/raw-http")
 	})
 }
 
 // BenchmarkReadThroughput reads with 16 concurrent clients: reads/s, and the
 // same rate as a fraction of raw loopback round trips at 16 clients.
 func BenchmarkReadThroughput(b *testing.B) {
-	benchBackends(b, func(b *testing.B, open storeFactory) {
-		e, paths := readFixture(b, open)
+	raw := rawServer(b)
+	benchReads(b, func(b *testing.B, e *env, paths []string) {
 		c := benchClient()
 		const clients = 16
 		total := min(max(b.N, 20000), 200000)
@@ -221,8 +234,7 @@ func BenchmarkReadThroughput(b *testing.B) {
 		b.ResetTimer()
 		rate := run(func(i int) string { return e.base + paths[i%len(paths)] })
 		b.StopTimer()
-		e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(bytes.Repeat([]byte("x"), 2048)) })
-		rawRate := run(func(int) string { return e.srv.URL + "/raw" })
+		rawRate := run(func(int) string { return raw.URL })
 		b.ReportMetric(rate, "reads/s")
 		b.ReportMetric(rate/rawRate, "vs-raw-http")
 	})
