@@ -15,9 +15,8 @@ import (
 // Options tune an Engine.
 type Options struct {
 	// Scanner finds PHI in free text for redact rules with scan: true. Nil
-	// uses the built-in scanner (the patient's own names, identifiers,
-	// phones, addresses and dates, plus e-mail, phone, SSN and resident-ID
-	// patterns).
+	// uses the dlp engine (NewDLPScanner(nil)) with the patient's own names,
+	// identifiers, phones, e-mails and addresses as hints.
 	Scanner TextScanner
 	// Reid, when set, receives pseudonym → original pairs (sealed at once
 	// under the receiver's key) for every keyed pseudonym the engine makes.
@@ -78,7 +77,7 @@ func New(p *Profile, keys Keys, opts Options) (*Engine, error) {
 	}
 	e := &Engine{profile: p, ps: ps, opts: opts, byType: map[string][]int{}, scanner: opts.Scanner}
 	if e.scanner == nil {
-		e.scanner = builtinScanner{}
+		e.scanner = defaultScanner
 	}
 	s, err := suite.Lookup(keys.Suite())
 	if err != nil {
@@ -188,7 +187,10 @@ type patientCtx struct {
 	id    string // patient id ("" when none)
 	shift int
 	hints Hints
+	scan  TextScanner // e.scanner, bound to hints when it can be
 }
+
+var defaultScanner = NewDLPScanner(nil)
 
 // Resource de-identifies one resource. The input is not modified. A nil
 // result with a nil error means a suppress rule dropped the resource. Any
@@ -216,9 +218,12 @@ func toResource(obj map[string]any) *fhir.Resource {
 }
 
 func (e *Engine) patient(pid string, patientObj map[string]any) *patientCtx {
-	pc := &patientCtx{id: pid, shift: e.ps.DateShiftDays(pid)}
+	pc := &patientCtx{id: pid, shift: e.ps.DateShiftDays(pid), scan: e.scanner}
 	if rt, _ := patientObj["resourceType"].(string); rt == "Patient" {
 		pc.hints = collectHints(patientObj)
+	}
+	if hb, ok := e.scanner.(HintBinder); ok {
+		pc.scan = hb.WithHints(pc.hints)
 	}
 	return pc
 }

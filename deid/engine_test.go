@@ -130,7 +130,7 @@ func TestMethods(t *testing.T) {
 
 func TestRuleMethodsTable(t *testing.T) {
 	obs := `{"resourceType":"Observation","id":"o","status":"final","code":{"text":"c"},
-	 "valueQuantity":{"value":120.5,"unit":"mmHg"},"note":[{"text":"call 555-123-4567 today"}]}`
+	 "valueQuantity":{"value":120.5,"unit":"mmHg"},"note":[{"text":"call 617-253-1000 today"}]}`
 	one := func(rule string) map[string]any {
 		p, err := ParseProfile([]byte(`{"name":"t","rules":[` + rule + `]}`))
 		if err != nil {

@@ -2,10 +2,11 @@ package deid
 
 import (
 	"context"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"phix/dlp"
 )
 
 // Finding is one PHI finding in a text: a type name and a half-open range
@@ -23,13 +24,18 @@ type Hints struct {
 	Phones      []string
 	Emails      []string
 	Addresses   []string
-	Dates       []string
 }
 
-// TextScanner finds PHI in free text. The dlp package's engine satisfies it
-// through a small adapter; builtinScanner is the fallback.
+// TextScanner finds PHI in free text. NewDLPScanner adapts the dlp
+// package's engine (the default).
 type TextScanner interface {
 	Scan(ctx context.Context, text string, hints Hints) []Finding
+}
+
+// HintBinder is an optional TextScanner extension: WithHints prepares a
+// scanner for one patient once, instead of on every Scan.
+type HintBinder interface {
+	WithHints(h Hints) TextScanner
 }
 
 // collectHints gathers a Patient's identifying values for the scanner.
@@ -37,9 +43,20 @@ func collectHints(p map[string]any) Hints {
 	var h Hints
 	for _, n := range arr(p["name"]) {
 		nm, _ := n.(map[string]any)
-		h.Names = appendStr(h.Names, nm["family"], nm["text"])
+		family, _ := nm["family"].(string)
+		var given []string
 		for _, g := range arr(nm["given"]) {
-			h.Names = appendStr(h.Names, g)
+			if gs, ok := g.(string); ok {
+				given = append(given, gs)
+			}
+		}
+		h.Names = append(h.Names, dlp.NameHints(family, given...)...)
+		h.Names = appendStr(h.Names, nm["text"])
+	}
+	for _, ext := range arr(p["extension"]) {
+		m, _ := ext.(map[string]any)
+		if m["url"] == "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName" {
+			h.Names = appendStr(h.Names, m["valueString"])
 		}
 	}
 	for _, id := range arr(p["identifier"]) {
@@ -61,7 +78,6 @@ func collectHints(p map[string]any) Hints {
 			h.Addresses = appendStr(h.Addresses, l)
 		}
 	}
-	h.Dates = appendStr(h.Dates, p["birthDate"])
 	return h
 }
 
@@ -85,67 +101,11 @@ func appendStr(dst []string, vs ...any) []string {
 	return dst
 }
 
-// builtinScanner finds the hints and a few validated patterns.
-type builtinScanner struct{}
-
-var textPatterns = []struct {
-	typ string
-	re  *regexp.Regexp
-	ok  func(string) bool
-}{
-	{"EMAIL", regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`), nil},
-	{"US_SSN", regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`), nil},
-	{"CN_RESIDENT_ID", regexp.MustCompile(`\b\d{17}[\dXx]\b`), ValidResidentID},
-	{"CN_MOBILE", regexp.MustCompile(`\b1[3-9]\d{9}\b`), nil},
-	{"PHONE", regexp.MustCompile(`(\+?1[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b`), nil},
-	{"DATE", regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}\b`), nil},
-}
-
-// Scan implements TextScanner.
-func (builtinScanner) Scan(_ context.Context, text string, h Hints) []Finding {
-	var out []Finding
-	add := func(typ string, bs, be int) {
-		out = append(out, Finding{Type: typ, Start: utf8.RuneCountInString(text[:bs]), End: utf8.RuneCountInString(text[:be])})
-	}
-	for _, p := range textPatterns {
-		for _, m := range p.re.FindAllStringIndex(text, -1) {
-			if p.ok == nil || p.ok(text[m[0]:m[1]]) {
-				add(p.typ, m[0], m[1])
-			}
-		}
-	}
-	lower := strings.ToLower(text)
-	foldable := len(lower) == len(text)
-	hint := func(typ string, vals []string) {
-		for _, v := range vals {
-			hay, needle := text, v
-			if foldable {
-				hay, needle = lower, strings.ToLower(v)
-			}
-			for off := 0; ; {
-				i := strings.Index(hay[off:], needle)
-				if i < 0 || needle == "" {
-					break
-				}
-				add(typ, off+i, off+i+len(needle))
-				off += i + len(needle)
-			}
-		}
-	}
-	hint("NAME", h.Names)
-	hint("ID", h.Identifiers)
-	hint("PHONE", h.Phones)
-	hint("EMAIL", h.Emails)
-	hint("ADDRESS", h.Addresses)
-	hint("DATE", h.Dates)
-	return out
-}
-
 // scanText replaces each finding with [TYPE]; for XHTML only text between
 // tags is scanned, so the markup stays well-formed.
 func (e *Engine) scanText(ctx context.Context, s string, xhtml bool, pc *patientCtx) string {
 	if !xhtml {
-		return redactFindings(s, e.scanner.Scan(ctx, s, pc.hints))
+		return redactFindings(s, pc.scan.Scan(ctx, s, pc.hints))
 	}
 	var b strings.Builder
 	for len(s) > 0 {
@@ -155,7 +115,7 @@ func (e *Engine) scanText(ctx context.Context, s string, xhtml bool, pc *patient
 		}
 		if lt > 0 {
 			seg := s[:lt]
-			b.WriteString(redactFindings(seg, e.scanner.Scan(ctx, seg, pc.hints)))
+			b.WriteString(redactFindings(seg, pc.scan.Scan(ctx, seg, pc.hints)))
 		}
 		s = s[lt:]
 		if s == "" {
