@@ -29,7 +29,7 @@ const auditUsage = `usage:
   phix audit check  --proof FILE [--key VKEY|@FILE]...
 
 URL is a PostgreSQL URL (postgres://...) or a SQLite file (sqlite:PATH or a path).
-verify exits 3 and names the first failing index when the log was tampered with.`
+verify exits 3 and names the first failing index when the log was tampered with`
 
 func runAudit(ctx context.Context, args []string) error {
 	if len(args) == 0 {
