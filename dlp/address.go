@@ -85,8 +85,8 @@ func zhNumberUnit(s string, p int) (int, bool) {
 	q := p
 	e := digitsAt(s, q)
 	if e == q {
-		// Chinese numerals: 三号楼.
-		for {
+		// Chinese numerals: 三号楼 (a house number has a few at most).
+		for k := 0; k < 8; k++ {
 			r, w := decodeRune(s, e)
 			if hanFlag(r)&hNumeral == 0 && r != '十' && r != '〇' {
 				break
@@ -110,9 +110,14 @@ func zhNumberUnit(s string, p int) (int, bool) {
 // addressZh tries a Chinese address at p.
 func (st *state) addressZh(p int, anchored bool) {
 	s := st.s
+	if p < st.addrEnd {
+		return // inside an address already found
+	}
 	q := p
 	var admin, road, num, bldg int
-	for {
+	// Bounded: a long chain of place-like segments must not make every
+	// place name in it rescan the rest of the text.
+	for segs := 0; segs < maxAddrSegments; segs++ {
 		if e, ok := zhNumberUnit(s, q); ok {
 			q = e
 			num++
@@ -142,7 +147,12 @@ func (st *state) addressZh(p int, anchored bool) {
 		score = 0.85
 	}
 	st.add(Address, p, q, score, "address-zh")
+	st.addrEnd = q
 }
+
+// maxAddrSegments bounds the segments of one Chinese address (省 市 区 街道
+// 路 号 栋 单元 室 and a few more fit easily).
+const maxAddrSegments = 12
 
 func firstRune(s string, p int) rune {
 	r, _ := decodeRune(s, p)

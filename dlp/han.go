@@ -187,7 +187,7 @@ func prevHan(s string, i int) bool {
 		return false
 	}
 	r, _ := utf8.DecodeLastRuneInString(s[:i])
-	return isHan(r)
+	return isHan(r) || r == '〇'
 }
 
 // surnameLen returns the byte length of a surname at p (0 if none), and

@@ -64,6 +64,9 @@ func (st *state) url(i, j int) {
 	default:
 		return
 	}
+	if i < st.urlEnd {
+		return // "http://http://…": inside a URL already found
+	}
 	e := j
 	for e < len(s) {
 		c := s[e]
@@ -76,6 +79,7 @@ func (st *state) url(i, j int) {
 	for e > j && (s[e-1] == '.' || s[e-1] == ',' || s[e-1] == ';' || s[e-1] == ':' || s[e-1] == '!' || s[e-1] == '?' || s[e-1] == ')') {
 		e--
 	}
+	st.urlEnd = e
 	if e-j > 3 {
 		st.add(URL, i, e, 0.9, "url")
 	}

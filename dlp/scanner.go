@@ -133,6 +133,9 @@ type state struct {
 	out []Finding
 	// Byte offsets up to which a context keyword applies.
 	ssnCtx, passportCtx, idCtx int
+	// Ends of the last address and URL found: detectors that scan far
+	// ahead do not restart inside them.
+	addrEnd, urlEnd int
 }
 
 func (st *state) add(t Type, start, end int, score float64, det string) {
