@@ -17,7 +17,7 @@ import (
 
 func init() { deidDICOM = runDeidDICOM }
 
-const deidDICOMUsage = "usage: phix deid dicom --profile basic[,option...] --key-file F [--quarantine DIR] IN_DIR OUT_DIR"
+const deidDICOMUsage = "usage: phix deid dicom --profile basic[,option...] --key-file F [--quarantine DIR] [--max-file-size BYTES] IN_DIR OUT_DIR"
 
 // runDeidDICOM is `phix deid dicom`: PS3.15 Annex E de-identification of a
 // directory tree.
@@ -32,6 +32,7 @@ func deidDICOMMain(ctx context.Context, args []string, stdout io.Writer) error {
 	suiteID := fs.String("suite", "intl", "intl or gm")
 	fhirProfile := fs.String("fhir-profile", "", "FHIR de-identification profile whose dateShift range to share (default: -365..365 days)")
 	quarantine := fs.String("quarantine", "", "directory for quarantined files and quarantine.jsonl (default OUT_DIR.quarantine)")
+	maxSize := fs.Int64("max-file-size", ddicom.DefaultMaxFileSize, "largest input file in bytes; larger files fail with PHI-6008 unread")
 	cleanPixel := fs.String("clean-pixel-rules", "", "JSON file: list of {modality, sopClassUID, manufacturer, model, rows, columns} certified free of burned-in text")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
@@ -74,6 +75,10 @@ func deidDICOMMain(ctx context.Context, args []string, stdout io.Writer) error {
 			return errors.New("clean-pixel rules: not a JSON list of rules")
 		}
 	}
+	if *maxSize <= 0 {
+		return errors.New("--max-file-size must be positive")
+	}
+	cfg.MaxFileSize = *maxSize
 	d, err := ddicom.New(cfg)
 	if err != nil {
 		return err
