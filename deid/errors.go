@@ -17,13 +17,17 @@ const (
 	CodeRuleInvalid = "DEID-RULE-INVALID"
 	// CodeReidDenied marks a refused re-identification.
 	CodeReidDenied = "DEID-REID-DENIED"
+	// CodeParamInvalid marks a bad $de-identify Parameters request (HTTP
+	// 400): unknown or missing level, unknown or malformed parameter.
+	CodeParamInvalid = "DEID-PARAM-INVALID"
 )
 
 var codeNames = map[string]string{
-	CodeDeidFailed:  "DEIDENTIFICATION_FAILED",
-	CodeRiskHigh:    "REIDENTIFICATION_RISK_HIGH",
-	CodeRuleInvalid: "RULE_INVALID",
-	CodeReidDenied:  "REIDENTIFICATION_DENIED",
+	CodeDeidFailed:   "DEIDENTIFICATION_FAILED",
+	CodeRiskHigh:     "REIDENTIFICATION_RISK_HIGH",
+	CodeRuleInvalid:  "RULE_INVALID",
+	CodeReidDenied:   "REIDENTIFICATION_DENIED",
+	CodeParamInvalid: "PARAMETERS_INVALID",
 }
 
 // Error is every error of this package. Its message never holds resource
