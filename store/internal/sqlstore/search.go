@@ -30,6 +30,26 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 		sc = scope(q.Types)
 	}
 	now := time.Now()
+	// The most selective clause drives: its index rows give the candidate
+	// resources; the other clauses probe each candidate's own index rows.
+	drive, rank := -1, 3
+	for i := range q.Clauses {
+		if r := selectivity(&q.Clauses[i]); r < rank && q.Clauses[i].Param.Code != "_id" {
+			drive, rank = i, r
+		}
+	}
+	from := func(b *builder) error {
+		if drive < 0 {
+			b.w(" FROM resources r")
+			return nil
+		}
+		b.w(" FROM (")
+		if err := b.driver(&q.Clauses[drive], sc, now); err != nil {
+			return err
+		}
+		b.w(") d JOIN resources r ON r.pk = d.res_pk")
+		return nil
+	}
 	where := func(b *builder) error {
 		b.w(" WHERE r.deleted = ", d.False())
 		if len(sc) == 1 {
@@ -38,6 +58,9 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 			b.w(" AND r.type IN ", b.list(sc))
 		}
 		for i := range q.Clauses {
+			if i == drive {
+				continue
+			}
 			b.w(" AND ")
 			if err := b.clause(&q.Clauses[i], sc, now); err != nil {
 				return err
@@ -49,7 +72,10 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 	res := &store.SearchResult{Total: -1}
 	if q.Total != search.TotalNone {
 		b := &builder{d: d}
-		b.w("SELECT COUNT(*) FROM resources r")
+		b.w("SELECT COUNT(*)")
+		if err := from(b); err != nil {
+			return nil, err
+		}
 		if err := where(b); err != nil {
 			return nil, err
 		}
@@ -79,7 +105,11 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 		return res, nil
 	}
 	b := &builder{d: d}
-	b.w("SELECT ", currentCols, currentFrom)
+	b.w("SELECT ", currentCols)
+	if err := from(b); err != nil {
+		return nil, err
+	}
+	b.w(" JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version")
 	if err := where(b); err != nil {
 		return nil, err
 	}

@@ -25,25 +25,104 @@ func (b *builder) rtypeCond(alias string, sc scope) string {
 	return alias + ".rtype IN " + b.list(sc)
 }
 
-// clause writes the condition for one Clause (values ORed) on resources alias r.
-func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
+// checkClause validates a clause and returns its index table (-1 for _id
+// and _lastUpdated, which use the resources columns).
+func checkClause(c *search.Clause) (int, error) {
 	if c.Param == nil {
-		return fmt.Errorf("%w: search clause without parameter", store.ErrInvalid)
+		return 0, fmt.Errorf("%w: search clause without parameter", store.ErrInvalid)
 	}
 	if len(c.Values) == 0 {
-		return fmt.Errorf("%w: search clause %s has no values", store.ErrInvalid, c.Param.Code)
+		return 0, fmt.Errorf("%w: search clause %s has no values", store.ErrInvalid, c.Param.Code)
+	}
+	switch c.Param.Code {
+	case "_id", "_lastUpdated":
+		return -1, nil
+	case "_has", "_text", "_content", "_list", "_query", "_filter":
+		return 0, fmt.Errorf("%w: parameter %s", store.ErrUnsupported, c.Param.Code)
+	}
+	t := TableFor(c.Param.Type)
+	if t < 0 {
+		return 0, fmt.Errorf("%w: parameter type %s (%s)", store.ErrUnsupported, c.Param.Type, c.Param.Code)
+	}
+	if c.Modifier == "not" && t != TToken {
+		return 0, fmt.Errorf("%w: modifier :not on %s parameter %s", store.ErrUnsupported, c.Param.Type, c.Param.Code)
+	}
+	return t, nil
+}
+
+// selectivity ranks how well a clause can drive a search from its index:
+// 0 equality on a token, reference, id, exact string or uri; 1 a string or uri
+// prefix; 2 a bounded number or date range; 3 not at all (negations,
+// :missing, open ranges). A lower rank drives.
+func selectivity(c *search.Clause) int {
+	t, err := checkClause(c)
+	if err != nil || c.Modifier == "missing" || c.Modifier == "not" {
+		return 3
+	}
+	if t < 0 {
+		if c.Param.Code == "_id" && c.Modifier == "" {
+			return 0
+		}
+		return 3
+	}
+	switch t {
+	case TToken:
+		if c.Modifier == "text" {
+			return 1
+		}
+		return 0
+	case TReference:
+		return 0
+	case TString:
+		if c.Modifier == "exact" {
+			return 0
+		}
+		if c.Modifier == "" {
+			return 1
+		}
+	case TURI:
+		if c.Modifier == "" || c.Modifier == "above" {
+			return 0
+		}
+		return 1
+	case TDate, TNumber, TQuantity:
+		for _, v := range c.Values {
+			if v.Prefix != "" && v.Prefix != search.PrefixEq && v.Prefix != search.PrefixAp {
+				return 3
+			}
+		}
+		return 2
+	}
+	return 3
+}
+
+// driver writes the clause as "SELECT DISTINCT x.res_pk ..." over its index
+// table, the set a search starts from.
+func (b *builder) driver(c *search.Clause, sc scope, now time.Time) error {
+	t, err := checkClause(c)
+	if err != nil {
+		return err
+	}
+	b.w("SELECT DISTINCT x.res_pk FROM ", Tables[t].Name, " x WHERE ", b.rtypeCond("x", sc), " AND x.param = ", b.arg(c.Param.Code), " AND (")
+	if err := b.values(c, t, now); err != nil {
+		return err
+	}
+	b.w(")")
+	return nil
+}
+
+// clause writes the condition for one Clause (values ORed) on resources alias
+// r, as a correlated EXISTS probe of the resource's own index rows.
+func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
+	t, err := checkClause(c)
+	if err != nil {
+		return err
 	}
 	switch c.Param.Code {
 	case "_id":
 		return b.idClause(c)
 	case "_lastUpdated":
 		return b.lastUpdatedClause(c, now)
-	case "_has", "_text", "_content", "_list", "_query", "_filter":
-		return fmt.Errorf("%w: parameter %s", store.ErrUnsupported, c.Param.Code)
-	}
-	t := TableFor(c.Param.Type)
-	if t < 0 {
-		return fmt.Errorf("%w: parameter type %s (%s)", store.ErrUnsupported, c.Param.Type, c.Param.Code)
 	}
 	tbl := Tables[t].Name
 	if c.Modifier == "missing" {
@@ -52,23 +131,30 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 			if i > 0 {
 				b.w(" OR ")
 			}
-			op := "IN"
+			op := "EXISTS"
 			if v.Missing {
-				op = "NOT IN"
+				op = "NOT EXISTS"
 			}
-			b.w("r.pk ", op, " (SELECT x.res_pk FROM ", tbl, " x WHERE ", b.rtypeCond("x", sc), " AND x.param = ", b.arg(c.Param.Code), ")")
+			b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = r.pk AND x.param = ", b.arg(c.Param.Code), ")")
 		}
 		b.w(")")
 		return nil
 	}
-	op := "IN"
+	op := "EXISTS"
 	if c.Modifier == "not" {
-		if t != TToken {
-			return fmt.Errorf("%w: modifier :not on %s parameter %s", store.ErrUnsupported, c.Param.Type, c.Param.Code)
-		}
-		op = "NOT IN"
+		op = "NOT EXISTS"
 	}
-	b.w("r.pk ", op, " (SELECT x.res_pk FROM ", tbl, " x WHERE ", b.rtypeCond("x", sc), " AND x.param = ", b.arg(c.Param.Code), " AND (")
+	b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = r.pk AND x.param = ", b.arg(c.Param.Code), " AND (")
+	if err := b.values(c, t, now); err != nil {
+		return err
+	}
+	b.w("))")
+	return nil
+}
+
+// values writes the clause's values, ORed, as conditions on index alias x.
+func (b *builder) values(c *search.Clause, t int, now time.Time) error {
+
 	for i := range c.Values {
 		if i > 0 {
 			b.w(" OR ")
@@ -94,7 +180,6 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 		}
 		b.w(")")
 	}
-	b.w("))")
 	return nil
 }
 
