@@ -28,6 +28,11 @@ func init() {
 }
 
 func runDeid(ctx context.Context, args []string) error {
+	return deidCmd(ctx, args, os.Stdin, os.Stdout)
+}
+
+// deidCmd is runDeid with its standard streams passed in (for tests).
+func deidCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "dicom" {
 		if deidDICOM == nil {
 			return errors.New("DICOM de-identification is not built into this binary")
@@ -67,7 +72,7 @@ func runDeid(ctx context.Context, args []string) error {
 	in, out := fs.Arg(0), fs.Arg(1)
 	var data []byte
 	if in == "-" {
-		data, err = io.ReadAll(os.Stdin)
+		data, err = io.ReadAll(stdin)
 	} else {
 		data, err = os.ReadFile(in)
 	}
@@ -95,7 +100,7 @@ func runDeid(ctx context.Context, args []string) error {
 	}
 	// Nothing is written unless the whole input passed.
 	if out == "-" {
-		w := bufio.NewWriter(os.Stdout)
+		w := bufio.NewWriter(stdout)
 		w.Write(buf.Bytes())
 		return w.Flush()
 	}
