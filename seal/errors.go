@@ -44,8 +44,8 @@ var (
 	ErrTooLarge = &Error{"SEAL_TOO_LARGE", "stream exceeds the maximum number of segments"}
 	// ErrOptions: invalid Options or recipients given to NewWriter.
 	ErrOptions = &Error{"SEAL_OPTIONS", "invalid seal options"}
-	// ErrClosed: Write after Close.
-	ErrClosed = &Error{"SEAL_CLOSED", "writer is closed"}
+	// ErrClosed: Write after Writer.Close, or Read after Reader.Close.
+	ErrClosed = &Error{"SEAL_CLOSED", "stream is closed"}
 )
 
 // Code returns the stable code of err if it is (or wraps) a seal error, else "".

@@ -13,18 +13,25 @@ import (
 // after that segment authenticates, but a stream cut short is detected only
 // at its end: treat everything read as untrusted until Read returns io.EOF
 // (any other error means the output must be discarded).
+//
+// On long streams a Reader opens segments on worker goroutines (at most
+// GOMAXPROCS of them, a bounded number of segments ahead) while the caller's
+// goroutine reads the source; plaintext still comes out strictly in order.
+// The workers stop by themselves at the end of the stream or at an error;
+// call Close to stop them earlier. A Reader is not safe for concurrent use.
 type Reader struct {
-	src     io.Reader
 	h       *Header
 	keys    *keys
 	keyID   string
 	segSize int
-	buf     []byte // ciphertext of one segment plus one look-ahead byte
-	carry   bool   // buf[0] holds the look-ahead byte of the next segment
-	out     []byte // plaintext of the current segment (kept apart from buf so a failed open leaves the ciphertext intact)
+	segs    segmentSource
+	buf     []byte // sequential path: ciphertext of one segment plus one look-ahead byte
+	out     []byte // sequential path: plaintext (kept apart from buf so a failed open leaves the ciphertext intact)
 	pt      []byte // authenticated plaintext not yet returned
-	counter uint32
 	nonce   [nonceSize]byte
+	mode    pipelineMode
+	ring    int       // slots of a pipeline; 0: always sequential
+	pipe    *pipeline // nil until the stream proves long enough
 	done    bool
 	err     error
 }
@@ -33,15 +40,21 @@ type Reader struct {
 // the first identity that holds a key for one of its stanzas. Errors say
 // which check failed (see the Err variables) and never include key bytes.
 func NewReader(r io.Reader, ids ...Identity) (*Reader, error) {
+	return newReader(r, readerPipelineMode, ids)
+}
+
+func newReader(r io.Reader, mode pipelineMode, ids []Identity) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	h, k, keyID, err := openHeader(br, ids)
 	if err != nil {
 		return nil, err
 	}
 	return &Reader{
-		src: br, h: h, keys: k, keyID: keyID, segSize: h.SegmentSize,
-		buf: make([]byte, h.SegmentSize+tagSize+1),
-		out: make([]byte, 0, h.SegmentSize),
+		h: h, keys: k, keyID: keyID, segSize: h.SegmentSize,
+		segs: segmentSource{src: br, full: h.SegmentSize + tagSize},
+		buf:  make([]byte, h.SegmentSize+tagSize+1),
+		out:  make([]byte, 0, h.SegmentSize),
+		mode: mode, ring: pipelineRing(h.SegmentSize, mode),
 	}, nil
 }
 
@@ -128,7 +141,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if r.done {
 			return 0, io.EOF
 		}
-		r.err = r.next()
+		r.err = r.advance()
 	}
 	n := copy(p, r.pt)
 	r.pt = r.pt[n:]
@@ -154,59 +167,50 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if r.done {
 			return total, nil
 		}
-		r.err = r.next()
+		r.err = r.advance()
 	}
 }
 
-// next reads, authenticates and decrypts one segment into r.pt.
-func (r *Reader) next() error {
-	full := r.segSize + tagSize
-	start := 0
-	if r.carry {
-		start = 1
+// Close stops the Reader's worker goroutines, if any, and makes further
+// reads fail with ErrClosed. It does not close the source. Reading to the
+// end or to an error stops the workers too; Close is for stopping early.
+func (r *Reader) Close() error {
+	if r.pipe != nil {
+		r.pipe.stop()
+		r.pipe = nil
 	}
-	n, err := io.ReadFull(r.src, r.buf[start:full+1])
-	n += start
-	switch {
-	case err == nil:
-		// A byte follows this segment, so it is not the last.
-		if r.counter == ^uint32(0) {
-			return ErrTooLarge
-		}
-		pt, err := r.open(r.buf[:full], false)
-		if err != nil {
-			if _, e2 := r.open(r.buf[:full], true); e2 == nil {
-				return fmt.Errorf("%w: after segment %d", ErrTrailingData, r.counter)
-			}
-			return fmt.Errorf("%w: segment %d", ErrSegmentAuth, r.counter)
-		}
-		r.pt = pt
-		r.counter++
-		r.buf[0] = r.buf[full]
-		r.carry = true
-		return nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if n < tagSize {
-			return fmt.Errorf("%w: after segment %d", ErrTruncated, r.counter)
-		}
-		pt, err := r.open(r.buf[:n], true)
-		if err != nil {
-			if n == full {
-				if _, e2 := r.open(r.buf[:n], false); e2 == nil {
-					return fmt.Errorf("%w: at a segment boundary after segment %d", ErrTruncated, r.counter)
-				}
-			}
-			return fmt.Errorf("%w: segment %d, where the stream ends (corrupt or cut short)", ErrSegmentAuth, r.counter)
-		}
-		r.pt = pt
-		r.done = true
-		return nil
-	default:
+	r.pt, r.buf, r.out = nil, nil, nil
+	if r.err == nil {
+		r.err = ErrClosed
+	}
+	return nil
+}
+
+// advance makes the next segment's plaintext current, switching to the
+// pipeline once the stream has shown a second segment (or at once when
+// tests force it): a one-segment stream never starts a goroutine.
+func (r *Reader) advance() error {
+	if r.pipe == nil && r.ring > 0 && (r.segs.next > 0 || r.mode == pipelineForce) {
+		r.startPipeline()
+	}
+	if r.pipe != nil {
+		return r.pipe.next(r)
+	}
+	return r.next()
+}
+
+// next reads, authenticates and decrypts one segment into r.pt on the
+// caller's goroutine.
+func (r *Reader) next() error {
+	ct, idx, last, err := r.segs.read(r.buf)
+	if err != nil {
 		return err
 	}
-}
-
-// open authenticates and decrypts one segment into r.out.
-func (r *Reader) open(ct []byte, last bool) ([]byte, error) {
-	return r.keys.aead.Open(r.out[:0], nonce(&r.nonce, r.h.NoncePrefix, r.counter, last), ct, nil)
+	pt, err := openSegment(r.keys.aead, r.h.NoncePrefix, &r.nonce, idx, last, r.segs.full, ct, r.out)
+	if err != nil {
+		return err
+	}
+	r.pt = pt
+	r.done = last
+	return nil
 }
