@@ -250,6 +250,7 @@ func scanFile(sc *dlp.Scanner, name string, stdin io.Reader, w io.Writer, pol *d
 			return err
 		}
 		fs = sc.ScanText(string(data))
+		lineCol(string(data), fs)
 	}
 	check(fs)
 	enc := json.NewEncoder(w)
@@ -264,4 +265,22 @@ func scanFile(sc *dlp.Scanner, name string, stdin io.Reader, w io.Writer, pol *d
 		}
 	}
 	return nil
+}
+
+// lineCol sets each text finding's location to "line L, col C" (1-based,
+// columns in code points) of its start; fs is sorted by start.
+func lineCol(text string, fs []dlp.Finding) {
+	line, col, cp, k := 1, 1, 0, 0
+	for _, r := range text {
+		for k < len(fs) && fs[k].Start == cp {
+			fs[k].Location = fmt.Sprintf("line %d, col %d", line, col)
+			k++
+		}
+		cp++
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
 }

@@ -79,7 +79,7 @@ func TestDLPScanFiles(t *testing.T) {
 		}
 		return p
 	}
-	txt := write("note.txt", "Contact Mary Brown at li488@hospital.example.org")
+	txt := write("note.txt", "Follow-up.\nContact Mary Brown at li488@hospital.example.org")
 	js := write("p.json", `{"resourceType":"Patient","telecom":[{"system":"phone","value":"13033907579"}]}`)
 	csv := write("c.csv", "name,phone\nMary Brown,415-854-9333\n")
 	bad := write("bad.json", `{"resourceType":`)
@@ -96,7 +96,7 @@ func TestDLPScanFiles(t *testing.T) {
 		got = append(got, filepath.Base(f.File)+" "+f.Location+" "+string(f.Type)+" "+string(f.Action))
 	}
 	want := []string{
-		"note.txt  NAME redact", "note.txt  EMAIL redact",
+		"note.txt line 2, col 9 NAME redact", "note.txt line 2, col 23 EMAIL redact",
 		"p.json Patient.telecom[0].value PHONE redact",
 		"c.csv row 2, col 1 (name) NAME redact", "c.csv row 2, col 2 (phone) PHONE redact",
 	}
