@@ -22,7 +22,7 @@ type Options struct {
 	dataKey, salt, noncePrefix []byte
 }
 
-// Writer seals a stream. It buffers at most one segment.
+// Writer seals a stream. It buffers at most one segment (two with ReadFrom).
 type Writer struct {
 	w       io.Writer
 	s       suite.Suite
@@ -30,6 +30,7 @@ type Writer struct {
 	prefix  []byte
 	segSize int
 	buf     []byte // plaintext of the pending segment, cap segSize
+	spare   []byte // ReadFrom only: receives the bytes after a full pending segment
 	out     []byte // sealed segment, cap segSize+tag
 	counter uint32
 	nonce   [nonceSize]byte
@@ -125,6 +126,48 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p, n = p[c:], n+c
 	}
 	return n, nil
+}
+
+// ReadFrom seals everything src yields up to io.EOF, reading straight into
+// the segment buffer instead of through io.Copy's intermediate buffer (io.Copy
+// uses it). It does not Close. It holds one more segment buffer than Write:
+// a full segment is sealed only once a byte shows that it is not the last.
+func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, ErrClosed
+	}
+	var total int64
+	for {
+		var n int
+		var err error
+		if len(w.buf) == w.segSize {
+			if w.spare == nil {
+				w.spare = make([]byte, 0, w.segSize)
+			}
+			n, err = src.Read(w.spare[:w.segSize])
+			total += int64(n)
+			if n > 0 {
+				// More data follows, so the pending segment is not the last.
+				if ferr := w.flush(w.buf, false); ferr != nil {
+					return total, ferr
+				}
+				w.buf, w.spare = w.spare[:n], w.buf[:0]
+			}
+		} else {
+			n, err = src.Read(w.buf[len(w.buf):w.segSize])
+			w.buf = w.buf[:len(w.buf)+n]
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 func (w *Writer) flush(pt []byte, last bool) error {
