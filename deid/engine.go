@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/cipher"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ type Engine struct {
 
 type compiled struct {
 	Rule
-	idx    int
+	idx   int
 	expr  *fhirpath.Expression
 	dflt  bool            // from the profile default
 	types map[string]bool // type selector (default rule: several)
@@ -185,12 +186,22 @@ func (e *Engine) Pseudonymizer() *Pseudonymizer { return e.ps }
 // patient.
 type patientCtx struct {
 	id    string // patient id ("" when none)
-	shift int
-	hints Hints
-	scan  TextScanner // e.scanner, bound to hints when it can be
+	shift int    // valid when shifted
+	// shifted is set once shift is computed: the keyed offset costs an
+	// HMAC, and most profiles never shift.
+	shifted bool
+	hints   Hints
+	scan    TextScanner // e.scanner, bound to hints when it can be
 }
 
 var defaultScanner = NewDLPScanner(nil)
+
+func (pc *patientCtx) shiftDays(ps *Pseudonymizer) int {
+	if !pc.shifted {
+		pc.shift, pc.shifted = ps.DateShiftDays(pc.id), true
+	}
+	return pc.shift
+}
 
 // Resource de-identifies one resource. The input is not modified. A nil
 // result with a nil error means a suppress rule dropped the resource. Any
@@ -218,7 +229,7 @@ func toResource(obj map[string]any) *fhir.Resource {
 }
 
 func (e *Engine) patient(pid string, patientObj map[string]any) *patientCtx {
-	pc := &patientCtx{id: pid, shift: e.ps.DateShiftDays(pid), scan: e.scanner}
+	pc := &patientCtx{id: pid, scan: e.scanner}
 	if rt, _ := patientObj["resourceType"].(string); rt == "Patient" {
 		pc.hints = collectHints(patientObj)
 	}
@@ -321,11 +332,20 @@ func truthy(c fhirpath.Collection) bool {
 func (e *Engine) selectNodes(ec *fhirpath.EvalContext, t *tree, c *compiled) ([]int, error) {
 	if c.types != nil {
 		var out []int
-		for i := range t.nodes {
-			n := &t.nodes[i]
-			if c.types[n.typ] || (c.qualified && c.matchQualified(n)) {
-				out = append(out, i)
+		if c.qualified {
+			for i := range t.nodes {
+				if c.matchQualified(&t.nodes[i]) {
+					out = append(out, i)
+				}
 			}
+			return out, nil
+		}
+		idx := t.typeIndex()
+		for typ := range c.types {
+			out = append(out, idx[typ]...)
+		}
+		if len(c.types) > 1 {
+			slices.Sort(out) // preorder: ancestors before descendants
 		}
 		return out, nil
 	}

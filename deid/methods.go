@@ -111,7 +111,7 @@ func (e *Engine) applyLeaf(ctx context.Context, t *tree, c *compiled, j int, dir
 		if !isDate(typ) || !isStr {
 			return false, nil
 		}
-		out, ok := shiftDate(s, pc.shift)
+		out, ok := shiftDate(s, pc.shiftDays(e.ps))
 		if !ok {
 			return false, e.fail(t, c, j, "malformed date")
 		}
@@ -429,6 +429,13 @@ func cleanup(obj map[string]any, def string) bool {
 	for k, v := range obj {
 		if k == "" || k[0] == '_' {
 			continue
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+		default:
+			if v != removed {
+				continue // leaves need no definition lookup
+			}
 		}
 		childDef := "Element"
 		if _, conc, ok := fhir.LookupElement(def, k); ok && conc != "" {

@@ -35,6 +35,7 @@ type tree struct {
 	nested []int // nodes holding a nested resource
 	objIdx map[unsafe.Pointer]int
 	locIdx map[locKey]int
+	typIdx map[string][]int
 	claim  []bool
 }
 
@@ -159,6 +160,20 @@ func (t *tree) objectIndex() map[unsafe.Pointer]int {
 		}
 	}
 	return t.objIdx
+}
+
+// typeIndex maps each FHIR type to its nodes in preorder, built on first
+// use so type rules do not each walk the whole tree.
+func (t *tree) typeIndex() map[string][]int {
+	if t.typIdx == nil {
+		t.typIdx = make(map[string][]int)
+		for i := range t.nodes {
+			if typ := t.nodes[i].typ; typ != "" {
+				t.typIdx[typ] = append(t.typIdx[typ], i)
+			}
+		}
+	}
+	return t.typIdx
 }
 
 type locKey struct {
