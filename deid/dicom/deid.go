@@ -2,7 +2,6 @@ package dicom
 
 import (
 	"bytes"
-	"slices"
 	"sort"
 	"strings"
 
@@ -164,9 +163,6 @@ func (d *Deidentifier) deidentify(data []byte, owned bool) (res *Result, err err
 	if len(ds.Elements) == 0 {
 		return nil, failed("parse", "no elements", nil)
 	}
-	if len(rf.owTags) > 0 {
-		restoreOW(ds.Elements, rf.owTags)
-	}
 	cs, ok := newCharset(rf.charset)
 	if !ok {
 		return nil, failed("charset", "unsupported specific character set", nil)
@@ -212,6 +208,13 @@ func (d *Deidentifier) deidentify(data []byte, owned bool) (res *Result, err err
 	out, err := encode(meta, body, rf)
 	if err != nil {
 		return nil, err
+	}
+	if len(rf.owTags) > 0 {
+		// Written as OB (one copy, in the file's byte order); label them
+		// OW again in place.
+		if err := relabelOW(out.Bytes(), rf.ts, rf.owTags); err != nil {
+			return nil, err
+		}
 	}
 	if run.leaks(out.Bytes()) {
 		return nil, failed("verify", "an original identifier survived in the output", nil)
@@ -263,26 +266,6 @@ func encode(meta, body []*dcm.Element, rf *rawFile) (*bytes.Buffer, error) {
 		}
 	}
 	return out, nil
-}
-
-// restoreOW gives back the OW label to the elements prepare relabelled
-// OB. Their bytes are in the file's byte order, which is what the
-// library's OW writer expects. (A tag that is OB in one place and OW in
-// another of the same file would come out OW; an odd length then fails
-// the write, never the leak check.)
-func restoreOW(elems []*dcm.Element, tags []uint32) {
-	for _, e := range elems {
-		if e.RawValueRepresentation == "OB" && slices.Contains(tags, tagOf(e)) {
-			e.RawValueRepresentation = "OW"
-			continue
-		}
-		if items, ok := e.Value.GetValue().([]*dcm.SequenceItemValue); ok {
-			for _, it := range items {
-				sub, _ := it.GetValue().([]*dcm.Element)
-				restoreOW(sub, tags)
-			}
-		}
-	}
 }
 
 // decodeText turns every text value into UTF-8 under the charset in

@@ -2,6 +2,7 @@ package dicom
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -32,6 +33,9 @@ type walker struct {
 	// length, and owTags their tags (see relabelOW).
 	ow     []int
 	owTags []uint32
+	// fixOW, when set, makes the walk write OW back over the VR of the
+	// explicit OB elements with these tags (the encoded output).
+	fixOW []uint32
 }
 
 // pixelSpan locates the top-level Pixel Data element (header and value)
@@ -139,8 +143,14 @@ func (w *walker) dataset(pos, end, depth int, undefined bool) (int, error) {
 		}
 		start := pos
 		if vr == "OW" && !w.implicit && t != 0x7FE00010 && vl != tag.VLUndefinedLength {
+			if vl%2 != 0 {
+				return 0, malformed("OW element of odd length")
+			}
 			w.ow = append(w.ow, pos+4)
 			w.owTags = append(w.owTags, t)
+		}
+		if w.fixOW != nil && vr == "OB" && !w.implicit && slices.Contains(w.fixOW, t) {
+			w.d[pos+5] = 'W'
 		}
 		if pos, err = w.value(t, vr, vl, val, end, depth); err != nil {
 			return 0, err
@@ -309,6 +319,24 @@ func precheckDataset(d []byte, pos int, bo binary.ByteOrder, implicit bool) (*wa
 	w := &walker{d: d, bo: bo, implicit: implicit}
 	_, err := w.dataset(pos, len(d), 0, false)
 	return w, err
+}
+
+// relabelOW writes OW back over the VR of the elements prepare labelled
+// OB, in the encoded output (a Part 10 file in an explicit syntax).
+func relabelOW(out []byte, ts string, tags []uint32) error {
+	pos, err := precheckMeta(out)
+	if err != nil {
+		return err
+	}
+	bo, implicit, err := syntaxOf(ts)
+	if err != nil || implicit {
+		return failed("write", "cannot relabel OW in the output", nil)
+	}
+	w := &walker{d: out, bo: bo, fixOW: tags}
+	if _, err := w.dataset(pos, len(out), 0, false); err != nil {
+		return failed("write", "the encoded output does not walk", nil)
+	}
+	return nil
 }
 
 // inferSyntax picks the syntax of a dataset without file meta the way the

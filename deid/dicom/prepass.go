@@ -133,9 +133,10 @@ func prepare(in []byte, owned bool) (*rawFile, error) {
 	}
 	rf.pix = w.pix
 	if len(w.ow) > 0 {
-		// The library reads OW word by word into little endian (wrong for
-		// big endian, slow for both): label them OB so it takes the bytes
-		// as they are; restoreOW puts the VR back after the parse.
+		// The library reads and writes OW word by word, into little endian
+		// in memory (wrong for big endian, slow for both): label them OB so
+		// it takes and writes the bytes as they are; relabelOW puts the
+		// VR back in the encoded output.
 		rf.own(in, owned)
 		for _, off := range w.ow {
 			rf.data[off+1] = 'B'
