@@ -14,31 +14,42 @@ import (
 )
 
 // flushRows is the buffered row count that triggers a flush before commit.
-const flushRows = 20000
+const flushRows = 50000
 
 type resKey struct{ typ, id string }
 
-// resState is what the transaction knows of one resource it touched.
+// resState is what the transaction knows of one resource it touched, and
+// what it has buffered for it.
 type resState struct {
+	typ, id string
 	pk      int64
 	version int64 // current version as this transaction sees it (0: none)
 	inDB    bool  // the resources row exists in the database (not only buffered)
 	dbMask  uint8 // idx tables holding rows for it in the database
-	typ     string
+
+	// deferred: the resource was not looked up; Put assumed its current
+	// version is expect and the flush verifies that.
+	deferred bool
+	expect   int64
+
+	dirty   bool           // has buffered writes
+	row     *resRow        // the resources row to insert or update
+	idx     []sqlstore.Row // index rows replacing the database's
+	delMask uint8          // database index tables to clear for it
 }
 
 type resRow struct {
-	pk, version, lu int64
-	deleted         bool
-	mask            uint8
-	typ, id         string
+	version, lu int64
+	deleted     bool
+	mask        uint8
 }
 
 type verRow struct {
-	pk, version, lu int64
-	typ, id, method string
-	deleted         bool
-	body            []byte
+	st          *resState
+	version, lu int64
+	method      string
+	deleted     bool
+	body        []byte
 }
 
 // tx is a write transaction with a write buffer.
@@ -48,25 +59,15 @@ type tx struct {
 	done bool
 	lost bool // the transaction lost a serialization race and must be rerun
 
-	known map[resKey]*resState
-	byPK  map[int64]*resState
-
-	newRes   map[int64]*resRow // resources rows to insert
-	updRes   map[int64]*resRow // resources rows to update
-	versions []verRow
-	idx      map[int64][]sqlstore.Row // index rows to insert, per resource (replacing)
-	idxOrder []int64
-	del      map[int64]uint8 // database index rows to delete, per resource
-	pending  int
+	known      map[resKey]*resState
+	order      []*resState // dirty resources, in first-write order
+	versions   []verRow
+	unresolved []*resState
+	pending    int
 }
 
 func newTx(s *Store, ptx pgx.Tx) *tx {
-	return &tx{
-		s: s, tx: ptx,
-		known: map[resKey]*resState{}, byPK: map[int64]*resState{},
-		newRes: map[int64]*resRow{}, updRes: map[int64]*resRow{},
-		idx: map[int64][]sqlstore.Row{}, del: map[int64]uint8{},
-	}
+	return &tx{s: s, tx: ptx, known: map[resKey]*resState{}}
 }
 
 // fail records a driver error; a retryable one marks the transaction lost.
@@ -141,9 +142,14 @@ func (t *tx) check(err error) error {
 
 const sqlLookup = `SELECT pk, version, idx_mask FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`
 
-// Put implements store.Tx. The preconditions are checked against the
-// database (locking the resource row) at once; the rows themselves are
-// buffered until the next flush.
+// Put implements store.Tx.
+//
+// A Write with IfVersion or MustNotExist is checked at once, locking the
+// resource row (one round trip). A plain Write is not looked up: Put assumes
+// the current version is Version-1 and the next flush (the transaction's next
+// read, or its commit) verifies that for all such writes in one query, so a
+// bulk import costs no round trip per resource. A failed check then surfaces
+// as ErrConflict from that read or from Tx.
 func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 	if t.lost {
 		return nil, errLost
@@ -159,23 +165,31 @@ func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 			return nil, err
 		}
 	}
+	conditional := w.IfVersion != 0 || w.MustNotExist
 	key := resKey{w.Type, w.ID}
 	st := t.known[key]
+	if st != nil && st.deferred && conditional {
+		if err := t.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if st == nil {
-		st = &resState{typ: w.Type}
-		var m int32
-		err := t.tx.QueryRow(ctx, sqlLookup, w.Type, w.ID).Scan(&st.pk, &st.version, &m)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return nil, t.fail("put: lookup", err)
-		default:
-			st.inDB, st.dbMask = true, uint8(m)
+		st = &resState{typ: w.Type, id: w.ID}
+		if conditional {
+			var m int32
+			err := t.tx.QueryRow(ctx, sqlLookup, w.Type, w.ID).Scan(&st.pk, &st.version, &m)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return nil, t.fail("put: lookup", err)
+			default:
+				st.inDB, st.dbMask = true, uint8(m)
+			}
+		} else {
+			st.deferred, st.expect, st.version = true, w.Version-1, w.Version-1
+			t.unresolved = append(t.unresolved, st)
 		}
 		t.known[key] = st
-		if st.pk != 0 {
-			t.byPK[st.pk] = st
-		}
 	}
 	if err := sqlstore.CheckVersion(w, st.version); err != nil {
 		return nil, err
@@ -186,31 +200,24 @@ func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 			return nil, t.fail("put: allocate key", err)
 		}
 		st.pk = pk
-		t.byPK[pk] = st
 	}
 	lu := w.LastUpdated.UnixNano()
-	row := &resRow{pk: st.pk, version: w.Version, lu: lu, deleted: w.Deleted, mask: mask, typ: w.Type, id: w.ID}
-	if st.inDB {
-		t.updRes[st.pk] = row
-	} else {
-		t.newRes[st.pk] = row
-	}
 	body := w.Body
 	if w.Deleted || body == nil {
 		body = []byte{}
 	}
-	t.versions = append(t.versions, verRow{pk: st.pk, version: w.Version, lu: lu, typ: w.Type, id: w.ID, method: w.Method, deleted: w.Deleted, body: body})
+	st.row = &resRow{version: w.Version, lu: lu, deleted: w.Deleted, mask: mask}
+	t.versions = append(t.versions, verRow{st: st, version: w.Version, lu: lu, method: w.Method, deleted: w.Deleted, body: body})
 	if st.dbMask != 0 {
-		t.del[st.pk] |= st.dbMask
+		st.delMask |= st.dbMask
 		st.dbMask = 0
 	}
-	if _, ok := t.idx[st.pk]; !ok {
-		t.idxOrder = append(t.idxOrder, st.pk)
-	} else {
-		t.pending -= len(t.idx[st.pk])
+	if !st.dirty {
+		st.dirty = true
+		t.order = append(t.order, st)
 	}
-	t.idx[st.pk] = rows
-	t.pending += len(rows) + 2
+	t.pending += len(rows) - len(st.idx) + 2
+	st.idx = rows
 	st.version = w.Version
 
 	if t.pending >= flushRows {
@@ -225,42 +232,109 @@ func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 	return rec, nil
 }
 
+// resolve looks up, in one locking query, the resources Put did not look up,
+// and checks the versions it assumed.
+func (t *tx) resolve(ctx context.Context) error {
+	n := len(t.unresolved)
+	if n == 0 {
+		return nil
+	}
+	types, ids := make([]string, n), make([]string, n)
+	for i, st := range t.unresolved {
+		types[i], ids[i] = st.typ, st.id
+	}
+	rows, err := t.tx.Query(ctx, `SELECT r.type, r.id, r.pk, r.version, r.idx_mask FROM resources r
+JOIN unnest($1::text[], $2::text[]) AS k (type, id) ON r.type = k.type AND r.id = k.id ORDER BY r.pk FOR UPDATE OF r`, types, ids)
+	if err != nil {
+		return t.fail("resolve", err)
+	}
+	type dbRow struct {
+		pk, version int64
+		mask        int32
+	}
+	found := map[resKey]dbRow{}
+	for rows.Next() {
+		var k resKey
+		var r dbRow
+		if err := rows.Scan(&k.typ, &k.id, &r.pk, &r.version, &r.mask); err != nil {
+			rows.Close()
+			return t.fail("resolve", err)
+		}
+		found[k] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t.fail("resolve", err)
+	}
+	for _, st := range t.unresolved {
+		r, ok := found[resKey{st.typ, st.id}]
+		cur := int64(0)
+		if ok {
+			cur = r.version
+		}
+		if cur != st.expect {
+			return fmt.Errorf("%w: version is not current+1", store.ErrConflict)
+		}
+		if ok {
+			// The key drawn for it at Put is dropped (a gap in the sequence).
+			st.pk, st.inDB = r.pk, true
+			st.delMask |= uint8(r.mask)
+		}
+		st.deferred = false
+	}
+	t.unresolved = t.unresolved[:0]
+	return nil
+}
+
 // flush sends the buffered writes as one pipelined batch.
 func (t *tx) flush(ctx context.Context) error {
 	if t.lost {
 		return errLost
 	}
-	if len(t.versions) == 0 && len(t.del) == 0 {
+	if err := t.resolve(ctx); err != nil {
+		return err
+	}
+	if len(t.order) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
 	// Old index rows of resources that existed before.
-	for i, tb := range sqlstore.Tables {
+	for _, tb := range sqlstore.Tables {
 		var pks []int64
-		for pk, m := range t.del {
-			if m&tb.Bit != 0 {
-				pks = append(pks, pk)
+		for _, st := range t.order {
+			if st.delMask&tb.Bit != 0 {
+				pks = append(pks, st.pk)
 			}
 		}
 		if len(pks) > 0 {
-			b.Queue("DELETE FROM "+sqlstore.Tables[i].Name+" WHERE res_pk = ANY($1)", pks)
+			b.Queue("DELETE FROM "+tb.Name+" WHERE res_pk = ANY($1)", pks)
 		}
 	}
-	if n := len(t.newRes); n > 0 {
+	var ins, upd []*resState
+	for _, st := range t.order {
+		if st.inDB {
+			upd = append(upd, st)
+		} else {
+			ins = append(ins, st)
+		}
+	}
+	if n := len(ins); n > 0 {
 		pk, ver, lu, mask := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int32, 0, n)
 		del, typ, id := make([]bool, 0, n), make([]string, 0, n), make([]string, 0, n)
-		for _, r := range t.newRes {
-			pk, ver, lu, mask = append(pk, r.pk), append(ver, r.version), append(lu, r.lu), append(mask, int32(r.mask))
-			del, typ, id = append(del, r.deleted), append(typ, r.typ), append(id, r.id)
+		for _, st := range ins {
+			r := st.row
+			pk, ver, lu, mask = append(pk, st.pk), append(ver, r.version), append(lu, r.lu), append(mask, int32(r.mask))
+			del, typ, id = append(del, r.deleted), append(typ, st.typ), append(id, st.id)
 		}
 		b.Queue(`INSERT INTO resources (pk, type, id, version, last_updated, deleted, idx_mask)
 SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::int4[])`, pk, typ, id, ver, lu, del, mask)
 	}
-	if n := len(t.updRes); n > 0 {
+	if n := len(upd); n > 0 {
 		pk, ver, lu, mask := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int32, 0, n)
 		del := make([]bool, 0, n)
-		for _, r := range t.updRes {
-			pk, ver, lu, mask = append(pk, r.pk), append(ver, r.version), append(lu, r.lu), append(mask, int32(r.mask))
+		for _, st := range upd {
+			r := st.row
+			pk, ver, lu, mask = append(pk, st.pk), append(ver, r.version), append(lu, r.lu), append(mask, int32(r.mask))
 			del = append(del, r.deleted)
 		}
 		b.Queue(`UPDATE resources AS r SET version = u.version, last_updated = u.lu, deleted = u.del, idx_mask = u.mask
@@ -271,8 +345,8 @@ FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::int4[]) AS u (pk
 		typ, id, method := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		del, body := make([]bool, 0, n), make([][]byte, 0, n)
 		for _, v := range t.versions {
-			pk, ver, lu = append(pk, v.pk), append(ver, v.version), append(lu, v.lu)
-			typ, id, method = append(typ, v.typ), append(id, v.id), append(method, v.method)
+			pk, ver, lu = append(pk, v.st.pk), append(ver, v.version), append(lu, v.lu)
+			typ, id, method = append(typ, v.st.typ), append(id, v.st.id), append(method, v.method)
 			del, body = append(del, v.deleted), append(body, v.body)
 		}
 		b.Queue(`INSERT INTO resource_versions (res_pk, version, type, id, last_updated, deleted, method, body)
@@ -291,17 +365,11 @@ SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[],
 		return t.fail("flush", err)
 	}
 	// The database now holds what was buffered.
-	for pk, rows := range t.idx {
-		st := t.byPK[pk]
-		st.inDB = true
-		st.dbMask = 0
-		for _, r := range rows {
-			st.dbMask |= sqlstore.Tables[r.Table].Bit
-		}
+	for _, st := range t.order {
+		st.inDB, st.dbMask = true, st.row.mask
+		st.dirty, st.row, st.idx, st.delMask = false, nil, nil, 0
 	}
-	t.newRes, t.updRes = map[int64]*resRow{}, map[int64]*resRow{}
-	t.versions, t.idx, t.idxOrder = t.versions[:0], map[int64][]sqlstore.Row{}, t.idxOrder[:0]
-	t.del, t.pending = map[int64]uint8{}, 0
+	t.order, t.versions, t.pending = t.order[:0], t.versions[:0], 0
 	return nil
 }
 
@@ -314,13 +382,12 @@ func (t *tx) queueIndex(b *pgx.Batch) {
 		for c, name := range tb.Cols {
 			cols[c] = newColumn(elemType(tb.Name, name))
 		}
-		for _, pk := range t.idxOrder {
-			st := t.byPK[pk]
-			for _, r := range t.idx[pk] {
+		for _, st := range t.order {
+			for _, r := range st.idx {
 				if r.Table != ti {
 					continue
 				}
-				pks, rtypes, params = append(pks, pk), append(rtypes, st.typ), append(params, r.Param)
+				pks, rtypes, params = append(pks, st.pk), append(rtypes, st.typ), append(params, r.Param)
 				for c, v := range r.Vals {
 					cols[c].add(v)
 				}
