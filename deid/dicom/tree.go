@@ -75,6 +75,7 @@ func (d *Deidentifier) DeidentifyTree(ctx context.Context, in, out, quarantine s
 		return sum, err
 	}
 	var mu sync.Mutex
+	var dirs sync.Map // directories already made
 	var firstErr error
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -84,8 +85,17 @@ func (d *Deidentifier) DeidentifyTree(ctx context.Context, in, out, quarantine s
 			defer wg.Done()
 			for rel := range work {
 				res, err := d.deidentifyFile(filepath.Join(absIn, rel))
-				mu.Lock()
+				// Files are written outside the lock; only the summary and
+				// quarantine.jsonl are shared.
 				var werr error
+				switch {
+				case err != nil:
+				case res.Quarantined:
+					werr = writeFile(filepath.Join(absQ, rel), res.Data, &dirs)
+				default:
+					werr = writeFile(filepath.Join(absOut, rel), res.Data, &dirs)
+				}
+				mu.Lock()
 				switch {
 				case err != nil:
 					sum.Failed++
@@ -97,17 +107,13 @@ func (d *Deidentifier) DeidentifyTree(ctx context.Context, in, out, quarantine s
 					werr = enc.Encode(QuarantineEntry{Path: rel, Reason: "failed: " + safeMessage(err), Code: code})
 				case res.Quarantined:
 					sum.Quarantined++
-					werr = enc.Encode(QuarantineEntry{Path: rel, Reason: res.Reason})
-					if werr == nil {
-						werr = writeFile(filepath.Join(absQ, rel), res.Data)
+					if eerr := enc.Encode(QuarantineEntry{Path: rel, Reason: res.Reason}); werr == nil {
+						werr = eerr
 					}
+				case werr == nil:
+					sum.Done++
 				default:
-					werr = writeFile(filepath.Join(absOut, rel), res.Data)
-					if werr == nil {
-						sum.Done++
-					} else {
-						sum.Failed++
-					}
+					sum.Failed++
 				}
 				if werr != nil && firstErr == nil {
 					firstErr = werr
@@ -178,9 +184,13 @@ func (d *Deidentifier) deidentifyReader(r io.Reader, hint int64) (*Result, error
 
 // writeFile writes atomically (temp file and rename), so a crash never
 // leaves a half-written file under out.
-func writeFile(p string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
+func writeFile(p string, data []byte, dirs *sync.Map) error {
+	dir := filepath.Dir(p)
+	if _, ok := dirs.Load(dir); !ok {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		dirs.Store(dir, true)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".phix-deid-*")
 	if err != nil {
