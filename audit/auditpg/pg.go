@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -24,6 +26,7 @@ const appendLock int64 = 0x7068697861756474
 // Store is an audit.Backend over a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	next atomic.Int64 // index after this Store's last commit, -1 when unknown
 }
 
 var _ audit.Backend = (*Store)(nil)
@@ -49,7 +52,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			}
 		}
 	}
-	return &Store{pool: pool}, nil
+	st := &Store{pool: pool}
+	st.next.Store(-1)
+	return st, nil
 }
 
 // Close closes the pool.
@@ -102,28 +107,69 @@ func readHashes(ctx context.Context, q querier, idx []int64) ([]tlog.Hash, error
 }
 
 // Append implements audit.Backend.
+//
+// Round trips dominate a group commit. After this Store's first commit it
+// knows the next index, so it appends optimistically in a single round trip
+// (BEGIN, the advisory lock, both inserts and COMMIT pipelined): if another
+// writer committed meanwhile, the primary keys on idx and on the hash id fail
+// the whole transaction, and the batch is redone under the lock with the size
+// read from the database. Committed events are never rewritten,
+// so a tree built on the predicted size is correct whenever the insert succeeds.
 func (s *Store) Append(ctx context.Context, build func(int64, tlog.HashReader) (*audit.Batch, error)) error {
-	// Round trips dominate a group commit, so the transaction is driven by
-	// hand: BEGIN and the lock in one simple-protocol message, the inserts
-	// and COMMIT in one pipelined batch.
+	if n := s.next.Load(); n >= 0 {
+		err := s.appendTx(ctx, n, build)
+		if err == nil || !isUniqueViolation(err) {
+			return err
+		}
+		s.next.Store(-1)
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.appendTx(ctx, -1, build); err == nil || !isUniqueViolation(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// appendTx writes one batch at index n, or, when n < 0, under the advisory
+// lock at the size read from the database.
+func (s *Store) appendTx(ctx context.Context, n int64, build func(int64, tlog.HashReader) (*audit.Batch, error)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	tx := conn.Conn()
-	if _, err := tx.Exec(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", appendLock)); err != nil {
-		return s.abort(conn, err)
-	}
-	n, err := size(ctx, tx)
-	if err != nil {
-		return s.abort(conn, err)
+	var batch pgx.Batch
+	var reader querier = s.pool
+	if n < 0 {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", appendLock)); err != nil {
+			return s.abort(conn, err)
+		}
+		if n, err = size(ctx, tx); err != nil {
+			return s.abort(conn, err)
+		}
+		reader = tx
+	} else {
+		// The lock keeps this path exclusive with the locked one; a stale n
+		// then fails on the primary keys instead of racing.
+		batch.Queue("BEGIN")
+		batch.Queue("SELECT pg_advisory_xact_lock($1)", appendLock)
 	}
 	b, err := build(n, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		return readHashes(ctx, tx, idx)
+		return readHashes(ctx, reader, idx)
 	}))
 	if err != nil {
-		return s.abort(conn, err)
+		if reader == tx {
+			return s.abort(conn, err)
+		}
+		return err
 	}
 	// Both inserts go in one round trip (unnest arrays), which matters more
 	// than COPY's per-row speed for group-commit-sized batches.
@@ -145,7 +191,6 @@ func (s *Store) Append(ctx context.Context, build func(int64, tlog.HashReader) (
 	for i := range b.Hashes {
 		hid[i], hval[i] = base+int64(i), b.Hashes[i][:]
 	}
-	var batch pgx.Batch
 	batch.Queue(`INSERT INTO audit_events (idx, ts, body, action, outcome, alert, patient, agent, entity)
 		SELECT i, t, b, NULLIF(a, ''), NULLIF(o, ''), NULLIF(al, ''), NULLIF(p, ''), NULLIF(ag, ''), NULLIF(e, '')
 		FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
@@ -156,6 +201,7 @@ func (s *Store) Append(ctx context.Context, build func(int64, tlog.HashReader) (
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return s.abort(conn, err)
 	}
+	s.next.Store(n + int64(nr))
 	return nil
 }
 
