@@ -177,8 +177,10 @@ func (w *walker) value(t uint32, vr string, vl uint32, val, end, depth int) (int
 	switch {
 	case kind == tag.VRSequence || (kind == tag.VRUnknown && undef):
 		return w.sequence(val, vl, end, depth+1)
-	case kind == tag.VRPixelData && undef, kind == tag.VRBytes && undef:
-		return w.fragments(val, end)
+	case kind == tag.VRPixelData && undef:
+		return w.fragments(val, end, true)
+	case kind == tag.VRBytes && undef:
+		return w.fragments(val, end, false)
 	case undef:
 		return 0, malformed("undefined length on an element that cannot have one")
 	}
@@ -241,8 +243,14 @@ func (w *walker) sequence(val int, vl uint32, end, depth int) (int, error) {
 }
 
 // fragments checks encapsulated data: defined-length items up to a
-// sequence delimiter.
-func (w *walker) fragments(pos, end int) (int, error) {
+// sequence delimiter. Encapsulated Pixel Data must start with its Basic
+// Offset Table item (PS3.5 A.4): the library skips the first item
+// unseen, and without one it would read the elements after the
+// delimiter as fragments.
+func (w *walker) fragments(pos, end int, bot bool) (int, error) {
+	if bot && (end-pos < 8 || uint32(w.bo.Uint16(w.d[pos:]))<<16|uint32(w.bo.Uint16(w.d[pos+2:])) != tagItem) {
+		return 0, malformed("encapsulated pixel data without a basic offset table item")
+	}
 	for {
 		if end-pos < 8 {
 			return 0, malformed("encapsulated data without a sequence delimiter")

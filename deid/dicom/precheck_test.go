@@ -113,6 +113,8 @@ func TestPrecheckRefusesMalformed(t *testing.T) {
 		{"non-item in a sequence", part10(tsExplicitLE, pn, el(0x0040, 0x0260, "SQ", undef, nil), pn, item(0xE0DD, 0))},
 		{"huge fragment", part10("1.2.840.10008.1.2.4.50", pn,
 			el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE000, 0), item(0xE000, huge))},
+		{"encapsulated pixel data without an offset table", part10("1.2.840.10008.1.2.4.50", pn,
+			el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE0DD, 0), el(0xFFFC, 0xFFFC, "OB", 8, item(0xE000, huge)))},
 		{"unterminated fragments", part10("1.2.840.10008.1.2.4.50", pn,
 			el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE000, 0), item(0xE000, 2), []byte{1, 2})},
 		{"undefined length on a string", part10(tsExplicitLE, el(0x0010, 0x0010, "PN", 0xFFFF, nil), item(0xE0DD, 0))},
