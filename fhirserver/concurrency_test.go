@@ -48,3 +48,31 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Logf("%d updates, %d conflicts", ok.Load(), conflict.Load())
 	})
 }
+
+// TestConcurrentConditionalCreate sends the same conditional create from 6
+// clients at once: exactly one resource is created.
+func TestConcurrentConditionalCreate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		var created, matched atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.do("POST", "/Patient", patient("Once", "Only"), "If-None-Exist", "identifier=urn:test:mrn|Once-Only")
+				switch r.status {
+				case 201:
+					created.Add(1)
+				case 200:
+					matched.Add(1)
+				default:
+					t.Errorf("status %d: %s", r.status, r.body)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := e.do("GET", "/Patient?identifier=urn:test:mrn|Once-Only", nil).want(t, 200).total(); n != 1 || created.Load() != 1 {
+			t.Fatalf("%d stored, %d created, %d matched", n, created.Load(), matched.Load())
+		}
+	})
+}
