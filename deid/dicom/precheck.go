@@ -64,8 +64,11 @@ func (w *walker) header(pos, end int) (t uint32, vr string, vl uint32, val int, 
 	d := w.d
 	g, e := w.bo.Uint16(d[pos:]), w.bo.Uint16(d[pos+2:])
 	t = uint32(g)<<16 | uint32(e)
-	if w.implicit || t == tagItem || g == 0xFFFE {
-		// Items and delimiters have no VR in any syntax.
+	if w.implicit || t == tagItem || t == tagItemDelim || t == tagSeqDelim {
+		// Items have no VR in any syntax. The library reads delimiters
+		// under explicit VR with a VR; a delimiter is only accepted with
+		// four zero bytes after its tag, which both readings agree on.
+		// Other FFFE tags are read as the library reads them.
 		return t, implicitVR(g, e), w.bo.Uint32(d[pos+4:]), pos + 8, nil
 	}
 	vr = vrString(d[pos+4], d[pos+5])

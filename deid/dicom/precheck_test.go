@@ -109,6 +109,8 @@ func TestPrecheckRefusesMalformed(t *testing.T) {
 		{"unterminated sequence", part10(tsExplicitLE, pn, el(0x0040, 0x0260, "SQ", undef, nil), item(0xE000, 8), pn)},
 		{"unterminated item", part10(tsExplicitLE, pn, el(0x0040, 0x0260, "SQ", undef, nil), item(0xE000, undef), pn)},
 		{"sequence delimiter in a defined-length sequence", part10(tsExplicitLE, pn, el(0x0040, 0x0260, "SQ", 16, nil), item(0xE000, 0), item(0xE0DD, 0))},
+		{"FFFE element with a huge explicit length", part10(tsExplicitLE, pn,
+			el(0xFFFE, 0x1234, "OB", huge, nil), make([]byte, 0x4F4F-4+64))},
 		{"stray item delimiter", part10(tsExplicitLE, pn, item(0xE00D, 0))},
 		{"non-item in a sequence", part10(tsExplicitLE, pn, el(0x0040, 0x0260, "SQ", undef, nil), pn, item(0xE0DD, 0))},
 		{"huge fragment", part10("1.2.840.10008.1.2.4.50", pn,
