@@ -144,7 +144,7 @@ type Feed struct {
 func (l *Log) serveEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after := int64(-1)
-	if s := q.Get("after"); s != "" || q.Has("after") {
+	if s := q.Get("after"); s != "" { // an empty after means the start
 		n, ok := parseIndex(s)
 		if !ok {
 			writeProblem(w, http.StatusBadRequest, CodeBadCursor, "after must be a cursor returned as next (a leaf index)")

@@ -146,7 +146,28 @@ func testWriters(t *testing.T, f Factory) {
 			}
 		}(g, l)
 	}
+	// Verifying a live log sees a consistent prefix.
+	stop := make(chan struct{})
+	verified := make(chan error, 1)
+	vb := h.Open(t)
+	go func() {
+		var err error
+		for err == nil {
+			select {
+			case <-stop:
+				verified <- nil
+				return
+			default:
+			}
+			_, err = audit.Verify(ctx, vb, audit.VerifyOptions{})
+		}
+		verified <- err
+	}()
 	wg.Wait()
+	close(stop)
+	if err := <-verified; err != nil {
+		t.Fatalf("verify during appends: %v", err)
+	}
 	if err := errors.Join(l1.Close(), l2.Close()); err != nil {
 		t.Fatal(err)
 	}
