@@ -46,7 +46,7 @@ func TestEmbedded(t *testing.T) {
 	})
 }
 
-func uniqueNames(t *testing.T) Config {
+func uniqueNames(testing.TB) Config {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
