@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"phix/queue"
 	"phix/internal/testenv"
+	"phix/queue"
 )
 
 func benchQueue(b *testing.B, q *Queue) {
