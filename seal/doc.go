@@ -16,7 +16,9 @@
 //	r, err := seal.NewReader(src, seal.PrivateKeyIdentity(myKey, 0))
 //	io.Copy(dst, r) // untrusted until it returns without error
 //
-// Both directions stream in constant memory (about two segments). A Reader
+// Both directions stream in constant memory: a Writer holds two or three
+// segments, a Reader two, or on long streams a small ring of segments it
+// opens in parallel (at most 8 MiB; Close stops its workers early). A Reader
 // releases a segment's plaintext only after it authenticates, but learns of
 // truncation only at the end: treat output as untrusted until Read returns
 // io.EOF. Every error is an *Error with a stable Code and never carries key

@@ -14,7 +14,8 @@ import (
 // goroutines. Segments sit in a ring of slots and are released strictly in
 // ring order, each only after its own open succeeded, so plaintext order,
 // the error reported and the segment index it names are those of the
-// sequential reader. The source is never read outside a Read or WriteTo
+// sequential reader. While it has nothing to read ahead, the consumer opens
+// queued segments itself instead of waiting. The source is never read outside a Read or WriteTo
 // call, so nothing touches it after Close or after the caller stops.
 
 // maxPipelineBytes bounds the buffers of one pipelined Reader. Segment
@@ -69,13 +70,19 @@ func (w *workers) shutdown() {
 func (w *workers) run(a cipher.AEAD, prefix []byte, full int) {
 	defer w.wg.Done()
 	for s := range w.jobs {
-		if w.stop.Load() {
-			s.err = ErrClosed
-		} else {
-			s.pt, s.err = openSegment(a, prefix, &s.nonce, s.idx, s.last, full, s.ct, s.out)
-		}
-		s.done <- struct{}{}
+		w.open(s, a, prefix, full)
 	}
+}
+
+// open does one job; a worker or the consumer (while it would otherwise
+// wait) calls it.
+func (w *workers) open(s *slot, a cipher.AEAD, prefix []byte, full int) {
+	if w.stop.Load() {
+		s.err = ErrClosed
+	} else {
+		s.pt, s.err = openSegment(a, prefix, &s.nonce, s.idx, s.last, full, s.ct, s.out)
+	}
+	s.done <- struct{}{}
 }
 
 // pipeline is a ring of slots: slots[head] is the oldest segment not yet
@@ -134,7 +141,14 @@ func (r *Reader) startPipeline() {
 		p.slots[i] = newSlot(r.segSize, nil, nil)
 	}
 	r.buf, r.out = nil, nil
-	nw := min(max(runtime.GOMAXPROCS(0), 2), r.ring-1)
+	// The consumer opens segments too while it waits, so GOMAXPROCS-1
+	// workers keep every P busy; forced mode keeps two to exercise
+	// out-of-order completion.
+	nw := max(runtime.GOMAXPROCS(0)-1, 1)
+	if r.mode == pipelineForce {
+		nw = max(nw, 2)
+	}
+	nw = min(nw, r.ring-1)
 	w.wg.Add(nw)
 	for range nw {
 		go w.run(r.keys.aead, r.h.NoncePrefix, r.segs.full)
@@ -171,11 +185,19 @@ func (p *pipeline) next(r *Reader) error {
 			default:
 			}
 		}
-		if p.n == len(p.slots) || r.segs.end {
-			<-s.done
-			return p.release(r, s)
+		if p.n < len(p.slots) && !r.segs.end {
+			p.fill(r)
+			continue
 		}
-		p.fill(r)
+		// Nothing left to read ahead: open a queued segment here rather
+		// than sleep until a worker is scheduled (on a busy machine the
+		// wake-ups, not the AEAD, would set the pace).
+		select {
+		case <-s.done:
+			return p.release(r, s)
+		case j := <-p.w.jobs:
+			p.w.open(j, r.keys.aead, r.h.NoncePrefix, r.segs.full)
+		}
 	}
 }
 
