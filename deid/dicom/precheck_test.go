@@ -195,19 +195,35 @@ func TestMaxFileSize(t *testing.T) {
 	}
 }
 
-// FuzzPrecheck: the walk never panics and never accepts a length past the
-// end of its input.
+// FuzzPrecheck: the walk never panics, and what it lets through never
+// makes the pipeline allocate out of proportion to the input (a length the
+// walk and the library read differently would show up here).
 func FuzzPrecheck(f *testing.F) {
 	pn := el(0x0010, 0x0010, "PN", 4, []byte("A^B "))
-	f.Add(part10(tsExplicitLE, pn, nested(3)))
+	uids := cat(el(0x0008, 0x0016, "UI", 26, []byte("1.2.840.10008.5.1.4.1.1.2\x00")), el(0x0008, 0x0018, "UI", 12, []byte("1.2.3.4.5.6\x00")))
+	f.Add(part10(tsExplicitLE, uids, pn, nested(3)))
 	f.Add(part10(tsImplicitLE, []byte{0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, 'A', '^', 'B', ' '}))
-	f.Add(part10("1.2.840.10008.1.2.4.50", pn, el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE000, 0), item(0xE0DD, 0)))
+	f.Add(part10("1.2.840.10008.1.2.4.50", uids, pn, el(0x7FE0, 0x0010, "OB", undef, nil), item(0xE000, 0), item(0xE000, 2), []byte{1, 2}, item(0xE0DD, 0)))
+	f.Add(part10(tsExplicitBE, uids, el(0x0028, 0x1201, "OW", 4, []byte{1, 2, 3, 4})))
 	f.Add([]byte{0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, 'A', '^', 'B', ' '})
+	d := newTestDeid(f, "basic")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := append([]byte(nil), data...)
-		_, _ = prepare(data, false)
+		if _, err := prepare(data, false); err != nil {
+			return
+		}
 		if !bytes.Equal(in, data) {
 			t.Fatal("input modified")
+		}
+		if bytes.Contains(data, []byte(tsDeflated)) {
+			return // inflation legitimately multiplies the size
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _ = d.Deidentify(data)
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20+512*uint64(len(data)) {
+			t.Fatalf("allocated %d bytes for a %d-byte input", grew, len(data))
 		}
 	})
 }
