@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"phix/fhir/search"
 	"phix/store"
@@ -77,6 +79,22 @@ func testMetacharacters(t *testing.T, open Opener) {
 	for _, v := range hostile[:6] {
 		put(t, s, write(v, "x", 1, str(v, v)))
 		expect(t, s, q(v, clause(v, search.TypeString, "", sv(v))), v+"/x")
+	}
+	// Errors never quote values: ids, types and index values may be PHI.
+	for _, v := range hostile {
+		for _, w := range []*store.Write{write("Patient", v, 5), write("Patient", v, 1)} {
+			err := putErr(s, w)
+			if err == nil {
+				t.Fatalf("conflicting write accepted")
+			}
+			if msg := err.Error(); strings.Contains(msg, v) {
+				t.Errorf("error quotes a value: %s", msg)
+			}
+		}
+		w := write("Patient", v+"-n", 1, date("d", t0, t0.Add(-time.Hour)), str("name", v+"\x00"))
+		if err := putErr(s, w); err == nil || strings.Contains(err.Error(), v) {
+			t.Errorf("invalid entry error: %v", err)
+		}
 	}
 	// The schema is intact.
 	expect(t, s, q("Patient", clause("name", search.TypeString, "", sv("100"))), "Patient/100%", "Patient/decoy")
