@@ -104,3 +104,31 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// BenchmarkDeidentify is the in-memory cost (no file I/O) over the
+// pydicom files phix accepts, single goroutine, with allocations.
+func BenchmarkDeidentify(b *testing.B) {
+	d := newTestDeid(b, "basic")
+	var inputs [][]byte
+	var total int64
+	for _, f := range pydicomFiles(b) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Deidentify(data); err == nil {
+			inputs = append(inputs, data)
+			total += int64(len(data))
+		}
+	}
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, in := range inputs {
+			if _, err := d.Deidentify(in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
