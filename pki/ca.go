@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,9 @@ type CA struct {
 	pool  *x509.CertPool
 	store Store
 	opts  Options
+	// revocations counts revocations made through this value, so CRLSource
+	// knows to re-sign without reading the store on every handshake.
+	revocations atomic.Uint64
 }
 
 // NewCA generates a P-256 CA key and a self-signed CA certificate.

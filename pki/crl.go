@@ -50,7 +50,11 @@ func (ca *CA) RevokeCertificate(ctx context.Context, serial *big.Int, reason int
 	if done, err := ca.isRevoked(ctx, s); err != nil || done {
 		return err
 	}
-	return ca.store.AppendRevoked(ctx, RevokedRecord{Serial: s, Reason: reason, RevokedAt: ca.opts.Now().UTC()})
+	if err := ca.store.AppendRevoked(ctx, RevokedRecord{Serial: s, Reason: reason, RevokedAt: ca.opts.Now().UTC()}); err != nil {
+		return err
+	}
+	ca.revocations.Add(1)
+	return nil
 }
 
 func (ca *CA) isRevoked(ctx context.Context, serial string) (bool, error) {
@@ -100,25 +104,25 @@ func (ca *CA) CRL(ctx context.Context) ([]byte, error) {
 type CRLSource func(ctx context.Context) ([]byte, error)
 
 // CRLSource returns a source that serves this CA's CRL, re-signing when
-// half of the current one's validity has passed (and at once after a revocation).
+// half of the current one's validity has passed and at once after a
+// revocation through this CA value. Revocations made by another process
+// (the CLI) reach it at the next re-signing; publish a CRL file for
+// immediate effect.
 func (ca *CA) CRLSource() CRLSource {
 	var mu sync.Mutex
 	var cur []byte
 	var refresh time.Time
-	var revoked int
+	var gen uint64
 	return func(ctx context.Context) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		rs, err := ca.store.Revoked(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if cur == nil || ca.opts.Now().After(refresh) || len(rs) != revoked {
+		g := ca.revocations.Load()
+		if cur == nil || ca.opts.Now().After(refresh) || g != gen {
 			der, err := ca.CRL(ctx)
 			if err != nil {
 				return nil, err
 			}
-			cur, revoked, refresh = der, len(rs), ca.opts.Now().Add(ca.opts.CRLValidity/2)
+			cur, gen, refresh = der, g, ca.opts.Now().Add(ca.opts.CRLValidity/2)
 		}
 		return cur, nil
 	}
