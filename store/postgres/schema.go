@@ -59,7 +59,6 @@ CREATE TABLE idx_date (
 	lo BIGINT NOT NULL, hi BIGINT NOT NULL -- Unix microseconds, inclusive
 );
 CREATE INDEX idx_date_lo ON idx_date (rtype, param, lo);
-CREATE INDEX idx_date_hi ON idx_date (rtype, param, hi);
 CREATE INDEX idx_date_res ON idx_date (res_pk, param);
 
 CREATE TABLE idx_number (
