@@ -1,0 +1,343 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"phix/audit"
+	"phix/blob"
+)
+
+const tusVersion = "1.0.0"
+
+var (
+	errChecksum = errors.New("checksum mismatch")
+	errTooLong  = errors.New("chunk past the declared length")
+)
+
+// fileLocks serialises uploads to one file within this process (blob.Store
+// requires its caller to serialise operations on one key).
+type fileLocks struct{ m sync.Map }
+
+func (l *fileLocks) tryLock(key string) (func(), bool) {
+	v, _ := l.m.LoadOrStore(key, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, false
+	}
+	return mu.Unlock, true
+}
+
+var uploadLocks fileLocks
+
+func (s *Server) tusOptions(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Tus-Resumable", tusVersion)
+	h.Set("Tus-Version", tusVersion)
+	h.Set("Tus-Extension", "creation,checksum,expiration,termination")
+	h.Set("Tus-Checksum-Algorithm", "sha256,sm3")
+	h.Set("Tus-Max-Size", strconv.FormatInt(s.cfg.MaxFileSize, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// tusPrelude checks the protocol version and resolves the upload.
+func (s *Server) tusPrelude(w http.ResponseWriter, r *http.Request, c caller) (Capability, Transfer, File, bool) {
+	w.Header().Set("Tus-Resumable", tusVersion)
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Header.Get("Tus-Resumable") != tusVersion {
+		w.Header().Set("Tus-Version", tusVersion)
+		writeProblem(w, errf(http.StatusPreconditionFailed, CodeUnsupportedTus, "Unsupported tus version", "Tus-Resumable must be 1.0.0"))
+		return Capability{}, Transfer{}, File{}, false
+	}
+	cp, err := s.checkCapability(r.Context(), r, c, CapUpload)
+	if err != nil {
+		writeProblem(w, err)
+		return cp, Transfer{}, File{}, false
+	}
+	t, files, err := s.cfg.Store.Transfer(r.Context(), cp.Transfer)
+	if err != nil || cp.File >= len(files) {
+		writeProblem(w, s.internal(errors.New("capability without transfer")))
+		return cp, t, File{}, false
+	}
+	if t.Status != TransferUploading {
+		writeProblem(w, errf(http.StatusGone, CodeCapUsed, "Upload closed", "the transfer no longer accepts uploads"))
+		return cp, t, File{}, false
+	}
+	return cp, t, files[cp.File], true
+}
+
+// reconcile aligns the stored offset with the blob's durable size after a
+// crash between blob.Append and the metadata update. The running hash for
+// the extra bytes is unknown, so it is dropped: finalize then re-reads.
+func (s *Server) reconcile(ctx context.Context, f *File) error {
+	info, err := s.cfg.Blobs.Stat(ctx, fileKey(f.Transfer, f.Index))
+	if err != nil {
+		return err
+	}
+	if info.Size == f.Offset {
+		return nil
+	}
+	if info.Size < f.Offset || info.Size > f.Size {
+		return blob.ErrCorrupt
+	}
+	old := f.Offset
+	f.Offset, f.HashState = info.Size, nil
+	return s.cfg.Store.AdvanceFile(ctx, *f, old)
+}
+
+func (s *Server) tusHeaders(w http.ResponseWriter, f File, cp Capability) {
+	h := w.Header()
+	h.Set("Upload-Offset", strconv.FormatInt(f.Offset, 10))
+	h.Set("Upload-Length", strconv.FormatInt(f.Size, 10))
+	h.Set("Upload-Expires", httpTime(cp.Expires))
+}
+
+// tusCreate is the creation extension for a pre-declared file: the
+// Upload-Length must be the manifest's size and the URL stays the same.
+func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request, c caller) {
+	cp, _, f, ok := s.tusPrelude(w, r, c)
+	if !ok {
+		return
+	}
+	if r.Header.Get("Upload-Defer-Length") != "" {
+		writeProblem(w, errf(400, CodeBadRequest, "Deferred length unsupported", "the length is fixed by the manifest"))
+		return
+	}
+	n, err := strconv.ParseInt(r.Header.Get("Upload-Length"), 10, 64)
+	switch {
+	case err != nil || n < 0:
+		writeProblem(w, errf(400, CodeBadRequest, "Invalid Upload-Length", "Upload-Length must be a non-negative integer"))
+		return
+	case n > f.Size:
+		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Upload too large", "Upload-Length exceeds the size declared in the manifest"))
+		return
+	case n != f.Size:
+		writeProblem(w, errf(400, CodeBadRequest, "Upload-Length mismatch", "Upload-Length must equal the size declared in the manifest"))
+		return
+	}
+	if f.Size == 0 {
+		if err := s.finishFile(r.Context(), &f, f.Offset); err != nil {
+			writeProblem(w, s.internal(err))
+			return
+		}
+	}
+	s.tusHeaders(w, f, cp)
+	w.Header().Set("Location", s.cfg.BaseURL+"/v1/uploads/"+r.PathValue("token"))
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, c caller) {
+	cp, _, f, ok := s.tusPrelude(w, r, c)
+	if !ok {
+		return
+	}
+	if f.Status == FilePending {
+		if err := s.reconcile(r.Context(), &f); err != nil && !errors.Is(err, ErrConflict) {
+			writeProblem(w, s.internal(err))
+			return
+		}
+	}
+	s.tusHeaders(w, f, cp)
+	w.WriteHeader(http.StatusOK)
+}
+
+// chunkReader hashes what passes through it into the file's running hash and
+// the chunk checksum, refuses bytes past max, and turns EOF into
+// errChecksum when the checksum does not match, so that blob.Append (all or
+// nothing) keeps the offset unchanged.
+type chunkReader struct {
+	r       io.Reader
+	left    int64
+	running hash.Hash
+	sum     hash.Hash
+	want    []byte
+	n       int64
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		// One extra byte tells "exactly at the limit" from "past it".
+		var one [1]byte
+		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+			return 0, errTooLong
+		}
+		return 0, c.eof()
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	c.n += int64(n)
+	c.running.Write(p[:n])
+	if c.sum != nil {
+		c.sum.Write(p[:n])
+	}
+	if err == io.EOF {
+		return n, c.eof()
+	}
+	return n, err
+}
+
+func (c *chunkReader) eof() error {
+	if c.sum != nil && !bytes.Equal(c.sum.Sum(nil), c.want) {
+		return errChecksum
+	}
+	return io.EOF
+}
+
+func parseChecksum(v, senderSuite string) (hash.Hash, []byte, error) {
+	if v == "" {
+		return nil, nil, nil
+	}
+	alg, enc, ok := strings.Cut(v, " ")
+	want, err := base64.StdEncoding.DecodeString(enc)
+	if !ok || err != nil || len(want) != 32 || (alg != "sha256" && alg != "sm3") || (alg == "sm3" && senderSuite != "gm") {
+		return nil, nil, errf(400, CodeBadRequest, "Unsupported checksum", "Upload-Checksum must be 'sha256 <base64>' (or 'sm3 <base64>' under gm)")
+	}
+	return newFileHash(alg), want, nil
+}
+
+func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
+	ctx := r.Context()
+	cp, t, f, ok := s.tusPrelude(w, r, c)
+	if !ok {
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/offset+octet-stream" {
+		writeProblem(w, errf(http.StatusUnsupportedMediaType, CodeBadRequest, "Wrong content type", "PATCH bodies are application/offset+octet-stream"))
+		return
+	}
+	off, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil || off < 0 {
+		writeProblem(w, errf(400, CodeBadRequest, "Invalid Upload-Offset", "Upload-Offset must be a non-negative integer"))
+		return
+	}
+	if ul := r.Header.Get("Upload-Length"); ul != "" && ul != strconv.FormatInt(f.Size, 10) {
+		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Upload-Length mismatch", "Upload-Length must equal the size declared in the manifest"))
+		return
+	}
+	sum, want, err := parseChecksum(r.Header.Get("Upload-Checksum"), c.Hospital.Suite)
+	if err != nil {
+		writeProblem(w, err)
+		return
+	}
+	unlock, ok := uploadLocks.tryLock(fileKey(f.Transfer, f.Index))
+	if !ok {
+		writeProblem(w, errf(http.StatusLocked, CodeConflict, "Upload busy", "another request is writing this file"))
+		return
+	}
+	defer unlock()
+	// Re-read under the lock: another request may have advanced the file.
+	if _, files, err := s.cfg.Store.Transfer(ctx, f.Transfer); err == nil {
+		f = files[f.Index]
+	}
+	if f.Status == FileComplete {
+		writeProblem(w, errf(http.StatusGone, CodeCapUsed, "Capability used", "the file is complete"))
+		return
+	}
+	if err := s.reconcile(ctx, &f); err != nil && !errors.Is(err, ErrConflict) {
+		writeProblem(w, s.internal(err))
+		return
+	}
+	if off != f.Offset {
+		s.tusHeaders(w, f, cp)
+		writeProblem(w, errf(http.StatusConflict, CodeOffsetMismatch, "Offset mismatch", "Upload-Offset does not match the upload's offset; HEAD for the current offset"))
+		return
+	}
+	left := f.Size - f.Offset
+	if r.ContentLength > left {
+		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Chunk too large", "the chunk would write past the declared length"))
+		return
+	}
+	running := newFileHash(t.Request.Files[f.Index].HashAlg)
+	if f.HashState != nil {
+		if err := running.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.HashState); err != nil {
+			f.HashState = nil
+		}
+	}
+	cr := &chunkReader{r: r.Body, left: left, running: running, sum: sum, want: want}
+	size, err := s.cfg.Blobs.Append(ctx, fileKey(f.Transfer, f.Index), f.Offset, cr)
+	switch {
+	case errors.Is(err, errChecksum):
+		s.tusHeaders(w, f, cp)
+		s.metrics.inc("phix_transfer_failures_total", "code", CodeChecksumMismatch)
+		writeProblem(w, errf(StatusChecksumMismatch, CodeChecksumMismatch, "Checksum mismatch", "the chunk does not match Upload-Checksum; the offset is unchanged"))
+		return
+	case errors.Is(err, errTooLong):
+		s.tusHeaders(w, f, cp)
+		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Chunk too large", "the chunk would write past the declared length; the offset is unchanged"))
+		return
+	case errors.Is(err, blob.ErrOffsetMismatch):
+		writeProblem(w, errf(http.StatusConflict, CodeOffsetMismatch, "Offset mismatch", "the upload moved; HEAD for the current offset"))
+		return
+	case err != nil:
+		if ctx.Err() != nil {
+			return // the client went away; the offset is unchanged
+		}
+		writeProblem(w, errf(http.StatusBadRequest, CodeBadRequest, "Chunk not stored", "the chunk could not be read completely; the offset is unchanged"))
+		return
+	}
+	s.metrics.bytesIn.Add(cr.n)
+	old := f.Offset
+	f.Offset = size
+	if f.HashState != nil || old == 0 {
+		f.HashState = marshalHash(running)
+	}
+	if f.Offset == f.Size {
+		err = s.finishFile(ctx, &f, old)
+	} else {
+		err = s.cfg.Store.AdvanceFile(ctx, f, old)
+	}
+	if err != nil {
+		writeProblem(w, s.internal(err))
+		return
+	}
+	if f.Status == FilePending {
+		s.touch(ctx, &cp)
+	}
+	s.tusHeaders(w, f, cp)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// finishFile seals a fully uploaded file and kills its upload capabilities.
+func (s *Server) finishFile(ctx context.Context, f *File, old int64) error {
+	if _, err := s.cfg.Blobs.Seal(ctx, fileKey(f.Transfer, f.Index)); err != nil {
+		return err
+	}
+	f.Status = FileComplete
+	if err := s.cfg.Store.AdvanceFile(ctx, *f, old); err != nil {
+		return err
+	}
+	return s.cfg.Store.KillCapabilities(ctx, CapUpload, f.Transfer, f.Index)
+}
+
+// tusDelete is termination: the whole transfer is cancelled and its
+// ciphertext erased (a transfer with a missing file can never complete).
+func (s *Server) tusDelete(w http.ResponseWriter, r *http.Request, c caller) {
+	ctx := r.Context()
+	_, t, _, ok := s.tusPrelude(w, r, c)
+	if !ok {
+		return
+	}
+	if err := s.cfg.Store.SetTransferStatus(ctx, t.ID, []string{TransferUploading}, TransferCancelled, nil, "terminated"); err != nil && !errors.Is(err, ErrConflict) {
+		writeProblem(w, s.internal(err))
+		return
+	}
+	_ = s.cfg.Store.KillCapabilities(ctx, CapUpload, t.ID, -1)
+	if _, err := s.cfg.Blobs.DeletePrefix(ctx, t.ID+"/"); err != nil {
+		s.log.Warn("erase after termination failed", "error", err.Error())
+	}
+	s.audit(ctx, audit.Event{Action: audit.ActionDelete, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
+		Who: audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "sender"}, What: audit.What{ResourceType: "Transfer"}})
+	w.WriteHeader(http.StatusNoContent)
+}
