@@ -219,6 +219,10 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) (err error) {
 		return err
 	}
 	done = true
+	if t.broken != nil {
+		_ = sqlTx.Rollback()
+		return t.broken
+	}
 	return sqlstore.DBError("commit", sqlTx.Commit())
 }
 

@@ -17,6 +17,10 @@ import (
 type tx struct {
 	s  *Store
 	tx *sql.Tx
+	// broken is the first driver error a Put met after it had begun writing:
+	// the transaction may hold part of that Put, so it must not commit even
+	// if fn ignores the error.
+	broken error
 }
 
 func (t *tx) q() querier { return querier{c: &t.s.wstmts, tx: t.tx} }
@@ -93,6 +97,13 @@ func insertSQL(t int, n int) string {
 
 // Put implements store.Tx.
 func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
+	if t.broken != nil {
+		return nil, t.broken
+	}
+	return t.put(ctx, w)
+}
+
+func (t *tx) put(ctx context.Context, w *store.Write) (*store.Record, error) {
 	if err := sqlstore.ValidateWrite(w); err != nil {
 		return nil, err
 	}
@@ -119,6 +130,16 @@ func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 	if err := sqlstore.CheckVersion(w, cur); err != nil {
 		return nil, err
 	}
+	rec, err := t.write(ctx, q, w, pk, cur, oldMask, mask, rows)
+	if err != nil {
+		t.broken = err
+		return nil, err
+	}
+	return rec, nil
+}
+
+// write performs the statements of one Put whose preconditions held.
+func (t *tx) write(ctx context.Context, q querier, w *store.Write, pk, cur, oldMask int64, mask uint8, rows []sqlstore.Row) (*store.Record, error) {
 	lu := w.LastUpdated.UnixNano()
 	if cur == 0 {
 		res, err := q.exec(ctx, sqlInsertRes, w.Type, w.ID, w.Version, lu, w.Deleted, int64(mask))

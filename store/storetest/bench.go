@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,16 +102,25 @@ func Load(tb testing.TB, s store.Store, n int) {
 	}
 }
 
-// BenchRead reads random resources among the first n.
+// BenchRead reads random resources among the first n and reports the median
+// latency.
 func BenchRead(b *testing.B, s store.Store, n int) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := s.Read(ctx, "Observation", fmt.Sprintf("obs-%08d", r.IntN(n))); err != nil {
+		id := fmt.Sprintf("obs-%08d", r.IntN(n))
+		st := time.Now()
+		if _, err := s.Read(ctx, "Observation", id); err != nil {
 			b.Fatal(err)
 		}
+		lat[i] = time.Since(st)
 	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.StartTimer()
 }
 
 // BenchReadParallel reads from 16 goroutines and reports reads/s.
