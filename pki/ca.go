@@ -34,12 +34,10 @@ type CAConfig struct {
 	Name string
 	// Validity of the CA certificate; default DefaultCAValidity.
 	Validity time.Duration
-	// PermittedDNSDomains and PermittedIPRanges, when set, become name
-	// constraints on the CA: hospital endpoints outside them are rejected
-	// by every verifier. Identity URIs (urn:) have no host and are not
-	// constrained; the verifier checks them itself.
-	PermittedDNSDomains []string
-	PermittedIPRanges   []*net.IPNet
+	// No name constraints: Go's x509 verifier refuses every URI SAN
+	// without a host (our urn:phix: identities) under any name constraint,
+	// and peers are authenticated by identity URI and pin, never by host
+	// name. See docs/pki.md.
 }
 
 // Options tunes a CA's issuance.
@@ -94,8 +92,6 @@ func NewCA(cfg CAConfig, opts Options) (*CA, crypto.Signer, error) {
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true, // no intermediates: see docs/pki.md
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		PermittedDNSDomains:   cfg.PermittedDNSDomains,
-		PermittedIPRanges:     cfg.PermittedIPRanges,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
