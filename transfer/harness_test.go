@@ -306,7 +306,6 @@ func (e *env) patch(p *party, url string, off int64, chunk []byte, checksum stri
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-
 // upload sends data[start:] in chunks with checksums.
 func (e *env) upload(p *party, url string, data []byte, start, chunk int) {
 	e.t.Helper()
