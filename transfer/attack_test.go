@@ -32,12 +32,16 @@ func TestPolicyDenials(t *testing.T) {
 		}, transfer.ReasonPurposeNotPermitted},
 		{"unknown purpose", e.a, e.b, func(r *transfer.Request, _ *transfer.ConsentStatement) { r.Purpose = "FUN" }, transfer.ReasonPurposeUnknown},
 		{"expired consent", e.a, e.b, func(_ *transfer.Request, c *transfer.ConsentStatement) { c.ExpiresAt = time.Now().Add(-time.Minute) }, transfer.ReasonConsentExpired},
-		{"stale consent", e.a, e.b, func(_ *transfer.Request, c *transfer.ConsentStatement) { c.IssuedAt = time.Now().Add(-90 * 24 * time.Hour) }, transfer.ReasonConsentStale},
+		{"stale consent", e.a, e.b, func(_ *transfer.Request, c *transfer.ConsentStatement) {
+			c.IssuedAt = time.Now().Add(-90 * 24 * time.Hour)
+		}, transfer.ReasonConsentStale},
 		{"consent for another patient", e.a, e.b, func(_ *transfer.Request, c *transfer.ConsentStatement) { c.Patient = "pseud-other-0002" }, transfer.ReasonConsentBinding},
 		{"consent for another receiver", e.a, e.b, func(_ *transfer.Request, c *transfer.ConsentStatement) { c.Receiver = "hospital-us" }, transfer.ReasonConsentBinding},
 		{"unknown receiver", e.a, &party{ID: "hospital-zz"}, nil, transfer.ReasonReceiverUnknown},
 		{"no partnership (b to a)", e.b, e.a, nil, transfer.ReasonNotEntitled},
-		{"retention too long", e.a, e.b, func(r *transfer.Request, _ *transfer.ConsentStatement) { r.RetentionUntil = time.Now().Add(10 * 365 * 24 * time.Hour) }, transfer.ReasonRetention},
+		{"retention too long", e.a, e.b, func(r *transfer.Request, _ *transfer.ConsentStatement) {
+			r.RetentionUntil = time.Now().Add(10 * 365 * 24 * time.Hour)
+		}, transfer.ReasonRetention},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

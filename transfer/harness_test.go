@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"phix/audit"
+	"phix/internal/testenv"
 	"phix/blob/fsblob"
 	"phix/queue/natsq"
 	"phix/suite"
@@ -321,3 +322,5 @@ func (e *env) upload(p *party, url string, data []byte, start, chunk int) {
 		}
 	}
 }
+
+func testenvMissing(t *testing.T, why string) { testenv.Missing(t, "%s", why) }
