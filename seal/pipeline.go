@@ -52,35 +52,80 @@ type slot struct {
 // workers is the part of a pipeline the worker goroutines share. It holds no
 // reference to the Reader, so an abandoned Reader can be collected and its
 // cleanup stop the workers.
+//
+// Jobs are not handed to a particular goroutine (a channel send to a parked
+// receiver would be, and on a busy machine that thread may not run for
+// milliseconds while everything waits on it): the consumer publishes job q
+// in jobq and bumps queued; whoever runs first — a worker, or the consumer
+// while it would otherwise wait — claims the oldest unclaimed job with a
+// CAS on claimed. At most len(jobq) jobs are outstanding (one per slot), so
+// an entry is not overwritten before its job is claimed.
 type workers struct {
-	jobs chan *slot
-	stop atomic.Bool
-	once sync.Once
-	wg   sync.WaitGroup
+	a       cipher.AEAD
+	prefix  []byte
+	full    int
+	jobq    []*slot
+	queued  atomic.Uint64 // jobs published (written by the consumer only)
+	claimed atomic.Uint64 // jobs claimed
+	wake    chan struct{} // a token per published job, for parked workers
+	quit    chan struct{}
+	stop    atomic.Bool
+	once    sync.Once
+	wg      sync.WaitGroup
 }
 
 // shutdown makes the workers skip any queued job and exit; it does not wait.
 func (w *workers) shutdown() {
 	w.once.Do(func() {
 		w.stop.Store(true)
-		close(w.jobs)
+		close(w.quit)
 	})
 }
 
-func (w *workers) run(a cipher.AEAD, prefix []byte, full int) {
-	defer w.wg.Done()
-	for s := range w.jobs {
-		w.open(s, a, prefix, full)
+// submit publishes a job (consumer only).
+func (w *workers) submit(s *slot) {
+	q := w.queued.Load()
+	w.jobq[q%uint64(len(w.jobq))] = s
+	w.queued.Store(q + 1)
+	select {
+	case w.wake <- struct{}{}:
+	default: // enough tokens pending: a worker will see the job
 	}
 }
 
-// open does one job; a worker or the consumer (while it would otherwise
-// wait) calls it.
-func (w *workers) open(s *slot, a cipher.AEAD, prefix []byte, full int) {
+// claim takes the oldest unclaimed job, or returns nil.
+func (w *workers) claim() *slot {
+	for {
+		c := w.claimed.Load()
+		if c >= w.queued.Load() {
+			return nil
+		}
+		if w.claimed.CompareAndSwap(c, c+1) {
+			return w.jobq[c%uint64(len(w.jobq))]
+		}
+	}
+}
+
+func (w *workers) run() {
+	defer w.wg.Done()
+	for {
+		for s := w.claim(); s != nil; s = w.claim() {
+			w.open(s)
+		}
+		select {
+		case <-w.wake:
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// open does one job and signals its slot.
+func (w *workers) open(s *slot) {
 	if w.stop.Load() {
 		s.err = ErrClosed
 	} else {
-		s.pt, s.err = openSegment(a, prefix, &s.nonce, s.idx, s.last, full, s.ct, s.out)
+		s.pt, s.err = openSegment(w.a, w.prefix, &s.nonce, s.idx, s.last, w.full, s.ct, s.out)
 	}
 	s.done <- struct{}{}
 }
@@ -134,8 +179,7 @@ func newSlot(segSize int, buf, out []byte) *slot {
 // startPipeline switches r to pipelined reading. The sequential buffers
 // become the first slot, so at most ring slots of memory are in use.
 func (r *Reader) startPipeline() {
-	w := &workers{jobs: make(chan *slot, r.ring)}
-	p := &pipeline{w: w, slots: make([]*slot, r.ring)}
+	p := &pipeline{slots: make([]*slot, r.ring)}
 	p.slots[0] = newSlot(r.segSize, r.buf, r.out)
 	for i := 1; i < r.ring; i++ {
 		p.slots[i] = newSlot(r.segSize, nil, nil)
@@ -149,9 +193,12 @@ func (r *Reader) startPipeline() {
 		nw = max(nw, 2)
 	}
 	nw = min(nw, r.ring-1)
+	w := &workers{a: r.keys.aead, prefix: r.h.NoncePrefix, full: r.segs.full,
+		jobq: make([]*slot, r.ring), wake: make(chan struct{}, nw), quit: make(chan struct{})}
+	p.w = w
 	w.wg.Add(nw)
 	for range nw {
-		go w.run(r.keys.aead, r.h.NoncePrefix, r.segs.full)
+		go w.run()
 	}
 	// A Reader dropped without Close or reading to the end must not leave
 	// its workers blocked forever.
@@ -192,12 +239,12 @@ func (p *pipeline) next(r *Reader) error {
 		// Nothing left to read ahead: open a queued segment here rather
 		// than sleep until a worker is scheduled (on a busy machine the
 		// wake-ups, not the AEAD, would set the pace).
-		select {
-		case <-s.done:
-			return p.release(r, s)
-		case j := <-p.w.jobs:
-			p.w.open(j, r.keys.aead, r.h.NoncePrefix, r.segs.full)
+		if j := p.w.claim(); j != nil {
+			p.w.open(j)
+			continue
 		}
+		<-s.done
+		return p.release(r, s)
 	}
 }
 
@@ -213,7 +260,7 @@ func (p *pipeline) fill(r *Reader) {
 		s.done <- struct{}{}
 		return
 	}
-	p.w.jobs <- s // never blocks: the channel holds a whole ring
+	p.w.submit(s)
 }
 
 func (p *pipeline) release(r *Reader, s *slot) error {

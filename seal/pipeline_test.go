@@ -194,6 +194,24 @@ func TestPipelineGoroutines(t *testing.T) {
 		}
 	})
 
+	t.Run("auto follows the calibration", func(t *testing.T) {
+		for _, id := range suite.IDs() {
+			q := newParty(t, id)
+			data := sealBytes(t, Options{Suite: q.s, Recipients: []Recipient{q.recipient()}, SegmentSize: tseg}, randBytes(20*tseg))
+			r, err := newReader(bytes.NewReader(data), pipelineAuto, []Identity{q.identity()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				t.Fatal(err)
+			}
+			want := pipelineRing(tseg, pipelineAuto) > 0 && pipelinePays(q.s)
+			if (r.pipe != nil) != want {
+				t.Errorf("%s: pipelined %v, calibration says %v", id, r.pipe != nil, want)
+			}
+		}
+	})
+
 	t.Run("early close", func(t *testing.T) {
 		base := runtime.NumGoroutine()
 		r, err := newReader(bytes.NewReader(long), pipelineForce, []Identity{p.identity()})

@@ -190,13 +190,22 @@ func (r *Reader) Close() error {
 // pipeline once the stream has shown a second segment (or at once when
 // tests force it): a one-segment stream never starts a goroutine.
 func (r *Reader) advance() error {
-	if r.pipe == nil && r.ring > 0 && (r.segs.next > 0 || r.mode == pipelineForce) {
+	if r.pipe == nil && r.ring > 0 && (r.mode == pipelineForce || r.segs.next > 0 && r.pipelinePays()) {
 		r.startPipeline()
 	}
 	if r.pipe != nil {
 		return r.pipe.next(r)
 	}
 	return r.next()
+}
+
+// pipelinePays decides once, at segment 1, whether this stream pipelines.
+func (r *Reader) pipelinePays() bool {
+	if !pipelinePays(r.h.Suite) {
+		r.ring = 0
+		return false
+	}
+	return true
 }
 
 // next reads, authenticates and decrypts one segment into r.pt on the
