@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"phix/audit"
-	"phix/internal/testenv"
 	"phix/blob/fsblob"
+	"phix/internal/testenv"
 	"phix/queue/natsq"
 	"phix/suite"
 	"phix/transfer"
@@ -69,15 +69,14 @@ type party struct {
 }
 
 type env struct {
-	t      testing.TB
-	srv    *transfer.Server
-	ts     *httptest.Server
-	store  transfer.Store
-	audit  *memAuditor
-	a, b   *party
-	c      *party // a US hospital
-	now    time.Time
-	region string
+	t     testing.TB
+	srv   *transfer.Server
+	ts    *httptest.Server
+	store transfer.Store
+	audit *memAuditor
+	a, b  *party
+	c     *party // a US hospital
+	now   time.Time
 }
 
 func newParty(t testing.TB, id, region string) *party {
