@@ -39,18 +39,20 @@ func BenchmarkPut(b *testing.B) {
 	if _, err := s.pool.Exec(ctx, `CREATE TABLE raw (id TEXT PRIMARY KEY, body BYTEA NOT NULL)`); err != nil {
 		b.Fatal(err)
 	}
-	start := time.Now()
+	var raw time.Duration
 	for i := 0; i < b.N; i += 1000 {
 		var rows [][]any
 		for j := i; j < min(i+1000, b.N); j++ {
 			w := storetest.Synthetic(j)
 			rows = append(rows, []any{w.ID, w.Body})
 		}
+		start := time.Now()
 		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"raw"}, []string{"id", "body"}, pgx.CopyFromRows(rows)); err != nil {
 			b.Fatal(err)
 		}
+		raw += time.Since(start)
 	}
-	b.ReportMetric(float64(storeTime)/float64(time.Since(start)), "x-raw-copy")
+	b.ReportMetric(float64(storeTime)/float64(raw), "x-raw-copy")
 }
 
 func loaded(b *testing.B) *Store {

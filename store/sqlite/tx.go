@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"phix/fhir/search"
@@ -77,7 +76,7 @@ func insertSQL(t int, n int) string {
 	cols := 3 + len(tb.Cols)
 	var b strings.Builder
 	b.WriteString("INSERT INTO " + tb.Name + " (res_pk, rtype, param, " + strings.Join(tb.Cols, ", ") + ") VALUES ")
-	p := 1
+	// Plain "?" binds by position without a parameter-name lookup.
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteString(", ")
@@ -87,8 +86,7 @@ func insertSQL(t int, n int) string {
 			if c > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("?" + strconv.Itoa(p))
-			p++
+			b.WriteByte('?')
 		}
 		b.WriteByte(')')
 	}

@@ -62,13 +62,17 @@ func BenchPut(b *testing.B, s store.Store) {
 	const batch = 1000
 	ctx := context.Background()
 	ws := make([]*store.Write, 0, batch)
-	start := time.Now()
+	var spent time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
+		// Generating the records is not the store's work.
+		b.StopTimer()
 		ws = ws[:0]
 		for j := i; j < min(i+batch, b.N); j++ {
 			ws = append(ws, Synthetic(j))
 		}
+		b.StartTimer()
+		start := time.Now()
 		err := s.Tx(ctx, func(tx store.Tx) error {
 			for _, w := range ws {
 				if _, err := tx.Put(ctx, w); err != nil {
@@ -77,11 +81,12 @@ func BenchPut(b *testing.B, s store.Store) {
 			}
 			return nil
 		})
+		spent += time.Since(start)
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "resources/s")
+	b.ReportMetric(float64(b.N)/spent.Seconds(), "resources/s")
 }
 
 // Load stores n synthetic resources for the read benchmarks.
