@@ -2,6 +2,9 @@ package pki
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +74,29 @@ func FuzzParsePrincipal(f *testing.F) {
 		}
 		if p.URI() != s {
 			t.Fatalf("%q parsed to %q", s, p.URI())
+		}
+	})
+}
+
+func FuzzParsePrivateKey(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	plain, _ := MarshalPrivateKey(key, nil)
+	sealed, _ := MarshalPrivateKey(key, []byte("pw"))
+	f.Add(plain)
+	f.Add(sealed)
+	f.Add([]byte("-----BEGIN PHIX ENCRYPTED PRIVATE KEY-----\nKDF: argon2id,t=99,m=1,p=1\n\nAAAA\n-----END PHIX ENCRYPTED PRIVATE KEY-----\n"))
+	f.Add([]byte("junk"))
+	pw := func() ([]byte, error) { return []byte("pw"), nil }
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParsePrivateKey(b, pw)
+		if err != nil {
+			if Code(err) != CodeKeyFile {
+				t.Fatalf("error without its code: %v", err)
+			}
+			return
+		}
+		if k.Public() == nil {
+			t.Fatal("key without a public half")
 		}
 	})
 }

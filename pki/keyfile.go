@@ -83,7 +83,7 @@ func ParsePrivateKey(b []byte, passphrase func() ([]byte, error)) (crypto.Signer
 		var t, m uint32
 		var p uint8
 		if _, err := fmt.Sscanf(block.Headers["KDF"], "argon2id,t=%d,m=%d,p=%d", &t, &m, &p); err != nil ||
-			t < 1 || t > 16 || m < 8*1024 || m > 1<<22 || p < 1 {
+			t < 1 || t > 10 || m < 8*1024 || m > 256*1024 || p < 1 {
 			return nil, errorf(CodeKeyFile, "unsupported KDF parameters")
 		}
 		salt, err1 := base64.StdEncoding.DecodeString(block.Headers["Salt"])
