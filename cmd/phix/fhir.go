@@ -42,15 +42,15 @@ func runFHIR(ctx context.Context, args []string) error {
 		}
 		*tokenFile = *db + ".token"
 	}
-	tokens, created, err := fhirserver.LoadOrCreateTokens(*tokenFile)
-	if err != nil {
-		return err
-	}
 	st, err := openStore(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	tokens, created, err := fhirserver.LoadOrCreateTokens(*tokenFile)
+	if err != nil {
+		return err
+	}
 	auth, err := fhirserver.NewStaticTokens(tokens...)
 	if err != nil {
 		return err
