@@ -168,7 +168,14 @@ func testSearchShaping(t *testing.T, e *env) {
 	if sys.total() != 2 {
 		t.Fatalf("system search: %s", sys.body)
 	}
-	// modifiers and prefixes through HTTP.
+	if all := e.do("GET", "?_count=1", nil).want(t, 200); all.total() != 2 || all.link("next") == "" {
+		t.Fatalf("system search without _type: %s", all.body)
+	}
+	e.do("GET", "/_search?_type=Patient", nil).want(t, 405)
+	if ps := e.do("POST", "/_search", "_type=Patient", "Content-Type", "application/x-www-form-urlencoded").want(t, 200); ps.total() != 1 {
+		t.Fatalf("POST system _search: %s", ps.body)
+	}
+		// modifiers and prefixes through HTTP.
 	for q, n := range map[string]int{
 		"/Patient?birthdate=1980":                   1,
 		"/Patient?birthdate=gt1980-02-03":           0,
