@@ -179,4 +179,3 @@ func urlq(s string) string {
 	r := strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "%20", "#", "%23", "'", "%27", "\"", "%22", ";", "%3B", "|", "%7C", "\\", "%5C", "=", "%3D")
 	return r.Replace(s)
 }
-

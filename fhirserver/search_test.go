@@ -175,7 +175,7 @@ func testSearchShaping(t *testing.T, e *env) {
 	if ps := e.do("POST", "/_search", "_type=Patient", "Content-Type", "application/x-www-form-urlencoded").want(t, 200); ps.total() != 1 {
 		t.Fatalf("POST system _search: %s", ps.body)
 	}
-		// modifiers and prefixes through HTTP.
+	// modifiers and prefixes through HTTP.
 	for q, n := range map[string]int{
 		"/Patient?birthdate=1980":                   1,
 		"/Patient?birthdate=gt1980-02-03":           0,
