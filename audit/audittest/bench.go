@@ -138,16 +138,22 @@ func benchRecord(b *testing.B, be audit.Backend) {
 	l := OpenLog(b, be, func(o *audit.Options) { o.QueueSize = 1 << 20 })
 	ev := SampleEvent(p, 1, audit.ActionRead)
 	marshalNs := timePeer(func() { _, _ = json.Marshal(&ev) })
-	n := min(b.N, 1<<20-1)
+	const drainEvery = 1 << 19 // keep the queue from filling: Record must not block here
 	b.ResetTimer()
-	for i := 0; i < n; i++ {
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%drainEvery == 0 {
+			b.StopTimer()
+			if _, err := l.Append(context.Background(), ev); err != nil { // waits for everything queued
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 		if err := l.Record(ev); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns-caller")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/marshalNs, "x-json-marshal")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/marshalNs, "x-json-marshal")
 	_ = l.Close()
 }
 
