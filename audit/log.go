@@ -33,6 +33,7 @@ const (
 	DefaultCheckpointInterval = 500 * time.Millisecond
 	DefaultMaxBatch           = 4096
 	DefaultQueueSize          = 16384
+	commitTimeout             = time.Minute
 )
 
 // Errors of the log.
@@ -276,7 +277,9 @@ func (l *Log) committer() {
 
 // commit writes one batch in one transaction and answers its callers.
 func (l *Log) commit(batch []*pending) {
-	ctx := context.Background()
+	// A stuck database must not hold callers forever.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	var (
 		first   int64
 		base    int64
