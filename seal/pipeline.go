@@ -15,8 +15,9 @@ import (
 // ring order, each only after its own open succeeded, so plaintext order,
 // the error reported and the segment index it names are those of the
 // sequential reader. While it has nothing to read ahead, the consumer opens
-// queued segments itself instead of waiting. The source is never read outside a Read or WriteTo
-// call, so nothing touches it after Close or after the caller stops.
+// queued segments itself instead of waiting. The source is never read
+// outside a Read or WriteTo call, so nothing touches it after Close or after
+// the caller stops. See docs/formats/sealed-file.md, "Pipelined reading".
 
 // maxPipelineBytes bounds the buffers of one pipelined Reader. Segment
 // sizes whose ring would not fit three slots in it are read sequentially
@@ -27,7 +28,7 @@ const maxPipelineBytes = 8 << 20
 type pipelineMode int
 
 const (
-	pipelineAuto  pipelineMode = iota // from segment 1 on, when GOMAXPROCS > 1 and the ring fits
+	pipelineAuto  pipelineMode = iota // from segment 1 on, when GOMAXPROCS > 1, the ring fits and pipelinePays
 	pipelineOff                       // always sequential
 	pipelineForce                     // from segment 0, whatever GOMAXPROCS says
 )
