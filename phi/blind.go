@@ -241,7 +241,10 @@ func tokenParam(p *search.Param) *search.Param {
 // whose union is the days the value selects. Open ends are clipped to
 // [minBirthYear, now+1 year].
 func coverRange(v search.Value, now time.Time) ([]string, error) {
-	day := func(t time.Time) time.Time { t = t.UTC(); return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
+	day := func(t time.Time) time.Time {
+		t = t.UTC()
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
 	minD := time.Date(minBirthYear, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxD := time.Date(now.Year()+1, 12, 31, 0, 0, 0, 0, time.UTC)
 	lo, hi := day(v.Lo), day(v.Hi)
