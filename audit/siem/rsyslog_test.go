@@ -173,6 +173,16 @@ func TestRsyslogOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	dups := checkExactlyOnce(t, indexes(string(data)), n)
+	// In order: each new index is the next one; a repeat only re-sends a
+	// batch that was already written.
+	highest := int64(-1)
+	for _, m := range indexRE.FindAllStringSubmatch(string(data), -1) {
+		i, _ := strconv.ParseInt(m[1], 10, 64)
+		if i > highest+1 {
+			t.Fatalf("event %d arrived before event %d", i, highest+1)
+		}
+		highest = max(highest, i)
+	}
 	t.Logf("stopped rsyslog at cursor %d (stop issued after %d); %d events delivered, %d duplicates", stoppedAt, at, n, dups)
 	// Plain syslog has no acknowledgements, so exactly-once across a receiver
 	// crash is impossible (docs/audit.md): a batch rsyslog read in full but
