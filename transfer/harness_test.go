@@ -77,6 +77,19 @@ type env struct {
 	a, b  *party
 	c     *party // a US hospital
 	now   time.Time
+	// adminURL serves the admin API (the same server as ts unless ts is mutual TLS).
+	adminURL string
+	// clients, when set, are each hospital's mutual-TLS client; requests then
+	// carry no identity headers.
+	clients map[string]*http.Client
+}
+
+// envSetup customises newEnvWith: pre runs on the parties before they are
+// registered, serve starts the hospital-facing server.
+type envSetup struct {
+	pre   func(e *env)
+	serve func(h http.Handler) *httptest.Server
+	after func(e *env)
 }
 
 func newParty(t testing.TB, id, region string) *party {
@@ -123,6 +136,11 @@ type envOpt func(*transfer.Config)
 
 func newEnv(t testing.TB, storeURL string, opts ...envOpt) *env {
 	t.Helper()
+	return newEnvWith(t, storeURL, envSetup{}, opts...)
+}
+
+func newEnvWith(t testing.TB, storeURL string, setup envSetup, opts ...envOpt) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	if storeURL == "" {
@@ -152,7 +170,15 @@ func newEnv(t testing.TB, storeURL string, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ts = httptest.NewServer(e.srv)
+	if setup.serve != nil {
+		e.ts = setup.serve(e.srv)
+		admin := httptest.NewServer(e.srv)
+		t.Cleanup(admin.Close)
+		e.adminURL = admin.URL
+	} else {
+		e.ts = httptest.NewServer(e.srv)
+		e.adminURL = e.ts.URL
+	}
 	t.Cleanup(e.ts.Close)
 
 	e.a = cachedParty(t, "hospital-a", "CN-BJ")
@@ -162,12 +188,18 @@ func newEnv(t testing.TB, storeURL string, opts ...envOpt) *env {
 		"hospital-b":  {DataClasses: []string{"clinical", "imaging"}, Purposes: []string{"TREAT", "ETREAT"}},
 		"hospital-us": {DataClasses: []string{"clinical"}, Purposes: []string{"TREAT"}},
 	}
+	if setup.pre != nil {
+		setup.pre(e)
+	}
 	for _, p := range []*party{e.a, e.b, e.c} {
 		res := e.admin("POST", "/v1/admin/hospitals", p.H)
 		if res.StatusCode != 201 {
 			t.Fatalf("register %s: %d %s", p.ID, res.StatusCode, readAll(res))
 		}
 		res.Body.Close()
+	}
+	if setup.after != nil {
+		setup.after(e)
 	}
 	return e
 }
@@ -184,7 +216,7 @@ func (e *env) admin(method, path string, body any) *http.Response {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, e.ts.URL+path, rd)
+	req, _ := http.NewRequest(method, e.adminURL+path, rd)
 	req.Header.Set("Authorization", "Bearer admin-secret-token")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -200,14 +232,19 @@ func (e *env) do(p *party, method, url string, body io.Reader, hdr map[string]st
 		url = e.ts.URL + url
 	}
 	req, _ := http.NewRequest(method, url, body)
-	if p != nil {
+	client := http.DefaultClient
+	if e.clients != nil {
+		if p != nil {
+			client = e.clients[p.ID]
+		}
+	} else if p != nil {
 		req.Header.Set("X-Test-Hospital", p.ID)
 		req.Header.Set("X-Test-Cert", p.Cert)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

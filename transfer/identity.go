@@ -3,9 +3,11 @@ package transfer
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"net"
 	"net/http"
+	"strings"
 
 	"phix/audit"
 	"phix/pki"
@@ -54,4 +56,20 @@ func inNetworks(ip net.IP, cidrs []string) bool {
 		}
 	}
 	return false
+}
+
+// PeerSNISuffix ends the TLS server name a hospital client may send to say
+// which hospital it connects as ("hospital-a.peers.phix").
+const PeerSNISuffix = ".peers.phix"
+
+// ClaimedPeerFromSNI is a pki.ServerConfig.ClaimedPeer: a client that names a
+// hospital in its SNI must present exactly that hospital's certificate, so a
+// gateway configured for one hospital can never act under another's
+// certificate by mistake.
+func ClaimedPeerFromSNI(cs tls.ConnectionState) (pki.Principal, bool) {
+	id, ok := strings.CutSuffix(cs.ServerName, PeerSNISuffix)
+	if !ok || pki.ValidateID(id) != nil {
+		return pki.Principal{}, false
+	}
+	return pki.Hospital(id), true
 }

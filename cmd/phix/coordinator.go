@@ -206,7 +206,8 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 		return fmt.Errorf("coordinator serve: load TLS certificate: %w", err)
 	}
 	tcfg, err := pki.ServerTLSConfig(pki.ServerConfig{Verifier: verifier,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil }})
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil },
+		ClaimedPeer:    transfer.ClaimedPeerFromSNI})
 	if err != nil {
 		return err
 	}
