@@ -116,15 +116,15 @@ func TestCompileRefuses(t *testing.T) {
 		deep = `{"type":"deny","provision":[` + deep + `]}`
 	}
 	for name, js := range map[string]string{
-		"bad type":     consentJSON("c", `{"type":"maybe"}`),
-		"bad meaning":  consentJSON("c", `{"type":"permit","data":[{"meaning":"all","reference":{"reference":"Patient/p1"}}]}`),
-		"no patient":   `{"resourceType":"Consent","id":"c","status":"active"}`,
-		"no id":        `{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"}}`,
-		"bad period":   consentJSON("c", `{"type":"permit","period":{"start":"2026-02-01","end":"2026-01-01"}}`),
-		"bad date":     consentJSON("c", `{"type":"permit","period":{"start":"yesterday"}}`),
-		"too deep":     consentJSON("c", deep),
-		"empty actor":  consentJSON("c", `{"type":"permit","actor":[{}]}`),
-		"not consent":  `{"resourceType":"Patient","id":"x"}`,
+		"bad type":    consentJSON("c", `{"type":"maybe"}`),
+		"bad meaning": consentJSON("c", `{"type":"permit","data":[{"meaning":"all","reference":{"reference":"Patient/p1"}}]}`),
+		"no patient":  `{"resourceType":"Consent","id":"c","status":"active"}`,
+		"no id":       `{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"}}`,
+		"bad period":  consentJSON("c", `{"type":"permit","period":{"start":"2026-02-01","end":"2026-01-01"}}`),
+		"bad date":    consentJSON("c", `{"type":"permit","period":{"start":"yesterday"}}`),
+		"too deep":    consentJSON("c", deep),
+		"empty actor": consentJSON("c", `{"type":"permit","actor":[{}]}`),
+		"not consent": `{"resourceType":"Patient","id":"x"}`,
 	} {
 		if _, err := Compile(parse(t, js), nil); err == nil {
 			t.Errorf("%s: compiled", name)
