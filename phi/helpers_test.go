@@ -161,4 +161,25 @@ func list(v any) []map[string]any {
 	return out
 }
 
-func contains(hay []byte, needle string) bool { return strings.Contains(string(hay), needle) }
+// contains reports whether needle occurs in hay as a whole word: not inside a
+// longer run of base64/hex characters, where short numeric values (postal
+// codes) turn up by chance in ciphertexts and tokens.
+func contains(hay []byte, needle string) bool {
+	h := string(hay)
+	for i := 0; ; {
+		j := strings.Index(h[i:], needle)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(needle)
+		if (j == 0 || !isB64(h[j-1])) && (end == len(h) || !isB64(h[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+func isB64(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
