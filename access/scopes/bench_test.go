@@ -58,4 +58,3 @@ func BenchmarkMatchesPage(b *testing.B) {
 	}
 	b.ReportMetric(perPage/(float64(time.Since(start).Nanoseconds())/rounds), "x-extract")
 }
-
