@@ -187,6 +187,9 @@ func outcomeJSON(issues []Issue) []byte {
 // writeError answers with the OperationOutcome of err.
 func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
+	if sw, ok := w.(*statusWriter); ok {
+		sw.code = e.Code()
+	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phix"`)
 	}

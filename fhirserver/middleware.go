@@ -24,8 +24,10 @@ func PrincipalFrom(ctx context.Context) *Principal {
 // statusWriter records the status and size of a response for the log line.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	code    Code   // the urn:phix:error code of an error answer
+	subject string // the authenticated caller (a non-PHI name)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -79,14 +81,21 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			if route == "" {
 				route = "(none)"
 			}
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", rid),
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Int64("bytes", sw.bytes),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			)
+			}
+			if sw.code != "" {
+				attrs = append(attrs, slog.String("error_code", string(sw.code)))
+			}
+			if sw.subject != "" {
+				attrs = append(attrs, slog.String("subject", sw.subject))
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}()
 		if !(r.URL.Path == BasePath+"/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			p, err := s.cfg.Auth.Authenticate(r)
@@ -94,6 +103,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				writeError(sw, errorf(CodeUnauthorized, "a valid bearer token is required"))
 				return
 			}
+			sw.subject = p.Subject
 			// r is modified in place so r.Pattern, set by the mux, is visible to the log line.
 			*r = *r.WithContext(context.WithValue(r.Context(), principalKey, p))
 		}

@@ -52,6 +52,9 @@ func TestRequestLogLine(t *testing.T) {
 			t.Fatalf("route %v", m["route"])
 		}
 	}
+	if !strings.Contains(lines[2], `"error_code":"unauthorized"`) || !strings.Contains(lines[0], `"subject":"static-token-1"`) {
+		t.Fatalf("error code or subject missing:\n%s", e.logs.String())
+	}
 	if strings.Contains(e.logs.String(), "Secretname") || strings.Contains(e.logs.String(), "Hidden") || strings.Contains(e.logs.String(), "1970") {
 		t.Fatal("query or body reached the log")
 	}
