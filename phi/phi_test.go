@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"phix/errcode"
@@ -74,7 +75,7 @@ func TestSyntheaRoundTrip(t *testing.T) {
 						t.Fatalf("%s/%s: Open: %v", r.Type, r.ID, err)
 					}
 					gotC, _ := fhir.Canonical(got)
-					if !bytes.Equal(gotC, want) {
+					if !bytes.Equal(gotC, want) || !reflect.DeepEqual(got.Object, r.Object) {
 						t.Fatalf("%s/%s: round trip differs", r.Type, r.ID)
 					}
 					n++
