@@ -97,6 +97,11 @@ func EncodeEntries(entries []search.Entry) ([]Row, uint8, error) {
 	var mask uint8
 	for i := range entries {
 		e := &entries[i]
+		if e.Param == "_id" || e.Param == "_lastUpdated" {
+			// Searched and sorted on the resources columns; the extractor's
+			// entries for them would only cost index writes.
+			continue
+		}
 		if e.Param == "" {
 			return nil, 0, fmt.Errorf("%w: index entry %d has no param", store.ErrInvalid, i)
 		}
