@@ -33,6 +33,8 @@ func (s *Server) checkCapability(ctx context.Context, r *http.Request, c caller,
 	switch {
 	case cp.Hospital != c.Hospital.ID || cp.CertFP != c.CertFP:
 		e = errf(http.StatusForbidden, CodeCapForeign, "Foreign capability", "the capability belongs to another hospital or certificate")
+	case cp.Dead && s.withdrawn(ctx, cp.Transfer):
+		e = errf(http.StatusGone, CodeConsentWithdrawn, "Consent withdrawn", "the sender withdrew the consent this transfer relied on")
 	case cp.Dead:
 		e = errf(http.StatusGone, CodeCapUsed, "Capability used", "the capability has been used up")
 	case !s.cfg.Now().Before(cp.Expires):
@@ -58,3 +60,10 @@ func (s *Server) touch(ctx context.Context, cp *Capability) {
 }
 
 func httpTime(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
+
+// withdrawn tells a holder of a dead capability why it died, when the reason
+// is a consent withdrawal.
+func (s *Server) withdrawn(ctx context.Context, id string) bool {
+	t, _, err := s.cfg.Store.Transfer(ctx, id)
+	return err == nil && t.Status == TransferWithdrawn
+}

@@ -34,6 +34,7 @@ const (
 	CodeCapExpired       = "TRF-1203"
 	CodeCapUsed          = "TRF-1204"
 	CodePolicyDenied     = "TRF-1301"
+	CodeConsentWithdrawn = "TRF-1302"
 	CodeNotFound         = "TRF-1401"
 	CodeConflict         = "TRF-1402"
 	CodeOffsetMismatch   = "TRF-1501"

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"phix/audit"
+	"phix/blob"
 	"phix/blob/fsblob"
 	"phix/internal/testenv"
 	"phix/queue/natsq"
@@ -73,6 +74,7 @@ type env struct {
 	srv   *transfer.Server
 	ts    *httptest.Server
 	store transfer.Store
+	blobs blob.Store
 	audit *memAuditor
 	a, b  *party
 	c     *party // a US hospital
@@ -160,7 +162,7 @@ func newEnvWith(t testing.TB, storeURL string, setup envSetup, opts ...envOpt) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	e := &env{t: t, store: st, audit: &memAuditor{}, now: time.Now()}
+	e := &env{t: t, store: st, blobs: blobs, audit: &memAuditor{}, now: time.Now()}
 	cfg := transfer.Config{Store: st, Blobs: blobs, Queue: q, Auditor: e.audit, Identifier: headerIdentity{},
 		AdminToken: "admin-secret-token", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 	for _, o := range opts {

@@ -46,6 +46,10 @@ const (
 	TransferDelivered = "delivered"
 	TransferFailed    = "failed"
 	TransferCancelled = "cancelled"
+	// TransferWithdrawn: the sender withdrew the consent before delivery.
+	TransferWithdrawn = "withdrawn"
+	// TransferExpired: retention_until passed before delivery.
+	TransferExpired = "expired"
 )
 
 // File statuses.
@@ -70,6 +74,9 @@ type Transfer struct {
 	Receipt *Receipt `json:"receipt,omitempty"`
 	// Reason is the failure code for a failed transfer.
 	Reason string `json:"reason,omitempty"`
+	// Erased is when the ciphertext (and with it the wrapped keys, which
+	// travel inside the sealed objects) was deleted; zero while stored.
+	Erased time.Time `json:"erased,omitzero"`
 }
 
 // File is one declared file and its upload state.
@@ -132,6 +139,20 @@ type Store interface {
 	// KillCapabilities marks every capability of one file (kind, transfer,
 	// file; file < 0 for all files) dead.
 	KillCapabilities(ctx context.Context, kind, transfer string, file int) error
+
+	// WithdrawConsent records that sender withdrew consentID; it reports
+	// whether this call recorded it (false if it already was).
+	WithdrawConsent(ctx context.Context, sender, consentID string, at time.Time) (bool, error)
+	// ConsentWithdrawn reports whether sender withdrew consentID.
+	ConsentWithdrawn(ctx context.Context, sender, consentID string) (bool, error)
+	// TransfersByConsent lists sender's transfers bound to consentID.
+	TransfersByConsent(ctx context.Context, sender, consentID string) ([]Transfer, error)
+	// DueForErasure lists up to limit transfers not yet erased that are
+	// closed (failed, cancelled, withdrawn, expired), delivered at or before
+	// deliveredBefore, or past their retention_until at now.
+	DueForErasure(ctx context.Context, deliveredBefore, now time.Time, limit int) ([]Transfer, error)
+	// MarkErased records when a transfer's stored objects were deleted.
+	MarkErased(ctx context.Context, id string, at time.Time) error
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -16,6 +16,7 @@ const (
 	ReasonReceiverInactive    = "receiver-inactive"
 	ReasonConsentSignature    = "consent-signature-invalid"
 	ReasonConsentExpired      = "consent-expired"
+	ReasonConsentWithdrawn    = "consent-withdrawn"
 	ReasonConsentStale        = "consent-too-old"
 	ReasonConsentNotYet       = "consent-not-yet-valid"
 	ReasonConsentBinding      = "consent-binding-mismatch"

@@ -39,6 +39,9 @@ type Config struct {
 	BaseURL string
 	// MaxFileSize bounds a declared file (default 64 GiB); Tus-Max-Size.
 	MaxFileSize int64
+	// DeliveredGrace is how long ciphertext stays after the receipt before
+	// the sweeper erases it (default 24 h); retention_until erases sooner.
+	DeliveredGrace time.Duration
 	// ID names this coordinator in the audit log (default "coordinator").
 	ID     string
 	Logger *slog.Logger
@@ -66,6 +69,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxFileSize == 0 {
 		cfg.MaxFileSize = 64 << 30
+	}
+	if cfg.DeliveredGrace == 0 {
+		cfg.DeliveredGrace = 24 * time.Hour
 	}
 	if cfg.ID == "" {
 		cfg.ID = "coordinator"
@@ -98,6 +104,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/transfers/{id}/complete", s.hospital(s.complete))
 	m.HandleFunc("POST /v1/transfers/{id}/receipt", s.hospital(s.receipt))
 	m.HandleFunc("GET /v1/inbox", s.hospital(s.inbox))
+	m.HandleFunc("POST /v1/consents/{id}/withdraw", s.hospital(s.withdrawConsent))
 
 	m.HandleFunc("OPTIONS /v1/uploads/{token}", s.tusOptions)
 	m.HandleFunc("POST /v1/uploads/{token}", s.hospital(s.tusCreate))

@@ -64,12 +64,18 @@ type TransferView struct {
 	Receipt  *Receipt   `json:"receipt,omitempty"`
 	Files    []FileView `json:"files,omitempty"`
 	Reasons  []string   `json:"reasons,omitempty"`
+	Erased   *time.Time `json:"erased,omitempty"`
 }
 
 func view(t Transfer) TransferView {
 	req := t.Request
-	return TransferView{ID: t.ID, Sender: t.Sender, Receiver: t.Receiver, Status: t.Status, Reason: t.Reason,
+	v := TransferView{ID: t.ID, Sender: t.Sender, Receiver: t.Receiver, Status: t.Status, Reason: t.Reason,
 		Created: t.Created, Updated: t.Updated, Request: &req, Receipt: t.Receipt}
+	if !t.Erased.IsZero() {
+		e := t.Erased
+		v.Erased = &e
+	}
+	return v
 }
 
 func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request, c caller) {
@@ -102,6 +108,13 @@ func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request, c caller
 	}
 	now := s.cfg.Now()
 	dec := s.cfg.Policy.Evaluate(c.Hospital, recv, &req, []string{s.cfg.Blobs.Region()}, now)
+	if withdrawn, err := s.cfg.Store.ConsentWithdrawn(ctx, c.Hospital.ID, req.ConsentID); err != nil {
+		writeProblem(w, s.internal(err))
+		return
+	} else if withdrawn {
+		dec.Permit = false
+		dec.Reasons = append(dec.Reasons, ReasonConsentWithdrawn)
+	}
 	id := newID()
 	ev := audit.Event{Action: audit.ActionTransfer, RequestID: id, DataClass: auditCode(req.DataClass),
 		Who:  audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "sender"},

@@ -68,6 +68,10 @@ func (s *Server) tusPrelude(w http.ResponseWriter, r *http.Request, c caller) (C
 		writeProblem(w, s.internal(errors.New("capability without transfer")))
 		return cp, t, File{}, false
 	}
+	if t.Status == TransferWithdrawn {
+		writeProblem(w, errf(http.StatusGone, CodeConsentWithdrawn, "Consent withdrawn", "the sender withdrew the consent this transfer relied on"))
+		return cp, t, File{}, false
+	}
 	if t.Status != TransferUploading {
 		writeProblem(w, errf(http.StatusGone, CodeCapUsed, "Upload closed", "the transfer no longer accepts uploads"))
 		return cp, t, File{}, false

@@ -127,6 +127,8 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 	crlFile := fs.String("crl", "", "the CA's current CRL (PEM or DER)")
 	auditKey := fs.String("audit-key", "", "audit checkpoint signing key file (created if absent; default DATA/audit.key)")
 	baseURL := fs.String("base-url", "", "external base URL for upload and download links")
+	sweepEvery := fs.Duration("sweep-interval", 5*time.Minute, "how often the retention sweeper erases expired and delivered ciphertext")
+	grace := fs.Duration("delivered-grace", 24*time.Hour, "how long ciphertext stays after the receipt (retention_until erases sooner)")
 	adminListen := fs.String("admin-listen", "", "loopback address for the admin API, health and metrics without client certificates (e.g. 127.0.0.1:8444)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -188,7 +190,8 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 		adminToken = strings.TrimSpace(string(b))
 	}
 	srv, err := transfer.NewServer(transfer.Config{Store: st, Blobs: blobs, Queue: q, Auditor: alog, AdminToken: adminToken,
-		Policy: transfer.PolicyConfig{AllowedRegions: strings.Split(*allowed, ",")}, BaseURL: *baseURL, Logger: logger})
+		Policy: transfer.PolicyConfig{AllowedRegions: strings.Split(*allowed, ",")}, BaseURL: *baseURL, Logger: logger,
+		DeliveredGrace: *grace})
 	if err != nil {
 		return err
 	}
@@ -221,6 +224,7 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	go srv.RunSweeper(ctx, *sweepEvery)
 	errc := make(chan error, 2)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	if *adminListen != "" {

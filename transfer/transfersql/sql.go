@@ -64,7 +64,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS trf_hospitals (id TEXT PRIMARY KEY, status TEXT NOT NULL, doc TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS trf_transfers (id TEXT PRIMARY KEY, sender TEXT NOT NULL, receiver TEXT NOT NULL,
 			status TEXT NOT NULL, created BIGINT NOT NULL, updated BIGINT NOT NULL, doc TEXT NOT NULL,
-			receipt TEXT, reason TEXT NOT NULL DEFAULT '')`,
+			receipt TEXT, reason TEXT NOT NULL DEFAULT '', consent TEXT NOT NULL DEFAULT '',
+			retention_until BIGINT NOT NULL DEFAULT 0, erased BIGINT NOT NULL DEFAULT 0)`,
 		`CREATE INDEX IF NOT EXISTS trf_transfers_sender ON trf_transfers (sender, created)`,
 		`CREATE INDEX IF NOT EXISTS trf_transfers_receiver ON trf_transfers (receiver, created)`,
 		`CREATE TABLE IF NOT EXISTS trf_files (transfer TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL,
@@ -73,6 +74,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS trf_caps (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, transfer TEXT NOT NULL,
 			idx INTEGER NOT NULL, hospital TEXT NOT NULL, cert_fp TEXT NOT NULL, expires BIGINT NOT NULL, dead INTEGER NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS trf_caps_file ON trf_caps (transfer, idx)`,
+		`CREATE TABLE IF NOT EXISTS trf_consent_withdrawals (sender TEXT NOT NULL, consent TEXT NOT NULL,
+			withdrawn BIGINT NOT NULL, PRIMARY KEY (sender, consent))`,
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -83,7 +86,32 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("transfersql: migrate: %w", err)
 		}
 	}
+	// Databases made before retention existed get the columns; "duplicate
+	// column" means it is already there.
+	for _, col := range []string{`consent TEXT NOT NULL DEFAULT ''`, `retention_until BIGINT NOT NULL DEFAULT 0`, `erased BIGINT NOT NULL DEFAULT 0`} {
+		add := `ALTER TABLE trf_transfers ADD COLUMN `
+		if s.pg {
+			add += `IF NOT EXISTS `
+		}
+		if _, err := s.db.ExecContext(ctx, add+col); err != nil && !isDuplicateColumn(err) {
+			return fmt.Errorf("transfersql: migrate: %w", err)
+		}
+	}
+	for _, q := range []string{
+		`CREATE INDEX IF NOT EXISTS trf_transfers_consent ON trf_transfers (sender, consent)`,
+		`CREATE INDEX IF NOT EXISTS trf_transfers_erase ON trf_transfers (erased, status, updated)`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil && !(s.pg && isPGUniqueRace(err)) {
+			return fmt.Errorf("transfersql: migrate: %w", err)
+		}
+	}
+
 	return nil
+}
+
+func isDuplicateColumn(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "duplicate column") || strings.Contains(m, "42701")
 }
 
 func isPGUniqueRace(err error) bool {
@@ -204,8 +232,9 @@ func (s *Store) CreateTransfer(ctx context.Context, t transfer.Transfer, files [
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO trf_transfers (id, sender, receiver, status, created, updated, doc, reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, '')`), t.ID, t.Sender, t.Receiver, t.Status, t.Created.UnixMicro(), t.Updated.UnixMicro(), string(doc)); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO trf_transfers (id, sender, receiver, status, created, updated, doc, reason, consent, retention_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)`), t.ID, t.Sender, t.Receiver, t.Status, t.Created.UnixMicro(), t.Updated.UnixMicro(), string(doc),
+		t.Request.ConsentID, t.Request.RetentionUntil.UnixMicro()); err != nil {
 		if isUnique(err) {
 			return transfer.ErrExists
 		}
@@ -245,19 +274,22 @@ func boolInt(b bool) int {
 	return 0
 }
 
-const transferCols = `id, sender, receiver, status, created, updated, doc, receipt, reason`
+const transferCols = `id, sender, receiver, status, created, updated, doc, receipt, reason, erased`
 
 type scanner interface{ Scan(...any) error }
 
 func scanTransfer(r scanner) (transfer.Transfer, error) {
 	var t transfer.Transfer
-	var created, updated int64
+	var created, updated, erased int64
 	var doc string
 	var receipt sql.NullString
-	if err := r.Scan(&t.ID, &t.Sender, &t.Receiver, &t.Status, &created, &updated, &doc, &receipt, &t.Reason); err != nil {
+	if err := r.Scan(&t.ID, &t.Sender, &t.Receiver, &t.Status, &created, &updated, &doc, &receipt, &t.Reason, &erased); err != nil {
 		return t, err
 	}
 	t.Created, t.Updated = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	if erased != 0 {
+		t.Erased = time.UnixMicro(erased).UTC()
+	}
 	if err := json.Unmarshal([]byte(doc), &t.Request); err != nil {
 		return t, err
 	}
@@ -306,7 +338,11 @@ func (s *Store) Transfers(ctx context.Context, hospital, role string, limit int)
 	default:
 		return nil, fmt.Errorf("transfersql: unknown role")
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), hospital, limit)
+	return s.queryTransfers(ctx, query, hospital, limit)
+}
+
+func (s *Store) queryTransfers(ctx context.Context, query string, args ...any) ([]transfer.Transfer, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
