@@ -205,3 +205,48 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("Open after erasure = %v", err)
 	}
 }
+
+func TestTypeNotAllowed(t *testing.T) {
+	e := newEnv(t, suite.Intl)
+	for _, src := range []string{`{"resourceType":"Bundle","id":"b","type":"collection"}`, `{"resourceType":"Binary","id":"b","contentType":"text/plain"}`} {
+		r, err := fhir.Parse([]byte(src), fhir.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.p.Seal(context.Background(), r, "p1"); errcode.CodeOf(err) != errcode.ResourceTypeNotAllowed {
+			t.Errorf("%s: %v", r.Type, err)
+		}
+	}
+}
+
+func TestHMACKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, suite.Intl)
+	old, _, err := e.p.Seal(ctx, patient(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pu := range []kms.Purpose{kms.PurposeHMAC, kms.PurposeData} {
+		if _, err := e.m.Rotate(ctx, kms.KEKID("h", pu)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.m.ResumeRotation(ctx, kms.KEKID("h", pu), kms.RotateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.p.Forget("p1")
+	if _, err := e.p.Open(ctx, old); err != nil {
+		t.Fatalf("resource sealed before rotation: %v", err)
+	}
+	fresh, _, err := e.p.Seal(ctx, patient(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := fhir.Marshal(fresh)
+	if !bytes.Contains(raw, []byte(`hmac#2"`)) {
+		t.Fatalf("new seal not under HMAC KEK version 2: %s", raw[bytes.Index(raw, []byte("key-id")):][:80])
+	}
+	if _, err := e.p.Open(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+}

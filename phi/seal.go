@@ -70,6 +70,11 @@ func (p *Protector) Seal(ctx context.Context, r *fhir.Resource, patientID string
 	if strings.ContainsAny(patientID, "/\x00") {
 		return nil, nil, phiErr(errcode.FHIRValidationFailed, "malformed patient id")
 	}
+	if _, _, ok := fhir.LookupElement(r.Type, "extension"); !ok || !fhir.IsResourceType(r.Type) {
+		// Bundle, Binary, Parameters carry no extensions to hold the
+		// protection metadata.
+		return nil, nil, phiErr(errcode.ResourceTypeNotAllowed, "%s cannot be stored with PHI protection", safeType(r.Type))
+	}
 	if path := findForged(r.Object, r.Type); path != "" {
 		return nil, nil, phiErr(errcode.FHIRValidationFailed, "client-supplied protection extension at %s", path)
 	}
@@ -113,6 +118,13 @@ func (p *Protector) Seal(ctx context.Context, r *fhir.Resource, patientID string
 		return nil, nil, err
 	}
 	return stored, entries, nil
+}
+
+func safeType(t string) string {
+	if fhir.IsResourceType(t) {
+		return t
+	}
+	return "(unknown type)"
 }
 
 func dataKeyRef(hospital, patientID string) string { return hospital + "/patient/" + patientID }
