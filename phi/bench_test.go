@@ -95,8 +95,7 @@ func BenchmarkOpen(b *testing.B) {
 				base += baseline(b, raws)
 				start := time.Now()
 				for _, raw := range stored {
-					r, _ := fhir.Parse(raw, fhir.ParseOptions{})
-					got, err := e.p.Open(ctx, r)
+					got, err := e.p.OpenJSON(ctx, raw)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -25,6 +25,7 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			return
 		}
+		_, _ = e.p.OpenJSON(context.Background(), data)
 		got, err := e.p.Open(context.Background(), r)
 		if err == nil && string(data) != string(raw) {
 			c1, _ := fhir.Canonical(r)

@@ -78,6 +78,10 @@ func TestSyntheaRoundTrip(t *testing.T) {
 					if !bytes.Equal(gotC, want) || !reflect.DeepEqual(got.Object, r.Object) {
 						t.Fatalf("%s/%s: round trip differs", r.Type, r.ID)
 					}
+					got2, err := e.p.OpenJSON(ctx, raw)
+					if err != nil || !reflect.DeepEqual(got2.Object, r.Object) {
+						t.Fatalf("%s/%s: OpenJSON: %v", r.Type, r.ID, err)
+					}
 					n++
 				}
 			}
