@@ -254,3 +254,33 @@ func TestHMACKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestConcurrentSealOpen(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, suite.Intl)
+	const workers, each = 8, 10
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			for i := 0; i < each; i++ {
+				r := patient()
+				id := fmt.Sprintf("p%d-%d", w, i)
+				r.ID, r.Object["id"] = id, id
+				st, _, err := e.p.Seal(ctx, r, fmt.Sprintf("pat%d", i%3))
+				if err == nil {
+					_, err = e.p.Open(ctx, st)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
