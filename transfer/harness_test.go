@@ -92,6 +92,9 @@ type envSetup struct {
 	pre   func(e *env)
 	serve func(h http.Handler) *httptest.Server
 	after func(e *env)
+	// front, if set, returns what the hospitals reach instead of e.srv
+	// (e.g. a proxy over several replicas built from cfg).
+	front func(e *env, cfg transfer.Config) http.Handler
 }
 
 func newParty(t testing.TB, id, region string) *party {
@@ -168,17 +171,22 @@ func newEnvWith(t testing.TB, storeURL string, setup envSetup, opts ...envOpt) *
 	for _, o := range opts {
 		o(&cfg)
 	}
+	e.blobs = cfg.Blobs
 	e.srv, err = transfer.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var front http.Handler = e.srv
+	if setup.front != nil {
+		front = setup.front(e, cfg)
+	}
 	if setup.serve != nil {
-		e.ts = setup.serve(e.srv)
+		e.ts = setup.serve(front)
 		admin := httptest.NewServer(e.srv)
 		t.Cleanup(admin.Close)
 		e.adminURL = admin.URL
 	} else {
-		e.ts = httptest.NewServer(e.srv)
+		e.ts = httptest.NewServer(front)
 		e.adminURL = e.ts.URL
 	}
 	t.Cleanup(e.ts.Close)

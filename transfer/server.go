@@ -54,6 +54,8 @@ type Server struct {
 	mux     *http.ServeMux
 	log     *slog.Logger
 	metrics *metrics
+	// uploadLocks serialises PATCHes to one file within this replica.
+	uploadLocks fileLocks
 }
 
 // NewServer checks cfg and builds the handler.

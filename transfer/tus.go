@@ -37,7 +37,14 @@ func (l *fileLocks) tryLock(key string) (func(), bool) {
 	return mu.Unlock, true
 }
 
-var uploadLocks fileLocks
+// FileLocker is implemented by stores shared between coordinator replicas
+// (PostgreSQL): LockFile takes a cross-process lock on one file's upload
+// for the length of a PATCH, reporting false if another replica holds it.
+// The lock must die with its holder (a crashed replica must not block the
+// resume).
+type FileLocker interface {
+	LockFile(ctx context.Context, transferID string, idx int) (unlock func(), ok bool, err error)
+}
 
 func (s *Server) tusOptions(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -235,12 +242,25 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, err)
 		return
 	}
-	unlock, ok := uploadLocks.tryLock(fileKey(f.Transfer, f.Index))
+	busy := errf(http.StatusLocked, CodeConflict, "Upload busy", "another request is writing this file")
+	unlock, ok := s.uploadLocks.tryLock(fileKey(f.Transfer, f.Index))
 	if !ok {
-		writeProblem(w, errf(http.StatusLocked, CodeConflict, "Upload busy", "another request is writing this file"))
+		writeProblem(w, busy)
 		return
 	}
 	defer unlock()
+	if fl, shared := s.cfg.Store.(FileLocker); shared {
+		unlockShared, ok, err := fl.LockFile(ctx, f.Transfer, f.Index)
+		if err != nil {
+			writeProblem(w, s.internal(err))
+			return
+		}
+		if !ok {
+			writeProblem(w, busy)
+			return
+		}
+		defer unlockShared()
+	}
 	// Re-read under the lock: another request may have advanced the file.
 	if _, files, err := s.cfg.Store.Transfer(ctx, f.Transfer); err == nil {
 		f = files[f.Index]
