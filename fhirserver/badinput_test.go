@@ -49,10 +49,10 @@ func testBadInput(t *testing.T, e *env) {
 		{"illegal id characters in update", "PUT", "/Patient/bad$id", `{"resourceType":"Patient","id":"bad$id"}`, nil, 400, CodeInvalidID},
 		{"id too long", "GET", "/Patient/" + strings.Repeat("a", 65), "", nil, 400, CodeInvalidID},
 		{"illegal id in body", "PUT", "/Patient?identifier=x|y", `{"resourceType":"Patient","id":"a b"}`, nil, 400, CodeInvalidID},
-		{"unknown element", "POST", "/Patient", `{"resourceType":"Patient","shoeSize":42}`, nil, 422, CodeValidation},
-		{"wrong JSON type", "POST", "/Patient", `{"resourceType":"Patient","active":"yes"}`, nil, 422, CodeValidation},
-		{"bad date format", "POST", "/Patient", `{"resourceType":"Patient","birthDate":"01/02/1970"}`, nil, 422, CodeValidation},
-		{"required binding", "POST", "/Patient", `{"resourceType":"Patient","gender":"robot"}`, nil, 422, CodeValidation},
+		{"unknown element", "POST", "/Patient", `{"resourceType":"Patient","shoeSize":42}`, nil, 400, CodeValidation},
+		{"wrong JSON type", "POST", "/Patient", `{"resourceType":"Patient","active":"yes"}`, nil, 400, CodeValidation},
+		{"bad date format", "POST", "/Patient", `{"resourceType":"Patient","birthDate":"01/02/1970"}`, nil, 400, CodeValidation},
+		{"required binding", "POST", "/Patient", `{"resourceType":"Patient","gender":"robot"}`, nil, 400, CodeValidation},
 		{"unknown resource type in body", "POST", "/Patient", `{"resourceType":"Pateint"}`, nil, 400, CodeValidation},
 		{"unknown resource type in URL", "GET", "/Pateint?name=x", "", nil, 404, CodeUnknownType},
 		{"unknown search parameter, strict", "GET", "/Patient?shoe=1", "", []string{"Prefer", "handling=strict"}, 400, CodeInvalidSearch},
@@ -71,8 +71,8 @@ func testBadInput(t *testing.T, e *env) {
 		{"wrong token", "GET", "/Patient", "", []string{"Authorization", "Bearer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, 401, CodeUnauthorized},
 		{"basic auth", "GET", "/Patient", "", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, CodeUnauthorized},
 		{"bundle of wrong type", "POST", "", `{"resourceType":"Bundle","type":"collection"}`, nil, 400, CodeInvalidBundle},
-		{"bundle entry with an unknown element", "POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient"},"bogus":1}]}`, nil, 422, CodeValidation},
-		{"bundle entry with a bad method", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient"}}]}`, nil, 422, CodeValidation},
+		{"bundle entry with an unknown element", "POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient"},"bogus":1}]}`, nil, 400, CodeValidation},
+		{"bundle entry with a bad method", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"FETCH","url":"Patient"}}]}`, nil, 400, CodeValidation},
 		{"not a bundle at base", "POST", "", `{"resourceType":"Patient"}`, nil, 400, CodeInvalidBundle},
 		{"_since garbage", "GET", "/_history?_since=yesterday", "", nil, 400, CodeInvalidRequest},
 		{"vread bad version", "GET", "/Patient/x/_history/abc", "", nil, 404, CodeNotFound},
@@ -104,7 +104,7 @@ func testBadInput(t *testing.T, e *env) {
 
 func TestValidationIssuesHaveLocations(t *testing.T) {
 	e := newEnv(t, openSQLite(t))
-	r := e.do("POST", "/Patient", `{"resourceType":"Patient","active":"yes","birthDate":"x","shoeSize":1}`).want(t, 422)
+	r := e.do("POST", "/Patient", `{"resourceType":"Patient","active":"yes","birthDate":"x","shoeSize":1}`).want(t, 400)
 	issues := r.obj["issue"].([]any)
 	if len(issues) < 3 {
 		t.Fatalf("want every issue, got %s", r.body)

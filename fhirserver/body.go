@@ -97,14 +97,19 @@ func parseError(err error) error {
 	}
 }
 
-// validate runs structural validation; any error-level issue fails with 422
-// and every issue found.
+// validate runs structural validation; any error-level issue fails with
+// PHI-6007 (400: R4 answers 400 for resources that fail basic FHIR
+// validation) and every issue found.
 func validate(res *fhir.Resource) error {
 	issues := fhir.Validate(res)
 	if !hasErrors(issues) {
 		return nil
 	}
-	return &Error{Status: http.StatusUnprocessableEntity, Issues: convertIssues(issues)}
+	return validationError(issues)
+}
+
+func validationError(issues []fhir.Issue) *Error {
+	return &Error{Status: errorTable[CodeValidation].status, Issues: convertIssues(issues)}
 }
 
 func hasErrors(issues []fhir.Issue) bool {

@@ -110,7 +110,7 @@ func validateBundleShell(res *fhir.Resource, raw []any) error {
 		shell["entry"] = entries
 	}
 	if issues := fhir.Validate(&fhir.Resource{Type: res.Type, ID: res.ID, Object: shell}); hasErrors(issues) {
-		return &Error{Status: http.StatusUnprocessableEntity, Issues: convertIssues(issues)}
+		return validationError(issues)
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func (s *Server) parseEntry(i int, v any, base string) *bundleEntry {
 			}
 		}
 		if issues := fhir.Validate(e.res); hasErrors(issues) {
-			e.err = &Error{Status: http.StatusUnprocessableEntity, Issues: convertIssues(issues)}
+			e.err = validationError(issues)
 			return e
 		}
 	case http.MethodDelete:

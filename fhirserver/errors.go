@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"phix/errcode"
 )
 
 // ErrorSystem is the coding system of phix's stable error codes, carried in
 // OperationOutcome.issue.details.coding.
-const ErrorSystem = "urn:phix:error"
+const ErrorSystem = errcode.System
 
 // Code is a stable phix error code. Clients may switch on it; it never changes
 // meaning. docs/fhir-api.md lists them all.
@@ -55,10 +57,21 @@ type codeInfo struct {
 	display   string
 }
 
-// errorTable is the single table of the server's error codes.
+// phiRow takes a PHI-60xx row from the project-wide table (package errcode,
+// docs/errors.md), so a PHI code means the same status everywhere.
+func phiRow(c errcode.Code) codeInfo {
+	d, ok := errcode.Lookup(c)
+	if !ok {
+		panic("fhirserver: unknown PHI error code " + string(c))
+	}
+	return codeInfo{status: d.Status, issueType: d.IssueCode, display: d.Name}
+}
+
+// errorTable is the single table of the server's own error codes; PHI-60xx
+// rows come from errcode.
 var errorTable = map[Code]codeInfo{
-	CodeValidation:         {http.StatusUnprocessableEntity, "invalid", "FHIR_VALIDATION_FAILED"},
-	CodeUnsupportedVersion: {http.StatusNotAcceptable, "not-supported", "UNSUPPORTED_FHIR_VERSION"},
+	CodeValidation:         phiRow(errcode.FHIRValidationFailed),
+	CodeUnsupportedVersion: phiRow(errcode.UnsupportedFHIRVersion),
 	CodeUnauthorized:       {http.StatusUnauthorized, "login", "authentication required"},
 	CodeInvalidJSON:        {http.StatusBadRequest, "structure", "malformed JSON"},
 	CodeTooDeep:            {http.StatusBadRequest, "too-costly", "JSON nested too deeply"},
