@@ -202,6 +202,12 @@ func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
 	if sw, ok := w.(*statusWriter); ok {
 		sw.code = e.Code()
+		// The store promises content-free error texts ("store: commit:
+		// database error SQLSTATE 40001"): operators get the cause of a 500.
+		var ie *internalError
+		if errors.As(err, &ie) && ie.cause != nil {
+			sw.cause = ie.cause.Error()
+		}
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phix"`)

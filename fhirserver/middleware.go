@@ -28,6 +28,7 @@ type statusWriter struct {
 	bytes   int64
 	code    Code   // the urn:phix:error code of an error answer
 	subject string // the authenticated caller (a non-PHI name)
+	cause   string // a 500's store error text (content-free by the store's contract)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -94,6 +95,9 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			}
 			if sw.subject != "" {
 				attrs = append(attrs, slog.String("subject", sw.subject))
+			}
+			if sw.cause != "" {
+				attrs = append(attrs, slog.String("cause", sw.cause))
 			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}()

@@ -2,6 +2,7 @@ package fhirserver
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -91,5 +92,23 @@ func TestStaticTokens(t *testing.T) {
 		if (err == nil) != c.ok || (c.ok && p == nil) {
 			t.Fatalf("%q: %v %v", c.header, p, err)
 		}
+	}
+}
+
+// failStore fails every read the way a broken database does.
+type failStore struct{ store.Store }
+
+func (failStore) Read(context.Context, string, string) (*store.Record, error) {
+	return nil, errors.New("store: read: database error SQLSTATE 57P01")
+}
+
+func TestStoreFailureIsLoggedWithoutDetailsToTheClient(t *testing.T) {
+	e := newEnv(t, failStore{openSQLite(t)})
+	r := e.do("GET", "/Patient/abc", nil).want(t, 500)
+	if strings.Contains(string(r.body), "SQLSTATE") || r.errCode() != string(CodeInternal) {
+		t.Fatalf("client saw: %s", r.body)
+	}
+	if !strings.Contains(e.logs.String(), `"cause":"store: read: database error SQLSTATE 57P01"`) {
+		t.Fatalf("cause not logged: %s", e.logs.String())
 	}
 }
