@@ -2,8 +2,8 @@ package fhirserver
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
