@@ -3,7 +3,6 @@ GO       ?= go
 DATA     ?= ./phix-data
 # -race costs about 5x; the packages it is too slow for are listed in NORACE.
 TESTFLAGS ?= -count=1 -timeout 45m
-BENCHTIME ?= 1x
 
 .PHONY: run build test vet bench fuzz generate fmt
 
@@ -22,7 +21,7 @@ test: vet
 # Benchmarks over ../shared/testdata. BENCH narrows them, e.g. make bench BENCH=Import.
 BENCH ?= .
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 5 ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 5 -timeout 90m ./...
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s
