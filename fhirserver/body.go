@@ -1,6 +1,7 @@
 package fhirserver
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"phix/fhir"
+	"phix/fhir/invariant"
 )
 
 // readBody reads a JSON request body within the size limit, refusing other
@@ -97,15 +99,23 @@ func parseError(err error) error {
 	}
 }
 
-// validate runs structural validation; any error-level issue fails with
-// PHI-6007 (400: R4 answers 400 for resources that fail basic FHIR
-// validation) and every issue found.
-func validate(res *fhir.Resource) error {
+// validate runs structural validation, then the FHIRPath invariants of
+// fhir/invariant. A structural error fails with PHI-6007 and 400 (R4 answers
+// 400 for resources that fail basic FHIR validation); an error- or
+// fatal-level invariant fails with PHI-6007 and 422 (well-formed but breaking
+// a business rule). Warnings never reject a write.
+func validate(ctx context.Context, res *fhir.Resource) error {
 	issues := fhir.Validate(res)
-	if !hasErrors(issues) {
-		return nil
+	if hasErrors(issues) {
+		return validationError(issues)
 	}
-	return validationError(issues)
+	inv := invariant.Check(ctx, res, invariant.Options{})
+	if hasErrors(inv) {
+		e := validationError(inv)
+		e.Status = http.StatusUnprocessableEntity
+		return e
+	}
+	return nil
 }
 
 func validationError(issues []fhir.Issue) *Error {
@@ -124,7 +134,7 @@ func hasErrors(issues []fhir.Issue) bool {
 func convertIssues(issues []fhir.Issue) []Issue {
 	out := make([]Issue, 0, len(issues))
 	for _, i := range issues {
-		out = append(out, Issue{Severity: i.Severity, Type: i.Code, Code: CodeValidation, Diagnostics: i.Diagnostics, Expression: i.Expression})
+		out = append(out, Issue{Severity: i.Severity, Type: i.Code, Code: CodeValidation, Diagnostics: i.Diagnostics, Expression: i.Expression, Key: i.Key})
 	}
 	return out
 }

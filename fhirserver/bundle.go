@@ -188,8 +188,10 @@ func (s *Server) parseEntry(i int, v any, base string) *bundleEntry {
 				return e
 			}
 		}
-		if issues := fhir.Validate(e.res); hasErrors(issues) {
-			e.err = validationError(issues)
+		// Entries are parsed before any request context is at hand; the
+		// invariant evaluation is bounded by its own limits.
+		if err := validate(context.Background(), e.res); err != nil {
+			e.err = err
 			return e
 		}
 	case http.MethodDelete:

@@ -105,7 +105,13 @@ type Issue struct {
 	Code        Code     // stable phix code
 	Diagnostics string   // fixed text or the validator's message; never request values
 	Expression  []string // FHIRPath locations
+	Key         string   // constraint key of an invariant issue ("ele-1"), coded under ConstraintKeySystem
 }
+
+// ConstraintKeySystem is the coding system of a FHIRPath constraint key
+// ("ele-1", "pat-1") in OperationOutcome.issue.details, next to the phix
+// error code. FHIR defines no system for constraint keys, so phix names its own.
+const ConstraintKeySystem = "urn:phix:constraint-key"
 
 // Error is an API error: an HTTP status and the issues of the OperationOutcome
 // that answers it.
@@ -187,6 +193,12 @@ func outcomeJSON(issues []Issue) []byte {
 		oi := issue{Severity: sev, Code: typ, Diagnostics: i.Diagnostics, Expression: i.Expression}
 		if i.Code != "" {
 			oi.Details = &details{Coding: []coding{{System: ErrorSystem, Code: string(i.Code), Display: info.display}}}
+		}
+		if i.Key != "" {
+			if oi.Details == nil {
+				oi.Details = &details{}
+			}
+			oi.Details.Coding = append(oi.Details.Coding, coding{System: ConstraintKeySystem, Code: i.Key})
 		}
 		out.Issue = append(out.Issue, oi)
 	}

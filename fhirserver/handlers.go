@@ -158,7 +158,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return mismatch("resourceType does not match the URL", "resourceType")
 	}
 	// The server assigns the id of a create; a client id is ignored (R4 3.1.0.5).
-	if err := validate(res); err != nil {
+	if err := validate(r.Context(), res); err != nil {
 		return err
 	}
 	cond := r.Header.Get("If-None-Exist")
@@ -240,7 +240,7 @@ func (s *Server) updateBody(w http.ResponseWriter, r *http.Request, typ string) 
 			return nil, 0, err
 		}
 	}
-	if err := validate(res); err != nil {
+	if err := validate(r.Context(), res); err != nil {
 		return nil, 0, err
 	}
 	return res, ifVersion, nil

@@ -2,7 +2,9 @@ package fhirserver
 
 import (
 	"net/http"
+
 	"phix/fhir"
+	"phix/fhir/invariant"
 )
 
 // handleValidate is $validate: the same checks as a write, answered with an
@@ -41,11 +43,15 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) error {
 	}
 	// R4 $validate answers 200 whether or not the resource is valid; 4xx
 	// means validation could not run.
-	if issues := fhir.Validate(res); len(issues) > 0 {
+	// A resource with warnings only is valid: the success issue comes first
+	// and the warnings (each with its constraint key) follow.
+	issues, bad := invariant.Validate(r.Context(), res, invariant.Options{})
+	if bad {
 		writeJSON(w, http.StatusOK, outcomeJSON(convertIssues(issues)))
 		return nil
 	}
-	writeJSON(w, http.StatusOK, outcomeJSON([]Issue{{Severity: "information", Type: "informational", Code: CodeValidationSuccess, Diagnostics: "no issues found"}}))
+	out := []Issue{{Severity: "information", Type: "informational", Code: CodeValidationSuccess, Diagnostics: "no errors found"}}
+	writeJSON(w, http.StatusOK, outcomeJSON(append(out, convertIssues(issues)...)))
 	return nil
 }
 
