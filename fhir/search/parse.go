@@ -25,6 +25,11 @@ type ParseOptions struct {
 	MaxValueLength int
 	// MaxOffset bounds _offset (default 1,000,000).
 	MaxOffset int
+	// MaxChainDepth bounds the forward links of one chained parameter
+	// (subject.organization.name has 2; default 4).
+	MaxChainDepth int
+	// MaxHasDepth bounds the nested _has of one parameter (default 4).
+	MaxHasDepth int
 }
 
 func (o *ParseOptions) defaults() {
@@ -45,6 +50,12 @@ func (o *ParseOptions) defaults() {
 	}
 	if o.MaxOffset <= 0 {
 		o.MaxOffset = 1_000_000
+	}
+	if o.MaxChainDepth <= 0 {
+		o.MaxChainDepth = 4
+	}
+	if o.MaxHasDepth <= 0 {
+		o.MaxHasDepth = 4
 	}
 }
 
@@ -179,19 +190,24 @@ func (p *parser) param(key, value string) error {
 		return p.include(name, modifier, value)
 	case "_format", "_pretty":
 		return nil
-	case "_has", "_text", "_content", "_query", "_filter", "_list", "_contained", "_containedType", "_score":
+	case "_has":
+		return p.chained(key, value)
+	case "_text", "_content", "_query", "_filter", "_list", "_contained", "_containedType", "_score":
 		return p.skip(key, CodeUnsupported, "parameter not supported yet")
 	}
-	if strings.HasPrefix(name, "_has") {
-		return p.skip(key, CodeUnsupported, "_has is not supported yet")
-	}
 	if strings.Contains(key, ".") { // subject.name, subject:Patient.name
-		return p.skip(key, CodeUnsupported, "chained parameters are not supported yet")
+		return p.chained(key, value)
 	}
 	prm := p.lookup(name)
 	if prm == nil {
 		return p.skip(key, CodeUnknownParam, "unknown search parameter")
 	}
+	return p.clause(key, prm, modifier, value, nil)
+}
+
+// clause parses the values of one parameter whose definition is known and
+// appends the clause, applied through chain when that is not empty.
+func (p *parser) clause(key string, prm *Param, modifier, value string, chain []Link) error {
 	switch prm.Type {
 	case TypeComposite:
 		return p.skip(key, CodeUnsupported, "composite parameters are not supported yet")
@@ -204,7 +220,7 @@ func (p *parser) param(key, value string) error {
 	if err := checkModifier(prm, modifier); err != nil {
 		return &Error{Param: safeName(key), Code: CodeInvalidModifier, Msg: err.Error()}
 	}
-	c := Clause{Param: prm, Modifier: modifier}
+	c := Clause{Param: prm, Modifier: modifier, Chain: chain}
 	pieces := splitEscaped(value, ',')
 	if len(pieces) > p.opts.MaxValues {
 		return &Error{Param: safeName(key), Code: CodeTooMany, Msg: "too many values"}

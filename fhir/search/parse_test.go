@@ -329,9 +329,10 @@ func TestParseLenientAndStrict(t *testing.T) {
 		code  string
 	}{
 		{"nosuch=1", search.CodeUnknownParam},
-		{"subject.name=peter", search.CodeUnsupported},
-		{"subject:Patient.name=peter", search.CodeUnsupported},
-		{"_has:Observation:patient:code=1234", search.CodeUnsupported},
+		{"subject.nosuch=peter", search.CodeUnknownParam},
+		{"subject:Patient.nosuch=peter", search.CodeUnknownParam},
+		{"_has:Observation:nosuch:code=1234", search.CodeUnknownParam},
+		{"_has:Observation:has-member:nosuch=1234", search.CodeUnknownParam},
 		{"code-value-quantity=x$5", search.CodeUnsupported},
 		{"_text=cancer", search.CodeUnsupported},
 		{"_content=cancer", search.CodeUnsupported},

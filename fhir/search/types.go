@@ -163,6 +163,27 @@ type Clause struct {
 	Param    *Param
 	Modifier string // "", "exact", "contains", "missing", "not", "identifier", "text", "above", "below", a type name...
 	Values   []Value
+
+	// Chain, when not empty, moves the clause to other resources: the
+	// clause's Param, Modifier and Values apply to a resource reached from
+	// the searched one by following the links in order (a chained parameter
+	// such as subject:Patient.name, or _has reverse chaining). Param is then
+	// the terminal parameter, defined on the last link's Types.
+	Chain []Link
+}
+
+// Link is one step of a chained (forward) or _has (reverse) parameter.
+type Link struct {
+	// Reverse is false for a forward link: Param is a reference parameter of
+	// the current resource and the step lands on the resources it references
+	// whose type is in Types. Reverse is true for _has: the step lands on
+	// resources of Types[0] whose reference parameter Param points at the
+	// current resource.
+	Reverse bool
+	Param   *Param
+	// Types are the resource types the step lands on: the type modifier,
+	// or every target of Param that defines the next parameter.
+	Types []string
 }
 
 // Value is one parsed value of a clause. Raw keeps the text as given; the

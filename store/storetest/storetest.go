@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchPaging", testSearchPaging},
 		{"SearchSystemLevel", testSearchSystem},
 		{"SearchInclude", testSearchInclude},
+		{"SearchChain", testSearchChain},
 		{"SearchUnsupported", testSearchUnsupported},
 		{"History", testHistory},
 		{"HistoryAt", testHistoryAt},

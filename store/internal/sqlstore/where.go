@@ -56,7 +56,7 @@ func checkClause(c *search.Clause) (int, error) {
 // :missing, open ranges). A lower rank drives.
 func selectivity(c *search.Clause) int {
 	t, err := checkClause(c)
-	if err != nil || c.Modifier == "missing" || c.Modifier == "not" {
+	if err != nil || c.Modifier == "missing" || c.Modifier == "not" || len(c.Chain) > 0 {
 		return 3
 	}
 	if t < 0 {
@@ -112,17 +112,26 @@ func (b *builder) driver(c *search.Clause, sc scope, now time.Time) error {
 }
 
 // clause writes the condition for one Clause (values ORed) on resources alias
-// r, as a correlated EXISTS probe of the resource's own index rows.
+// r, as a correlated EXISTS probe of the resource's own index rows, or for a
+// chained clause, of the index rows of the resources its links reach.
 func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
+	if len(c.Chain) > 0 {
+		return b.chain(c, sc, now)
+	}
+	return b.clauseOn(c, "r", now)
+}
+
+// clauseOn writes the condition for c's own parameter on resources alias ra.
+func (b *builder) clauseOn(c *search.Clause, ra string, now time.Time) error {
 	t, err := checkClause(c)
 	if err != nil {
 		return err
 	}
 	switch c.Param.Code {
 	case "_id":
-		return b.idClause(c)
+		return b.idClause(c, ra)
 	case "_lastUpdated":
-		return b.lastUpdatedClause(c, now)
+		return b.lastUpdatedClause(c, ra, now)
 	}
 	tbl := Tables[t].Name
 	if c.Modifier == "missing" {
@@ -135,7 +144,7 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 			if v.Missing {
 				op = "NOT EXISTS"
 			}
-			b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = r.pk AND x.param = ", b.arg(c.Param.Code), ")")
+			b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = ", ra, ".pk AND x.param = ", b.arg(c.Param.Code), ")")
 		}
 		b.w(")")
 		return nil
@@ -144,7 +153,7 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 	if c.Modifier == "not" {
 		op = "NOT EXISTS"
 	}
-	b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = r.pk AND x.param = ", b.arg(c.Param.Code), " AND (")
+	b.w(op, " (SELECT 1 FROM ", tbl, " x WHERE x.res_pk = ", ra, ".pk AND x.param = ", b.arg(c.Param.Code), " AND (")
 	if err := b.values(c, t, now); err != nil {
 		return err
 	}
@@ -183,7 +192,7 @@ func (b *builder) values(c *search.Clause, t int, now time.Time) error {
 	return nil
 }
 
-func (b *builder) idClause(c *search.Clause) error {
+func (b *builder) idClause(c *search.Clause, ra string) error {
 	ids := make([]string, 0, len(c.Values))
 	for _, v := range c.Values {
 		id := v.Code
@@ -194,9 +203,9 @@ func (b *builder) idClause(c *search.Clause) error {
 	}
 	switch c.Modifier {
 	case "", "exact":
-		b.w("r.id IN ", b.list(ids))
+		b.w(ra, ".id IN ", b.list(ids))
 	case "not":
-		b.w("r.id NOT IN ", b.list(ids))
+		b.w(ra, ".id NOT IN ", b.list(ids))
 	case "missing":
 		// Every resource has an id: :missing=true matches nothing.
 		any := false
@@ -214,7 +223,7 @@ func (b *builder) idClause(c *search.Clause) error {
 	return nil
 }
 
-func (b *builder) lastUpdatedClause(c *search.Clause, now time.Time) error {
+func (b *builder) lastUpdatedClause(c *search.Clause, ra string, now time.Time) error {
 	switch c.Modifier {
 	case "":
 	case "missing":
@@ -239,7 +248,7 @@ func (b *builder) lastUpdatedClause(c *search.Clause, now time.Time) error {
 		v := &c.Values[i]
 		lo, hi := nanoBound(v.Lo, false), nanoBound(v.Hi, true)
 		// The record column is an instant: a range of one point.
-		if err := b.rangeCond("r.last_updated", "r.last_updated", v.Prefix, lo, hi, apNanos(v, now)); err != nil {
+		if err := b.rangeCond(ra+".last_updated", ra+".last_updated", v.Prefix, lo, hi, apNanos(v, now)); err != nil {
 			return err
 		}
 	}
