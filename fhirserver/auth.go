@@ -13,6 +13,9 @@ import (
 // Principal is who made a request.
 type Principal struct {
 	Subject string // a stable, non-PHI name for the caller (e.g. "static-token-1")
+	// Role is what the caller may do; "" counts as RoleClinician (the
+	// behaviour of authenticators written before roles).
+	Role Role
 }
 
 // Authenticator decides who a request comes from. The static-token
@@ -31,6 +34,7 @@ var ErrUnauthenticated = errors.New("fhirserver: unauthenticated")
 type StaticTokens struct {
 	digests [][32]byte
 	names   []string
+	roles   []Role
 }
 
 // NewStaticTokens returns an Authenticator accepting exactly these tokens.
@@ -43,11 +47,26 @@ func NewStaticTokens(tokens ...string) (*StaticTokens, error) {
 		}
 		s.digests = append(s.digests, sha256.Sum256([]byte(t)))
 		s.names = append(s.names, "static-token-"+itoa(i+1))
+		s.roles = append(s.roles, RoleClinician)
 	}
 	if len(s.digests) == 0 {
 		return nil, errors.New("fhirserver: no tokens")
 	}
 	return s, nil
+}
+
+// AddAuditorTokens adds tokens with RoleAuditor: they read the audit log and
+// AuditEvent and nothing else. Their subjects are "auditor-token-N".
+func (s *StaticTokens) AddAuditorTokens(tokens ...string) error {
+	for i, t := range tokens {
+		if len(t) < 16 {
+			return errors.New("fhirserver: static token too short (need at least 16 characters)")
+		}
+		s.digests = append(s.digests, sha256.Sum256([]byte(t)))
+		s.names = append(s.names, "auditor-token-"+itoa(i+1))
+		s.roles = append(s.roles, RoleAuditor)
+	}
+	return nil
 }
 
 // Authenticate implements Authenticator. Tokens are compared through their
@@ -68,7 +87,7 @@ func (s *StaticTokens) Authenticate(r *http.Request) (*Principal, error) {
 	if match < 0 {
 		return nil, ErrUnauthenticated
 	}
-	return &Principal{Subject: s.names[match]}, nil
+	return &Principal{Subject: s.names[match], Role: s.roles[match]}, nil
 }
 
 // bearer extracts the token of an "Authorization: Bearer" header.

@@ -23,6 +23,7 @@ const (
 	CodeValidation         Code = "PHI-6007" // FHIR_VALIDATION_FAILED
 	CodeUnsupportedVersion Code = "PHI-6013" // UNSUPPORTED_FHIR_VERSION
 	CodeUnauthorized       Code = "unauthorized"
+	CodeForbidden          Code = "forbidden"
 	CodeInvalidJSON        Code = "invalid-json"
 	CodeTooDeep            Code = "too-deep"
 	CodeUnsupportedMedia   Code = "unsupported-media-type"
@@ -73,6 +74,7 @@ var errorTable = map[Code]codeInfo{
 	CodeValidation:         phiRow(errcode.FHIRValidationFailed),
 	CodeUnsupportedVersion: phiRow(errcode.UnsupportedFHIRVersion),
 	CodeUnauthorized:       {http.StatusUnauthorized, "login", "authentication required"},
+	CodeForbidden:          {http.StatusForbidden, "forbidden", "not allowed for this role"},
 	CodeInvalidJSON:        {http.StatusBadRequest, "structure", "malformed JSON"},
 	CodeTooDeep:            {http.StatusBadRequest, "too-costly", "JSON nested too deeply"},
 	CodeUnsupportedMedia:   {http.StatusUnsupportedMediaType, "not-supported", "unsupported content type"},

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"phix/audit"
 )
 
 type ctxKey int
@@ -29,11 +31,22 @@ type statusWriter struct {
 	code    Code   // the urn:phix:error code of an error answer
 	subject string // the authenticated caller (a non-PHI name)
 	cause   string // a 500's store error text (content-free by the store's contract)
+	// beforeHeader runs once, just before the status line goes out: the
+	// audit event of a write is durable before the client sees the answer.
+	beforeHeader func(status int)
+}
+
+func (w *statusWriter) fire(status int) {
+	if f := w.beforeHeader; f != nil {
+		w.beforeHeader = nil
+		f(status)
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.fire(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -41,6 +54,7 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.fire(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -71,6 +85,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
+				sw.fire(status)
 			}
 			// The route pattern, never the raw path or query: query values
 			// and bodies are PHI.
@@ -104,16 +119,40 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if !(r.URL.Path == BasePath+"/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			p, err := s.cfg.Auth.Authenticate(r)
 			if err != nil || p == nil {
+				if s.audit != nil {
+					s.audit.securityAlert(r, rid, audit.AlertAuthFailure, nil)
+				}
 				writeError(sw, errorf(CodeUnauthorized, "a valid bearer token is required"))
 				return
 			}
 			sw.subject = p.Subject
 			// r is modified in place so r.Pattern, set by the mux, is visible to the log line.
 			*r = *r.WithContext(context.WithValue(r.Context(), principalKey, p))
+			// Separation of duties: the audit endpoints are the auditor's
+			// (their handler checks the role again), clinical data is not.
+			if isAuditPath(r.URL.Path) {
+				if s.audit != nil {
+					if r.URL.Path == "/audit" || strings.HasPrefix(r.URL.Path, "/audit/") {
+						s.auditAPI.ServeHTTP(sw, r)
+					} else {
+						s.auditFHIR.ServeHTTP(sw, r)
+					}
+					return
+				}
+			} else if roleOf(p) != RoleClinician {
+				if s.audit != nil {
+					s.audit.securityAlert(r, rid, audit.AlertPolicyViolation, p)
+				}
+				writeError(sw, errorf(CodeForbidden, "this token may read only the audit log"))
+				return
+			}
 		}
 		if err := negotiate(r); err != nil {
 			writeError(sw, err)
 			return
+		}
+		if s.audit != nil {
+			sw.beforeHeader = func(status int) { s.audit.emit(r, rid, status, sw.Header()) }
 		}
 		mux.ServeHTTP(sw, r)
 	})

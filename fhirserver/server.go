@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"phix/audit"
 	"phix/store"
 )
 
@@ -49,6 +50,13 @@ type Config struct {
 	// MaxConditionalDelete is how many resources one conditional delete may
 	// remove; more matches answer 412. Default 100; 1 allows single only.
 	MaxConditionalDelete int
+
+	// Audit, when set, receives one event per request (docs/fhir-api.md,
+	// "Audit") and serves /audit/ and AuditEvent to the auditor role; its
+	// Options.Authorizer should be AuditAuthorizer(Auth). AuditPseudonyms
+	// must then be the same Pseudonymizer the log was opened with.
+	Audit           *audit.Log
+	AuditPseudonyms *audit.Pseudonymizer
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -57,6 +65,10 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	mux     *http.ServeMux // the routes without the middleware, for Bundle GET entries
+
+	audit     *auditor     // nil: no audit log
+	auditAPI  http.Handler // audit.Handler
+	auditFHIR http.Handler // the AuditEvent resource
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -98,6 +110,14 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if (cfg.Audit == nil) != (cfg.AuditPseudonyms == nil) {
+		return nil, errors.New("fhirserver: Config.Audit and Config.AuditPseudonyms go together")
+	}
+	if cfg.Audit != nil {
+		s.audit = &auditor{log: cfg.Audit, ps: cfg.AuditPseudonyms, s: s}
+		s.auditAPI = audit.Handler(cfg.Audit)
+		s.auditFHIR = cfg.Audit.AuditEventHandler()
 	}
 	s.handler = s.routes()
 	return s, nil
