@@ -11,19 +11,17 @@ import (
 	"phix/internal/testenv"
 )
 
+func open(ctx context.Context, dsn string) (audit.Backend, error) { return auditpg.Open(ctx, dsn) }
+
 func factory(t *testing.T) audittest.Harness {
 	dsn := testenv.Postgres(t)
 	var first *auditpg.Store
 	return audittest.Harness{
 		Open: func(t *testing.T) audit.Backend {
-			s, err := auditpg.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := audittest.OpenBackend(t, dsn, open)
 			if first == nil {
-				first = s
+				first = s.(*auditpg.Store)
 			}
-			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
 		Exec: func(t *testing.T, sql string) {
@@ -71,11 +69,6 @@ func TestContract(t *testing.T) { audittest.Run(t, factory) }
 
 func BenchmarkAudit(b *testing.B) {
 	audittest.Bench(b, func(b *testing.B) audit.Backend {
-		s, err := auditpg.Open(context.Background(), testenv.Postgres(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		return audittest.OpenBackend(b, testenv.Postgres(b), open)
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 	_ "modernc.org/sqlite" // driver
@@ -21,6 +20,7 @@ import (
 
 // Store is an audit.Backend over one SQLite file.
 type Store struct {
+	auditsql.Tables
 	w *sql.DB // one writer connection
 	r *sql.DB // readers
 }
@@ -50,7 +50,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("auditsqlite: open: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r}, nil
+	db := sqliteDB{w: w, r: r}
+	return &Store{w: w, r: r, Tables: auditsql.Tables{Dialect: auditsql.SQLite, Conn: db, Name: "auditsqlite"}}, nil
 }
 
 // Close closes the database.
@@ -195,168 +196,24 @@ func (s *Store) ReadHashes(ctx context.Context, idx []int64) ([]tlog.Hash, error
 	return readHashes(ctx, s.r, idx)
 }
 
-// HashRange implements audit.Backend.
-func (s *Store) HashRange(ctx context.Context, from, to int64) ([]tlog.Hash, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, hash FROM audit_hashes WHERE id >= ? AND id < ? ORDER BY id", from, to)
+// sqliteDB sends the shared reads to the reader pool and writes to the writer.
+type sqliteDB struct{ w, r *sql.DB }
+
+// sqlRows adapts *sql.Rows to auditsql.Rows.
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+func (d sqliteDB) Query(ctx context.Context, q string, args ...any) (auditsql.Rows, error) {
+	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := make([]tlog.Hash, 0, max(0, to-from))
-	for rows.Next() {
-		var id int64
-		var h []byte
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, err
-		}
-		if id != from+int64(len(out)) {
-			break // a gap: the caller sees the short result
-		}
-		if len(h) != tlog.HashSize {
-			return nil, fmt.Errorf("auditsqlite: stored hash %d malformed", id)
-		}
-		out = append(out, tlog.Hash(h))
-	}
-	return out, rows.Err()
+	return sqlRows{rows}, nil
 }
 
-func (s *Store) events(ctx context.Context, q string, args ...any) ([]audit.Record, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []audit.Record
-	for rows.Next() {
-		var r auditsql.Row
-		if err := rows.Scan(r.Dest()...); err != nil {
-			return nil, err
-		}
-		out = append(out, r.Record())
-	}
-	return out, rows.Err()
-}
-
-// Events implements audit.Backend.
-func (s *Store) Events(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
-	return s.events(ctx, "SELECT "+auditsql.EventColumns+" FROM audit_events WHERE idx > ? ORDER BY idx LIMIT ?", after, limit)
-}
-
-// Event implements audit.Backend.
-func (s *Store) Event(ctx context.Context, index int64) (audit.Record, error) {
-	rs, err := s.events(ctx, "SELECT "+auditsql.EventColumns+" FROM audit_events WHERE idx = ?", index)
-	if err != nil {
-		return audit.Record{}, err
-	}
-	if len(rs) == 0 {
-		return audit.Record{}, audit.ErrNotFound
-	}
-	return rs[0], nil
-}
-
-// Search implements audit.Backend.
-func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	query, args := auditsql.SQLite.Search(q)
-	return s.events(ctx, query, args...)
-}
-
-// Stats implements audit.Backend.
-func (s *Store) Stats(ctx context.Context) (audit.Stats, error) {
-	var st audit.Stats
-	err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM audit_events), (SELECT COUNT(*) FROM audit_hashes),
-		(SELECT COALESCE(MAX(idx), -1) FROM audit_events)`).Scan(&st.Events, &st.Hashes, &st.MaxIndex)
-	return st, err
-}
-
-// AddCheckpoint implements audit.Backend.
-func (s *Store) AddCheckpoint(ctx context.Context, size int64, note []byte, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, "INSERT INTO audit_checkpoints (size, note, at) VALUES (?,?,?) ON CONFLICT (size) DO NOTHING",
-		size, note, at.UnixMicro())
-	return err
-}
-
-func (s *Store) checkpoints(ctx context.Context, q string) ([]audit.StoredCheckpoint, error) {
-	rows, err := s.r.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []audit.StoredCheckpoint
-	for rows.Next() {
-		var c audit.StoredCheckpoint
-		var at int64
-		if err := rows.Scan(&c.Size, &c.Note, &at); err != nil {
-			return nil, err
-		}
-		c.At = time.UnixMicro(at).UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// LatestCheckpoint implements audit.Backend.
-func (s *Store) LatestCheckpoint(ctx context.Context) (audit.StoredCheckpoint, error) {
-	cs, err := s.checkpoints(ctx, "SELECT size, note, at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
-	if err != nil {
-		return audit.StoredCheckpoint{}, err
-	}
-	if len(cs) == 0 {
-		return audit.StoredCheckpoint{}, audit.ErrNotFound
-	}
-	return cs[0], nil
-}
-
-// Checkpoints implements audit.Backend.
-func (s *Store) Checkpoints(ctx context.Context) ([]audit.StoredCheckpoint, error) {
-	return s.checkpoints(ctx, "SELECT size, note, at FROM audit_checkpoints ORDER BY size")
-}
-
-// PutKey implements audit.Backend.
-func (s *Store) PutKey(ctx context.Context, id, vkey string) error {
-	_, err := s.w.ExecContext(ctx, "INSERT INTO audit_keys (kid, vkey) VALUES (?,?) ON CONFLICT (kid) DO NOTHING", id, vkey)
-	return err
-}
-
-// Keys implements audit.Backend.
-func (s *Store) Keys(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT vkey FROM audit_keys ORDER BY kid")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
-}
-
-// Cursor implements audit.Backend.
-func (s *Store) Cursor(ctx context.Context, sink string) (int64, error) {
-	var idx int64
-	err := s.r.QueryRowContext(ctx, "SELECT idx FROM audit_cursors WHERE sink = ?", sink).Scan(&idx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return -1, nil
-	}
-	return idx, err
-}
-
-// SetCursor implements audit.Backend.
-func (s *Store) SetCursor(ctx context.Context, sink string, index int64) error {
-	_, err := s.w.ExecContext(ctx, "INSERT INTO audit_cursors (sink, idx) VALUES (?,?) ON CONFLICT (sink) DO UPDATE SET idx = excluded.idx", sink, index)
-	return err
-}
-
-// Prune implements audit.Backend.
-func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE audit_events SET body = NULL, action = NULL, outcome = NULL, alert = NULL,
-		patient = NULL, agent = NULL, entity = NULL
-		WHERE body IS NOT NULL AND idx < COALESCE((SELECT MIN(idx) FROM audit_events WHERE ts >= ?),
-			(SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events))`, cutoff.UnixMicro())
+func (d sqliteDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := d.w.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -12,19 +12,19 @@ import (
 	"phix/audit/audittest"
 )
 
+func open(ctx context.Context, path string) (audit.Backend, error) {
+	return auditsqlite.Open(ctx, path)
+}
+
 func factory(t *testing.T) audittest.Harness {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	var first *auditsqlite.Store
 	return audittest.Harness{
 		Open: func(t *testing.T) audit.Backend {
-			s, err := auditsqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := audittest.OpenBackend(t, path, open)
 			if first == nil {
-				first = s
+				first = s.(*auditsqlite.Store)
 			}
-			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
 		Exec: func(t *testing.T, sql string) {
@@ -52,11 +52,6 @@ func TestContract(t *testing.T) { audittest.Run(t, factory) }
 
 func BenchmarkAudit(b *testing.B) {
 	audittest.Bench(b, func(b *testing.B) audit.Backend {
-		s, err := auditsqlite.Open(context.Background(), filepath.Join(b.TempDir(), "audit.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		return audittest.OpenBackend(b, filepath.Join(b.TempDir(), "audit.db"), open)
 	})
 }
