@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"phix/fhir/search"
@@ -24,9 +25,19 @@ var (
 	// names the field, never its value.
 	ErrInvalid = errors.New("store: invalid input")
 	// ErrUnsupported reports a search feature the store does not execute yet
-	// (composite parameters, chaining, _has, terminology modifiers such as
-	// :in/:below on tokens, full-text _text/_content).
+	// (composite parameters, terminology modifiers such as :in/:below on
+	// tokens, full-text _text/_content).
 	ErrUnsupported = errors.New("store: unsupported search feature")
+	// ErrTooMany reports a search refused because it would exceed a limit
+	// (included resources, :iterate rounds). It wraps ErrInvalid, so callers
+	// that only know ErrInvalid answer 400.
+	ErrTooMany = fmt.Errorf("%w: search exceeds a configured limit", ErrInvalid)
+)
+
+// Include limits used when a Query leaves them zero.
+const (
+	DefaultMaxIncluded      = 1000
+	DefaultMaxIncludeRounds = 8
 )
 
 // DefaultCount is the page size a store uses when Query.Count or

@@ -96,3 +96,14 @@ func TestParseChainErrors(t *testing.T) {
 		t.Errorf("MaxHasDepth 1: %v", err)
 	}
 }
+
+func TestParseIncludeLimits(t *testing.T) {
+	q, _, err := search.Parse("Observation", mustQuery(t, "_include:iterate=*"), search.ParseOptions{})
+	if err != nil || q.MaxIncluded != 1000 || q.MaxIncludeRounds != 8 || len(q.Include) != 1 || !q.Include[0].Iterate {
+		t.Errorf("defaults: %v %+v", err, q)
+	}
+	q, _, err = search.Parse("Observation", mustQuery(t, "_revinclude:iterate=Observation:has-member"), search.ParseOptions{MaxIncluded: 5, MaxIncludeRounds: 2})
+	if err != nil || q.MaxIncluded != 5 || q.MaxIncludeRounds != 2 || !q.RevInclude[0].Iterate {
+		t.Errorf("configured: %v %+v", err, q)
+	}
+}

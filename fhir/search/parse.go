@@ -30,6 +30,11 @@ type ParseOptions struct {
 	MaxChainDepth int
 	// MaxHasDepth bounds the nested _has of one parameter (default 4).
 	MaxHasDepth int
+	// MaxIncluded bounds the resources _include/_revinclude add to one page
+	// (default 1000) and MaxIncludeRounds the :iterate rounds (default 8);
+	// both go into the Query for the store to enforce.
+	MaxIncluded      int
+	MaxIncludeRounds int
 }
 
 func (o *ParseOptions) defaults() {
@@ -57,6 +62,12 @@ func (o *ParseOptions) defaults() {
 	if o.MaxHasDepth <= 0 {
 		o.MaxHasDepth = 4
 	}
+	if o.MaxIncluded <= 0 {
+		o.MaxIncluded = 1000
+	}
+	if o.MaxIncludeRounds <= 0 {
+		o.MaxIncludeRounds = 8
+	}
 }
 
 // Parse turns query parameters into a Query for resourceType ("" for a
@@ -69,7 +80,8 @@ func (o *ParseOptions) defaults() {
 // limit are errors in both modes. Errors are *Error and never quote a value.
 func Parse(resourceType string, values url.Values, opts ParseOptions) (*Query, []Warning, error) {
 	opts.defaults()
-	p := &parser{opts: opts, q: &Query{Type: resourceType, Count: opts.DefaultCount}}
+	p := &parser{opts: opts, q: &Query{Type: resourceType, Count: opts.DefaultCount,
+		MaxIncluded: opts.MaxIncluded, MaxIncludeRounds: opts.MaxIncludeRounds}}
 	if resourceType != "" && !IsResourceType(resourceType) {
 		return nil, nil, &Error{Code: CodeUnknownType, Msg: "unknown resource type"}
 	}

@@ -149,6 +149,11 @@ type Query struct {
 
 	Include    []Include
 	RevInclude []Include
+	// MaxIncluded bounds the resources _include/_revinclude may add to one
+	// page, and MaxIncludeRounds the :iterate rounds; a store refuses a
+	// search that would exceed either. Zero takes the store's defaults.
+	MaxIncluded      int
+	MaxIncludeRounds int
 
 	// Summary and Elements shape the returned resources; the store ignores
 	// them and the server applies them.

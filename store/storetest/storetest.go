@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchPaging", testSearchPaging},
 		{"SearchSystemLevel", testSearchSystem},
 		{"SearchInclude", testSearchInclude},
+		{"SearchIncludeIterate", testSearchIncludeIterate},
 		{"SearchChain", testSearchChain},
 		{"SearchUnsupported", testSearchUnsupported},
 		{"History", testHistory},
