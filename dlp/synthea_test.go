@@ -2,9 +2,6 @@ package dlp
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -16,40 +13,24 @@ import (
 // report nothing but dates (codes, displays, references and amounts are not
 // PHI). Hints built from the Patient find the patient in a note.
 func TestSyntheaBundles(t *testing.T) {
-	dir := testenv.Shared(t, "testdata", "synthea")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no synthea bundles in %s", dir)
+	bundles := testenv.SyntheaBundles(t)
+	if len(bundles) > 6 {
+		bundles = bundles[:6] // bounded: each bundle is megabytes
 	}
-	sort.Strings(files)
-	if len(files) > 6 {
-		files = files[:6] // bounded: each bundle is megabytes
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, bundle := range bundles {
+		data := bundle.Data
 		fs, err := ScanJSON(data)
 		if err != nil {
-			t.Fatalf("%s: %v", filepath.Base(file), err)
+			t.Fatalf("%s: %v", bundle.Name, err)
 		}
 		at := map[string][]Type{}
 		for _, f := range fs {
 			at[f.Location] = append(at[f.Location], f.Type)
 			if !strings.HasPrefix(f.Detector, "fhir-") && f.Type != Date {
-				t.Errorf("%s: free-text %s finding at %s (%s)", filepath.Base(file), f.Type, f.Location, f.Detector)
+				t.Errorf("%s: free-text %s finding at %s (%s)", bundle.Name, f.Type, f.Location, f.Detector)
 			}
 		}
-		var b struct {
-			Entry []struct {
-				Resource json.RawMessage `json:"resource"`
-			} `json:"entry"`
-		}
-		if err := json.Unmarshal(data, &b); err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range b.Entry {
+		for i, res := range bundle.Entries(t) {
 			var p struct {
 				ResourceType string `json:"resourceType"`
 				Name         []struct {
@@ -64,7 +45,7 @@ func TestSyntheaBundles(t *testing.T) {
 					Line []string `json:"line"`
 				} `json:"address"`
 			}
-			if err := json.Unmarshal(e.Resource, &p); err != nil || p.ResourceType != "Patient" {
+			if err := json.Unmarshal(res, &p); err != nil || p.ResourceType != "Patient" {
 				continue
 			}
 			base := "Bundle.entry[" + itoa(i) + "].resource"
@@ -79,16 +60,16 @@ func TestSyntheaBundles(t *testing.T) {
 			for n, name := range p.Name {
 				nb := base + ".name[" + itoa(n) + "]"
 				if name.Family != "" && !has(nb+".family", Name) {
-					t.Errorf("%s: %s.family not reported", filepath.Base(file), nb)
+					t.Errorf("%s: %s.family not reported", bundle.Name, nb)
 				}
 				for g := range name.Given {
 					if !has(nb+".given["+itoa(g)+"]", Name) {
-						t.Errorf("%s: %s.given[%d] not reported", filepath.Base(file), nb, g)
+						t.Errorf("%s: %s.given[%d] not reported", bundle.Name, nb, g)
 					}
 				}
 			}
 			if p.BirthDate != "" && !has(base+".birthDate", Date) {
-				t.Errorf("%s: birthDate not reported", filepath.Base(file))
+				t.Errorf("%s: birthDate not reported", bundle.Name)
 			}
 			// Hints from the record find the patient in free text.
 			if len(p.Name) == 0 || len(p.Name[0].Given) == 0 || len(p.Telecom) == 0 {
@@ -104,7 +85,7 @@ func TestSyntheaBundles(t *testing.T) {
 				kinds[f.Type] = true
 			}
 			if !kinds[Name] || !kinds[Phone] {
-				t.Errorf("%s: hints missed the patient in a note: %v", filepath.Base(file), kinds)
+				t.Errorf("%s: hints missed the patient in a note: %v", bundle.Name, kinds)
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package fhir
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -11,44 +10,22 @@ import (
 )
 
 // exampleFiles returns the published FHIR examples.
-func exampleFiles(t testing.TB) []string {
-	dir := testenv.Shared(t, "testdata", "fhir-test-cases", "examples")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no examples in %s", dir)
-	}
-	sort.Strings(files)
-	return files
-}
+func exampleFiles(t testing.TB) []string { return testenv.ExampleFiles(t) }
 
 // syntheaResources returns every Bundle.entry.resource of the Synthea
 // bundles, each re-encoded on its own.
 func syntheaResources(t testing.TB) [][]byte {
-	dir := testenv.Shared(t, "testdata", "synthea")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no Synthea bundles in %s", dir)
-	}
-	sort.Strings(files)
 	var out [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	for _, raw := range testenv.SyntheaResources(t) {
+		r, err := Parse(raw, ParseOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := Parse(data, ParseOptions{})
+		enc, err := Marshal(r)
 		if err != nil {
-			t.Fatalf("%s: %v", filepath.Base(f), err)
+			t.Fatal(err)
 		}
-		entries, _ := b.Object["entry"].([]any)
-		for _, e := range entries {
-			res := e.(map[string]any)["resource"].(map[string]any)
-			enc, err := Marshal(&Resource{Object: res})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, enc)
-		}
+		out = append(out, enc)
 	}
 	return out
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,38 +41,21 @@ type synResource struct {
 // each patient by name (the server passes a keyed hash of the query and the
 // parameter names, never the values).
 func syntheaEvents(t *testing.T, p *audit.Pseudonymizer) ([]audit.Event, needles, [][]byte) {
-	dir := testenv.Shared(t, "testdata", "synthea")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no Synthea bundles in %s", dir)
-	}
 	nd := needles{words: map[string]bool{}, values: map[string]bool{}}
 	var evs []audit.Event
 	var raw [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = append(raw, data)
-		var b struct {
-			Entry []struct {
-				Resource json.RawMessage `json:"resource"`
-			} `json:"entry"`
-		}
-		if err := json.Unmarshal(data, &b); err != nil {
-			t.Fatalf("%s: %v", filepath.Base(f), err)
-		}
+	for _, bundle := range testenv.SyntheaBundles(t) {
+		raw = append(raw, bundle.Data)
 		var patient string
-		for _, e := range b.Entry {
+		for _, res := range bundle.Entries(t) {
 			var r synResource
 			var head struct{ ResourceType, ID string }
-			if err := json.Unmarshal(e.Resource, &head); err != nil {
+			if err := json.Unmarshal(res, &head); err != nil {
 				t.Fatal(err)
 			}
 			r.ResourceType, r.ID = head.ResourceType, head.ID
 			if r.ResourceType == "Patient" {
-				if err := json.Unmarshal(e.Resource, &r); err != nil {
+				if err := json.Unmarshal(res, &r); err != nil {
 					t.Fatal(err)
 				}
 				patient = r.ID

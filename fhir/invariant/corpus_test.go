@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -13,41 +12,18 @@ import (
 )
 
 // exampleFiles returns the published R4 examples.
-func exampleFiles(t testing.TB) []string {
-	dir := testenv.Shared(t, "testdata", "fhir-test-cases", "examples")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no examples in %s", dir)
-	}
-	sort.Strings(files)
-	return files
-}
+func exampleFiles(t testing.TB) []string { return testenv.ExampleFiles(t) }
 
 // syntheaResources returns every Bundle.entry.resource of the Synthea
 // bundles as parsed resources.
 func syntheaResources(t testing.TB) []*fhir.Resource {
-	dir := testenv.Shared(t, "testdata", "synthea")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		testenv.Missing(t, "no Synthea bundles in %s", dir)
-	}
-	sort.Strings(files)
 	var out []*fhir.Resource
-	for _, f := range files {
-		b := parseFile(t, f)
-		entries, _ := b.Object["entry"].([]any)
-		for _, e := range entries {
-			res := e.(map[string]any)["resource"].(map[string]any)
-			enc, err := fhir.Marshal(&fhir.Resource{Object: res})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := fhir.Parse(enc, fhir.ParseOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r)
+	for _, raw := range testenv.SyntheaResources(t) {
+		r, err := fhir.Parse(raw, fhir.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		out = append(out, r)
 	}
 	return out
 }
