@@ -57,8 +57,8 @@ func newShared(t *testing.T) *shared {
 		Stream: "PHIXTEST_SCALE_" + strings.ToUpper(id), SubjectPrefix: "phixtest." + id + ".deliveries",
 		DeadLetterPrefix: "phixtest." + id + ".deadletter", AckWait: 5 * time.Second}}
 	ctx := context.Background()
-	c := s3.New(s3.Options{BaseEndpoint: aws.String(g.endpoint), Region: "us-east-1", UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(g.access, g.secret, "")})
+	c := s3.New(s3.Options{BaseEndpoint: aws.String(g.Endpoint), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(g.AccessKey, g.SecretKey, "")})
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(sh.bucket)}); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
