@@ -45,6 +45,11 @@ type Hospital struct {
 	ID    string
 	FHIR  string // base URL of the FHIR API
 	Token string // bearer token of the hospital's clinician-administrator
+	// AuditorToken reads only the audit log (/audit/, AuditEvent).
+	AuditorToken string
+	// AuditDB is the hospital's audit log database (SQLite), for
+	// `phix audit verify --db`.
+	AuditDB string
 	// Seeded reports whether this start created the database and seeded it.
 	Seeded bool
 }
@@ -77,6 +82,8 @@ type EndpointHospital struct {
 	Gateway   string `json:"gateway"`
 	Portal    string `json:"portal"`
 	TokenFile string `json:"token_file"`
+	// AuditorTokenFile is the auditor's token file, next to TokenFile.
+	AuditorTokenFile string `json:"auditor_token_file"`
 }
 
 // Start brings the network up and returns once every server listens. Stop
@@ -111,7 +118,7 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 			return fail(fmt.Errorf("devnet: %s: %w", id, err))
 		}
 		n.Hospitals = append(n.Hospitals, *h)
-		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token"})
+		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token", AuditorTokenFile: id + ".auditor.token"})
 	}
 	if err := writeJSONFile(n.EndpointsFile, eps); err != nil {
 		return fail(err)
@@ -141,21 +148,36 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		return nil, err
 	}
 	n.close = append(n.close, st.Close)
+	auditorTokens, _, err := fhirserver.LoadOrCreateTokens(filepath.Join(devDir, id+".auditor.token"))
+	if err != nil {
+		return nil, err
+	}
 	auth, err := fhirserver.NewStaticTokens(tokens...)
 	if err != nil {
 		return nil, err
 	}
+	if err := auth.AddAuditorTokens(auditorTokens...); err != nil {
+		return nil, err
+	}
+	// Keyring (dev master key file), audit log and de-identification keys
+	// live in the hospital's directory.
+	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: dir, Hospital: id, Auth: auth, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	n.close = append(n.close, node.Close)
 	ln, err := listen(opts.BasePort, i)
 	if err != nil {
 		return nil, err
 	}
 	base := "http://" + ln.Addr().String() + fhirserver.BasePath
-	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger})
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0]}
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: auditorTokens[0], AuditDB: filepath.Join(dir, "audit.db")}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			ln.Close()

@@ -35,7 +35,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) error {
 	s.capMu.Unlock()
 	if !ok {
 		var err error
-		body, err = capabilityStatement(base, s.cfg.MaxConditionalDelete > 1)
+		body, err = capabilityStatement(base, s.cfg.MaxConditionalDelete > 1, s.deid != nil)
 		if err != nil {
 			return errorf(CodeInternal, "internal error")
 		}
@@ -82,7 +82,7 @@ type capOp struct {
 }
 
 // capabilityStatement states exactly what this server implements.
-func capabilityStatement(base string, multipleDelete bool) ([]byte, error) {
+func capabilityStatement(base string, multipleDelete, deid bool) ([]byte, error) {
 	interactions := []code{{"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"history-type"}, {"create"}, {"search-type"}}
 	condDelete := "single"
 	if multipleDelete {
@@ -125,6 +125,9 @@ func capabilityStatement(base string, multipleDelete bool) ([]byte, error) {
 				cr.SearchInclude = append(cr.SearchInclude, t+":"+p.Code)
 			}
 		}
+		if deid && t == "Patient" {
+			cr.Operation = append(cr.Operation, capOp{Name: "de-identify", Definition: DeidentifyDefinition})
+		}
 		cr.SearchRevInclude = revs[t]
 		sort.Strings(cr.SearchRevInclude)
 		resources = append(resources, cr)
@@ -150,6 +153,9 @@ func capabilityStatement(base string, multipleDelete bool) ([]byte, error) {
 			"resource":    resources,
 			"interaction": []code{{"transaction"}, {"batch"}, {"history-system"}},
 		}},
+	}
+	if deid {
+		cs["rest"].([]any)[0].(map[string]any)["operation"] = []capOp{{Name: "de-identify", Definition: DeidentifyDefinition}}
 	}
 	return json.Marshal(cs)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"phix/audit"
+	"phix/deid"
 	"phix/store"
 )
 
@@ -57,6 +58,11 @@ type Config struct {
 	// must then be the same Pseudonymizer the log was opened with.
 	Audit           *audit.Log
 	AuditPseudonyms *audit.Pseudonymizer
+
+	// DeidKeys, when set, enables $de-identify (docs/fhir-api.md) with
+	// these keys; DeidOptions tunes the engines.
+	DeidKeys    deid.Keys
+	DeidOptions deid.Options
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -69,6 +75,7 @@ type Server struct {
 	audit     *auditor     // nil: no audit log
 	auditAPI  http.Handler // audit.Handler
 	auditFHIR http.Handler // the AuditEvent resource
+	deid      *deid.Operation
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -119,6 +126,13 @@ func New(cfg Config) (*Server, error) {
 		s.auditAPI = audit.Handler(cfg.Audit)
 		s.auditFHIR = cfg.Audit.AuditEventHandler()
 	}
+	if cfg.DeidKeys != nil {
+		op, err := deid.NewOperation(cfg.DeidKeys, cfg.DeidOptions)
+		if err != nil {
+			return nil, errors.New("fhirserver: $de-identify cannot start")
+		}
+		s.deid = op
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -146,6 +160,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}", s.methods(map[string]handlerFunc{
 		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handleNotSupported,
 	}))
+	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
+	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))
