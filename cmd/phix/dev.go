@@ -35,7 +35,8 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, h := range n.Hospitals {
-		fmt.Fprintf(os.Stderr, "phix dev: %s FHIR %s (token in %s)\n", h.ID, h.FHIR, *data+"/dev/"+h.ID+".token")
+		fmt.Fprintf(os.Stderr, "phix dev: %s FHIR %s (token in %s, auditor token in %s, audit log %s)\n",
+			h.ID, h.FHIR, *data+"/dev/"+h.ID+".token", *data+"/dev/"+h.ID+".auditor.token", h.AuditDB)
 	}
 	fmt.Fprintf(os.Stderr, "phix dev: endpoints in %s; Ctrl-C stops\n", n.EndpointsFile)
 	<-ctx.Done()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"phix/fhirserver"
@@ -27,6 +28,10 @@ func runFHIR(ctx context.Context, args []string) error {
 	tokenFile := fs.String("token-file", "", "file with the accepted bearer token(s), one per line; created with a fresh token when absent (default DB-dir/fhir.token for SQLite)")
 	baseURL := fs.String("base-url", "", "public base URL of the API (default http://HOST:PORT/fhir/r4 from each request)")
 	maxBody := fs.Int64("max-body", fhirserver.DefaultMaxBodyBytes, "request body limit in bytes")
+	dataDir := fs.String("data-dir", "", "directory of the keyring (dev master key file), audit log and de-identification keys (default: the SQLite file's directory; with PostgreSQL, the token file's directory)")
+	hospital := fs.String("hospital", "hospital", "this node's hospital id in the keyring (the audit log origin is HOSPITAL.phix/audit)")
+	suiteID := fs.String("suite", "intl", "crypto suite of a new keyring: intl or gm")
+	auditorTokenFile := fs.String("auditor-token-file", "", "file with the auditor's bearer token(s), which read only /audit/ and AuditEvent; created when absent (default TOKEN-FILE with .auditor.token)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -42,6 +47,16 @@ func runFHIR(ctx context.Context, args []string) error {
 		}
 		*tokenFile = *db + ".token"
 	}
+	if *dataDir == "" {
+		if isPostgresURL(*db) {
+			*dataDir = filepath.Dir(*tokenFile)
+		} else {
+			*dataDir = filepath.Dir(strings.TrimPrefix(strings.TrimPrefix(*db, "sqlite:"), "file:"))
+		}
+	}
+	if *auditorTokenFile == "" {
+		*auditorTokenFile = strings.TrimSuffix(*tokenFile, ".token") + ".auditor.token"
+	}
 	st, err := openStore(ctx, *db)
 	if err != nil {
 		return err
@@ -51,12 +66,25 @@ func runFHIR(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	auditorTokens, auditorCreated, err := fhirserver.LoadOrCreateTokens(*auditorTokenFile)
+	if err != nil {
+		return err
+	}
 	auth, err := fhirserver.NewStaticTokens(tokens...)
 	if err != nil {
 		return err
 	}
+	if err := auth.AddAuditorTokens(auditorTokens...); err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody})
+	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: *dataDir, Hospital: *hospital, Suite: *suiteID, Auth: auth, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
 	if err != nil {
 		return err
 	}
@@ -67,6 +95,10 @@ func runFHIR(ctx context.Context, args []string) error {
 	if created {
 		fmt.Fprintf(os.Stderr, "phix fhir: wrote a new bearer token to %s\n", *tokenFile)
 	}
+	if auditorCreated {
+		fmt.Fprintf(os.Stderr, "phix fhir: wrote a new auditor token to %s\n", *auditorTokenFile)
+	}
+	fmt.Fprintf(os.Stderr, "phix fhir: audit log %s\n", filepath.Join(*dataDir, "audit.db"))
 	fmt.Fprintf(os.Stderr, "phix fhir: serving http://%s%s\n", ln.Addr(), fhirserver.BasePath)
 	return fhirserver.Serve(ctx, ln, srv)
 }
