@@ -237,19 +237,16 @@ func keysInit(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		created, err := m.InitHospital(keysCtx(ctx, &kf), *hospital, *suiteID)
+		for _, id := range created {
+			fmt.Fprintf(keysOut.stdout, "created %s version 1\n", id)
+		}
+		if err == nil && len(created) == 0 {
+			fmt.Fprintf(keysOut.stdout, "hospital %s already has all its KEKs\n", *hospital)
+		}
 		return err
-	}
-	defer closeFn()
-	created, err := m.InitHospital(keysCtx(ctx, &kf), *hospital, *suiteID)
-	for _, id := range created {
-		fmt.Fprintf(keysOut.stdout, "created %s version 1\n", id)
-	}
-	if err == nil && len(created) == 0 {
-		fmt.Fprintf(keysOut.stdout, "hospital %s already has all its KEKs\n", *hospital)
-	}
-	return err
+	})
 }
 
 func keysList(ctx context.Context, args []string) error {
@@ -259,44 +256,39 @@ func keysList(ctx context.Context, args []string) error {
 	if err := keysParse(fs, args); err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	infos, err := m.List(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(keysOut.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(infos)
-	}
-	tw := tabwriter.NewWriter(keysOut.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEK\tSUITE\tBACKEND\tCURRENT\tMIN-DECRYPT\tVERSIONS\tROTATION")
-	for _, k := range infos {
-		var vs []string
-		for _, v := range k.Versions {
-			s := fmt.Sprint(v.Version)
-			switch {
-			case v.Destroyed != "":
-				s += "(destroyed)"
-			case v.Retired:
-				s += "(retired)"
-			}
-			vs = append(vs, s)
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		infos, err := m.List(ctx)
+		if err != nil {
+			return err
 		}
-		rot := "-"
-		if r := k.Rotation; r != nil {
-			rot = fmt.Sprintf("to v%d %d/%d", r.ToVersion, r.Done, r.Total)
-			if !r.Finished {
-				rot += " UNFINISHED"
-			}
+		if *asJSON {
+			return printJSON(infos)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", k.ID, k.Suite, k.Backend, k.Current, k.MinDecryption, strings.Join(vs, ","), rot)
-	}
-	return tw.Flush()
+		tw := tabwriter.NewWriter(keysOut.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEK\tSUITE\tBACKEND\tCURRENT\tMIN-DECRYPT\tVERSIONS\tROTATION")
+		for _, k := range infos {
+			var vs []string
+			for _, v := range k.Versions {
+				s := fmt.Sprint(v.Version)
+				switch {
+				case v.Destroyed != "":
+					s += "(destroyed)"
+				case v.Retired:
+					s += "(retired)"
+				}
+				vs = append(vs, s)
+			}
+			rot := "-"
+			if r := k.Rotation; r != nil {
+				rot = fmt.Sprintf("to v%d %d/%d", r.ToVersion, r.Done, r.Total)
+				if !r.Finished {
+					rot += " UNFINISHED"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", k.ID, k.Suite, k.Backend, k.Current, k.MinDecryption, strings.Join(vs, ","), rot)
+		}
+		return tw.Flush()
+	})
 }
 
 func keysRotate(ctx context.Context, args []string) error {
@@ -311,33 +303,30 @@ func keysRotate(ctx context.Context, args []string) error {
 	if *kek == "" {
 		return keysUsageErr("--kek is required")
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	actx := keysCtx(ctx, &kf)
-	if !*resume {
-		r, err := m.Rotate(actx, *kek)
-		if kms.CodeOf(err) == kms.CodeRotationRunning {
-			return fmt.Errorf("%w; run: phix keys rotate --kek %s --resume", err, *kek)
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		actx := keysCtx(ctx, &kf)
+		if !*resume {
+			r, err := m.Rotate(actx, *kek)
+			if kms.CodeOf(err) == kms.CodeRotationRunning {
+				return fmt.Errorf("%w; run: phix keys rotate --kek %s --resume", err, *kek)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(keysOut.stdout, "%s: version %d is current; %d data keys to re-wrap\n", *kek, r.ToVersion, r.Total)
 		}
+		r, err := m.ResumeRotation(actx, *kek, kms.RotateOptions{BatchSize: *batch, Progress: func(r kms.Rotation) {
+			fmt.Fprintf(keysOut.stdout, "re-wrapped %d/%d\n", r.Done, r.Total)
+		}})
 		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("interrupted at %d/%d; progress is saved: run phix keys rotate --kek %s --resume", r.Done, r.Total, *kek)
+			}
 			return err
 		}
-		fmt.Fprintf(keysOut.stdout, "%s: version %d is current; %d data keys to re-wrap\n", *kek, r.ToVersion, r.Total)
-	}
-	r, err := m.ResumeRotation(actx, *kek, kms.RotateOptions{BatchSize: *batch, Progress: func(r kms.Rotation) {
-		fmt.Fprintf(keysOut.stdout, "re-wrapped %d/%d\n", r.Done, r.Total)
-	}})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("interrupted at %d/%d; progress is saved: run phix keys rotate --kek %s --resume", r.Done, r.Total, *kek)
-		}
-		return err
-	}
-	fmt.Fprintf(keysOut.stdout, "%s: rotation to version %d finished (%d/%d)\n", *kek, r.ToVersion, r.Done, r.Total)
-	return nil
+		fmt.Fprintf(keysOut.stdout, "%s: rotation to version %d finished (%d/%d)\n", *kek, r.ToVersion, r.Done, r.Total)
+		return nil
+	})
 }
 
 func keysRetire(ctx context.Context, args []string) error {
@@ -352,16 +341,13 @@ func keysRetire(ctx context.Context, args []string) error {
 	if *kek == "" || *minV < 1 {
 		return keysUsageErr("--kek and --min-version are required")
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	if err := m.SetMinDecryptionVersion(keysCtx(ctx, &kf), *kek, *minV, *force); err != nil {
-		return err
-	}
-	fmt.Fprintf(keysOut.stdout, "%s: versions below %d retired\n", *kek, *minV)
-	return nil
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		if err := m.SetMinDecryptionVersion(keysCtx(ctx, &kf), *kek, *minV, *force); err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "%s: versions below %d retired\n", *kek, *minV)
+		return nil
+	})
 }
 
 // envCustodianPassphrase seals and opens custodian key files.
@@ -398,16 +384,7 @@ func keysCustodianNew(_ context.Context, args []string) error {
 		return err
 	}
 	b, _ := json.Marshal(f)
-	kf, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("create custodian key file: %w", err)
-	}
-	_, err = kf.Write(b)
-	if cerr := kf.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(*out)
+	if err := writeNewFile(*out, b, "custodian key file", false); err != nil {
 		return err
 	}
 	pub := *out + ".pub"
@@ -472,16 +449,13 @@ func keysEnroll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	if err := m.EnrollCustodian(keysCtx(ctx, &kf), c.ID, c.Suite, c.Public, as); err != nil {
-		return err
-	}
-	fmt.Fprintf(keysOut.stdout, "enrolled custodian %s\n", c.ID)
-	return nil
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		if err := m.EnrollCustodian(keysCtx(ctx, &kf), c.ID, c.Suite, c.Public, as); err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "enrolled custodian %s\n", c.ID)
+		return nil
+	})
 }
 
 func keysApprove(_ context.Context, args []string) error {
@@ -541,16 +515,13 @@ func keysDestroy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	if err := m.DestroyKEKVersion(keysCtx(ctx, &kf), *kek, *version, as); err != nil {
-		return err
-	}
-	fmt.Fprintf(keysOut.stdout, "destroyed %s version %d: everything wrapped under it is now undecryptable\n", *kek, *version)
-	return nil
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		if err := m.DestroyKEKVersion(keysCtx(ctx, &kf), *kek, *version, as); err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "destroyed %s version %d: everything wrapped under it is now undecryptable\n", *kek, *version)
+		return nil
+	})
 }
 
 func keysExport(ctx context.Context, args []string) error {
@@ -580,21 +551,18 @@ func keysExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	x, err := m.ExportKEK(keysCtx(ctx, &kf), *kek, *version, pub, as)
-	if err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(x, "", "  ")
-	if err := os.WriteFile(*out, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	fmt.Fprintf(keysOut.stdout, "exported %s version %d for recipient %s to %s\n", *kek, *version, x.Recipient, *out)
-	return nil
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		x, err := m.ExportKEK(keysCtx(ctx, &kf), *kek, *version, pub, as)
+		if err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(x, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "exported %s version %d for recipient %s to %s\n", *kek, *version, x.Recipient, *out)
+		return nil
+	})
 }
 
 func keysExportPublic(ctx context.Context, args []string) error {
@@ -607,18 +575,13 @@ func keysExportPublic(ctx context.Context, args []string) error {
 	if *hospital == "" {
 		return keysUsageErr("--hospital is required")
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	pubs, err := m.PublicKeys(ctx, *hospital)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(keysOut.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(pubs)
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		pubs, err := m.PublicKeys(ctx, *hospital)
+		if err != nil {
+			return err
+		}
+		return printJSON(pubs)
+	})
 }
 
 func keysLog(ctx context.Context, args []string) error {
@@ -628,22 +591,19 @@ func keysLog(ctx context.Context, args []string) error {
 	if err := keysParse(fs, args); err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	ops, err := m.Store().Ops(ctx, *after, 10000)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(keysOut.stdout)
-	for _, op := range ops {
-		if err := enc.Encode(op); err != nil {
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		ops, err := m.Store().Ops(ctx, *after, 10000)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		enc := json.NewEncoder(keysOut.stdout)
+		for _, op := range ops {
+			if err := enc.Encode(op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func keysRekey(ctx context.Context, args []string) error {
@@ -707,17 +667,8 @@ func writeNewMasterKey(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("create master key file: %w", err)
-	}
-	_, err = f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("write master key file: %w", err)
+	if err := writeNewFile(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), "master key file", true); err != nil {
+		return err
 	}
 	fmt.Fprintf(keysOut.stderr, "wrote a new master key to %s: back it up offline; without it the keyring is lost\n", path)
 	return nil
@@ -742,16 +693,7 @@ func keysEscrowNew(_ context.Context, args []string) error {
 		return err
 	}
 	b, _ := json.Marshal(f)
-	ef, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("create escrow key file: %w", err)
-	}
-	_, err = ef.Write(b)
-	if cerr := ef.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(*out)
+	if err := writeNewFile(*out, b, "escrow key file", false); err != nil {
 		return err
 	}
 	if err := os.WriteFile(*out+".pub", []byte(base64.StdEncoding.EncodeToString(f.Public)+"\n"), 0o644); err != nil {
@@ -792,14 +734,50 @@ func keysImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, closeFn, err := openKeyring(ctx, &kf)
+	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
+		if err := m.ImportKEK(keysCtx(ctx, &kf), x, rk); err != nil {
+			return err
+		}
+		fmt.Fprintf(keysOut.stdout, "imported %s version %d\n", x.KEK, x.Version)
+		return nil
+	})
+}
+
+// withKeyring opens the keyring kf names, runs fn on it and closes it.
+func withKeyring(ctx context.Context, kf *keyringFlags, fn func(m *kms.Manager) error) error {
+	m, closeFn, err := openKeyring(ctx, kf)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	if err := m.ImportKEK(keysCtx(ctx, &kf), x, rk); err != nil {
+	return fn(m)
+}
+
+// printJSON writes v to stdout as indented JSON.
+func printJSON(v any) error {
+	enc := json.NewEncoder(keysOut.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeNewFile writes data to a file that must not exist yet, mode 0600; a
+// failed write removes the partial file. what names the file in the error
+// when it cannot be created, and also when it cannot be written if wrapWrite.
+func writeNewFile(path string, data []byte, what string, wrapWrite bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", what, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		if wrapWrite {
+			return fmt.Errorf("write %s: %w", what, err)
+		}
 		return err
 	}
-	fmt.Fprintf(keysOut.stdout, "imported %s version %d\n", x.KEK, x.Version)
 	return nil
 }
