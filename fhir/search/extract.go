@@ -2,6 +2,7 @@ package search
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,10 @@ func Extract(r *fhir.Resource) []Entry {
 	for i := range ti.extract {
 		pe := &ti.extract[i]
 		x.param = pe.param
+		if pe.spec != nil {
+			x.composite(r.Object, pe.param, pe.spec, pe.bases)
+			continue
+		}
 		for j := range pe.elements {
 			x.elem = &pe.elements[j]
 			x.walk(r.Object, x.elem.Steps)
@@ -66,10 +71,24 @@ func (x *extractor) deceased(obj map[string]any) {
 // ExtractParam returns the entries of r for one parameter (nil when p does
 // not apply to r's type or is not extractable).
 func ExtractParam(r *fhir.Resource, p *Param) []Entry {
-	if r == nil || r.Object == nil || p == nil || !extractable(p.Type) {
+	if r == nil || r.Object == nil || p == nil || !extractable(p.Type) && p.Type != TypeComposite {
 		return nil
 	}
 	x := extractor{param: p}
+	if p.Type == TypeComposite {
+		spec := load().composites[p]
+		if spec == nil || !slices.Contains(p.Base, r.Type) {
+			return nil
+		}
+		var bases []int
+		for b, e := range p.Elements {
+			if e.Resource == r.Type && spec.rel[b] != nil {
+				bases = append(bases, b)
+			}
+		}
+		x.composite(r.Object, p, spec, bases)
+		return x.out
+	}
 	if r.Type == "Patient" && p.URL == deceasedURL {
 		x.deceased(r.Object)
 		return x.out

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -166,7 +167,14 @@ func TestExtractAllExamples(t *testing.T) {
 			t.Errorf("%s: no entries", filepath.Base(f))
 		}
 		for _, e := range es {
-			if search.Lookup(r.Type, e.Param) == nil {
+			code := e.Param
+			if e.Group > 0 {
+				code, _, _ = strings.Cut(code, "$")
+				if p := search.Lookup(r.Type, code); p == nil || p.Type != search.TypeComposite {
+					t.Errorf("%s: composite entry for a non-composite param %s", filepath.Base(f), e.Param)
+				}
+			}
+			if search.Lookup(r.Type, code) == nil {
 				t.Errorf("%s: entry for unknown param %s", filepath.Base(f), e.Param)
 			}
 		}

@@ -28,6 +28,9 @@ func FuzzParse(f *testing.F) {
 		"_elements=a,b&_summary=count&_total=none",
 		"gender:missing=true&family:contains=ab",
 		"%zz=1",
+		"code-value-quantity=http://loinc.org|8480-6$gt100&combo-code-value-concept=a\\$b$c",
+		"subject:Patient.organization.name=x&patient._has:Observation:subject:code=1",
+		"_has:Observation:has-member:_has:Observation:has-member:status=final",
 	} {
 		f.Add("Observation", s)
 	}

@@ -222,7 +222,9 @@ func (p *parser) param(key, value string) error {
 func (p *parser) clause(key string, prm *Param, modifier, value string, chain []Link) error {
 	switch prm.Type {
 	case TypeComposite:
-		return p.skip(key, CodeUnsupported, "composite parameters are not supported yet")
+		if len(prm.ComponentParams) == 0 || !Indexed(prm) {
+			return p.skip(key, CodeUnsupported, "this composite parameter is not supported")
+		}
 	case TypeSpecial:
 		return p.skip(key, CodeUnsupported, "special parameters are not supported yet")
 	}
@@ -241,7 +243,13 @@ func (p *parser) clause(key string, prm *Param, modifier, value string, chain []
 		if piece == "" {
 			continue
 		}
-		v, err := parseValue(prm, modifier, piece)
+		var v Value
+		var err error
+		if prm.Type == TypeComposite && modifier != "missing" {
+			v, err = compositeValue(prm, piece)
+		} else {
+			v, err = parseValue(prm, modifier, piece)
+		}
 		if err != nil {
 			return invalid(key, err.Error())
 		}

@@ -34,6 +34,10 @@ type typeIndex struct {
 type paramElements struct {
 	param    *Param
 	elements []Element
+	// composite parameters: the spec and the indexes of the base Elements
+	// that apply to the type.
+	spec  *compositeSpec
+	bases []int
 }
 
 type registry struct {
@@ -41,6 +45,7 @@ type registry struct {
 	typeNames   []string
 	compartment map[string][]string
 	all         []*Param
+	composites  map[*Param]*compositeSpec
 }
 
 var (
@@ -60,7 +65,19 @@ func load() *registry {
 			// build defect, not an input error.
 			panic("search: embedded registry.json is corrupt: " + err.Error())
 		}
-		r := &registry{types: map[string]*typeIndex{}, typeNames: f.ResourceTypes, compartment: f.PatientCompartment, all: f.Params}
+		r := &registry{types: map[string]*typeIndex{}, typeNames: f.ResourceTypes, compartment: f.PatientCompartment, all: f.Params,
+			composites: map[*Param]*compositeSpec{}}
+		byURL := make(map[string]*Param, len(f.Params))
+		for _, p := range f.Params {
+			byURL[p.URL] = p
+		}
+		for _, p := range f.Params {
+			if p.Type == TypeComposite {
+				if spec := resolveComposite(p, byURL); spec != nil {
+					r.composites[p] = spec
+				}
+			}
+		}
 		for _, t := range f.ResourceTypes {
 			r.types[t] = &typeIndex{byCode: map[string]*Param{}}
 		}
@@ -82,6 +99,18 @@ func load() *registry {
 		for name, ti := range r.types {
 			sort.Slice(ti.params, func(i, j int) bool { return ti.params[i].Code < ti.params[j].Code })
 			for _, p := range ti.params {
+				if spec := r.composites[p]; spec != nil {
+					var bases []int
+					for b, e := range p.Elements {
+						if e.Resource == name && spec.rel[b] != nil {
+							bases = append(bases, b)
+						}
+					}
+					if len(bases) > 0 {
+						ti.extract = append(ti.extract, paramElements{param: p, spec: spec, bases: bases})
+					}
+					continue
+				}
 				if !extractable(p.Type) {
 					continue
 				}
@@ -164,9 +193,13 @@ func PatientCompartment(resourceType string) []string {
 
 // Indexed reports whether Extract produces entries for p, so that a search on
 // it can match: a string, token, date, number, quantity, reference or uri
-// parameter with Elements, or one hand-coded in Extract (Patient deceased).
-// Composite and special parameters, and the full-text ones, are not indexed.
+// parameter with Elements, one hand-coded in Extract (Patient deceased), or a
+// composite whose components resolve to plain relative elements. Special
+// parameters and the full-text ones are not indexed.
 func Indexed(p *Param) bool {
+	if p != nil && p.Type == TypeComposite {
+		return load().composites[p] != nil
+	}
 	if p == nil || !extractable(p.Type) {
 		return false
 	}

@@ -48,6 +48,12 @@ type Param struct {
 	// such as Observation.effective[x] gives one Element per allowed type),
 	// keeping only datatypes the parameter type can index.
 	Elements []Element `json:"elements,omitempty"`
+
+	// ComponentParams are, for a composite parameter, the definitions its
+	// Components name, in order (resolved from the registry when it loads;
+	// nil when one cannot be resolved). A query value gives one part per
+	// component, separated by '$'.
+	ComponentParams []*Param `json:"-"`
 }
 
 // Element is one concrete element a parameter indexes.
@@ -115,6 +121,13 @@ type Entry struct {
 
 	RefType, RefID, RefVersion string
 	URL                        string
+
+	// Group ties the components of one composite value together: for a
+	// composite parameter P, the entry of component k has Param "P$k", the
+	// component's Type, and the Group (1, 2, ...) of the element instance it
+	// comes from, shared by that instance's other components. Zero for
+	// every other entry.
+	Group int
 }
 
 // Prefix is a comparison prefix on number, date and quantity values.
@@ -212,6 +225,10 @@ type Value struct {
 	URL                        string
 
 	Missing bool // the value of a :missing clause
+
+	// Components are the parts of a composite value, one per component of
+	// the parameter (Param.ComponentParams), each parsed as that component.
+	Components []Value
 }
 
 // Sort is one _sort key.

@@ -101,6 +101,18 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_url ON idx_uri (rtype, param, url);
 CREATE INDEX idx_uri_res ON idx_uri (res_pk, param);
 `,
+	// 2: composite parameters: the group tying one element instance's
+	// component entries together (0 for every other entry). Composite
+	// entries of resources written before it need a reindex.
+	`
+ALTER TABLE idx_string ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_token ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_date ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_number ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_quantity ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_reference ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE idx_uri ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the
@@ -108,7 +120,7 @@ CREATE INDEX idx_uri_res ON idx_uri (res_pk, param);
 var colType = map[string]string{
 	"norm": "text", "exact": "text", "system": "text", "code": "text", "text": "text",
 	"ref_type": "text", "ref_id": "text", "ref_version": "text", "url": "text",
-	"num": "float8",
+	"num": "float8", "grp": "int8",
 }
 
 // dateCols are the bigint columns of idx_date (lo and hi are float8 elsewhere).

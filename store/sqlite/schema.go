@@ -101,4 +101,16 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_url ON idx_uri (rtype, param, url);
 CREATE INDEX idx_uri_res ON idx_uri (res_pk, param);
 `,
+	// 2: composite parameters: the group tying one element instance's
+	// component entries together (0 for every other entry). Composite
+	// entries of resources written before it need a reindex.
+	`
+ALTER TABLE idx_string ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_token ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_date ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_number ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_quantity ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_reference ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+`,
 }

@@ -54,6 +54,8 @@ func Run(t *testing.T, open Opener) {
 		{"SearchInclude", testSearchInclude},
 		{"SearchIncludeIterate", testSearchIncludeIterate},
 		{"SearchChain", testSearchChain},
+		{"SearchComposite", testSearchComposite},
+		{"SearchEndToEnd", testSearchEndToEnd},
 		{"SearchUnsupported", testSearchUnsupported},
 		{"History", testHistory},
 		{"HistoryAt", testHistoryAt},

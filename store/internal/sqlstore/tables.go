@@ -13,19 +13,20 @@ import (
 type Table struct {
 	Name string
 	Bit  uint8 // this table's bit in resources.idx_mask
-	// Cols are the value columns after res_pk, rtype, param.
+	// Cols are the value columns after res_pk, rtype, param; the last is
+	// grp (search.Entry.Group).
 	Cols []string
 }
 
 // Tables are the index tables, one per indexable parameter type.
 var Tables = []Table{
-	{Name: "idx_string", Bit: 1 << 0, Cols: []string{"norm", "exact"}},
-	{Name: "idx_token", Bit: 1 << 1, Cols: []string{"system", "code", "text"}},
-	{Name: "idx_date", Bit: 1 << 2, Cols: []string{"lo", "hi"}},
-	{Name: "idx_number", Bit: 1 << 3, Cols: []string{"num", "lo", "hi"}},
-	{Name: "idx_quantity", Bit: 1 << 4, Cols: []string{"system", "code", "num", "lo", "hi"}},
-	{Name: "idx_reference", Bit: 1 << 5, Cols: []string{"ref_type", "ref_id", "ref_version", "url", "system", "code"}},
-	{Name: "idx_uri", Bit: 1 << 6, Cols: []string{"url"}},
+	{Name: "idx_string", Bit: 1 << 0, Cols: []string{"norm", "exact", "grp"}},
+	{Name: "idx_token", Bit: 1 << 1, Cols: []string{"system", "code", "text", "grp"}},
+	{Name: "idx_date", Bit: 1 << 2, Cols: []string{"lo", "hi", "grp"}},
+	{Name: "idx_number", Bit: 1 << 3, Cols: []string{"num", "lo", "hi", "grp"}},
+	{Name: "idx_quantity", Bit: 1 << 4, Cols: []string{"system", "code", "num", "lo", "hi", "grp"}},
+	{Name: "idx_reference", Bit: 1 << 5, Cols: []string{"ref_type", "ref_id", "ref_version", "url", "system", "code", "grp"}},
+	{Name: "idx_uri", Bit: 1 << 6, Cols: []string{"url", "grp"}},
 }
 
 // Table indexes into Tables.
@@ -136,6 +137,10 @@ func EncodeEntries(entries []search.Entry) ([]Row, uint8, error) {
 		case TURI:
 			vals = []any{e.URL}
 		}
+		if e.Group < 0 {
+			return nil, 0, fmt.Errorf("%w: index entry %d (%s): negative group", store.ErrInvalid, i, e.Param)
+		}
+		vals = append(vals, int64(e.Group))
 		for _, v := range vals {
 			if s, ok := v.(string); ok && !validText(s) {
 				return nil, 0, fmt.Errorf("%w: index entry %d (%s): text is not valid UTF-8 or contains NUL", store.ErrInvalid, i, e.Param)

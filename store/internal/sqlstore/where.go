@@ -123,6 +123,9 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 
 // clauseOn writes the condition for c's own parameter on resources alias ra.
 func (b *builder) clauseOn(c *search.Clause, ra string, now time.Time) error {
+	if c.Param != nil && c.Param.Type == search.TypeComposite && len(c.Values) > 0 {
+		return b.compositeClause(c, ra, now)
+	}
 	t, err := checkClause(c)
 	if err != nil {
 		return err
