@@ -102,12 +102,8 @@ func sealCmd(ctx context.Context, args []string, sio sealIO) error {
 	segSize := fl.Int("segment-size", seal.DefaultSegmentSize, "plaintext bytes per segment")
 	var to multiFlag
 	fl.Var(&to, "to", "recipient public key file (repeatable)")
-	if err := fl.Parse(args); err != nil {
-		return usageError(err)
-	}
-	if fl.NArg() != 2 {
-		fl.Usage()
-		return &exitError{2, errors.New("need IN and OUT")}
+	if err := parseInOut(fl, args); err != nil {
+		return err
 	}
 	if len(to) == 0 {
 		return &exitError{2, errors.New("need at least one --to recipient")}
@@ -133,17 +129,11 @@ func sealCmd(ctx context.Context, args []string, sio sealIO) error {
 		}
 		recips = append(recips, kf.Recipient())
 	}
-	in, size, closeIn, err := openInput(fl.Arg(0), sio)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
-	return writeOutput(fl.Arg(1), sio, func(out io.Writer) error {
+	return pipe(ctx, fl, sio, "sealing", func(src io.Reader, out io.Writer) error {
 		w, err := seal.NewWriter(out, seal.Options{Suite: s, Recipients: recips, SegmentSize: *segSize})
 		if err != nil {
 			return err
 		}
-		src := progress(ctx, in, size, "sealing", sio)
 		if _, err := io.Copy(w, src); err != nil {
 			return err
 		}
@@ -161,12 +151,8 @@ func unsealCmd(ctx context.Context, args []string, sio sealIO) error {
 	}
 	var keys multiFlag
 	fl.Var(&keys, "key", "private key file (repeatable)")
-	if err := fl.Parse(args); err != nil {
-		return usageError(err)
-	}
-	if fl.NArg() != 2 {
-		fl.Usage()
-		return &exitError{2, errors.New("need IN and OUT")}
+	if err := parseInOut(fl, args); err != nil {
+		return err
 	}
 	if len(keys) == 0 {
 		return &exitError{2, errors.New("need at least one --key")}
@@ -175,13 +161,8 @@ func unsealCmd(ctx context.Context, args []string, sio sealIO) error {
 	if err != nil {
 		return err
 	}
-	in, size, closeIn, err := openInput(fl.Arg(0), sio)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
-	return writeOutput(fl.Arg(1), sio, func(out io.Writer) error {
-		r, err := seal.NewReader(progress(ctx, in, size, "unsealing", sio), ids...)
+	return pipe(ctx, fl, sio, "unsealing", func(src io.Reader, out io.Writer) error {
+		r, err := seal.NewReader(src, ids...)
 		if err != nil {
 			return err
 		}
@@ -215,13 +196,8 @@ func rewrapCmd(ctx context.Context, args []string, sio sealIO) error {
 		}
 		recips = append(recips, kf.Recipient())
 	}
-	in, size, closeIn, err := openInput(fl.Arg(0), sio)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
-	return writeOutput(fl.Arg(1), sio, func(out io.Writer) error {
-		_, err := seal.Rewrap(out, progress(ctx, in, size, "rewrapping", sio), recips, ids...)
+	return pipe(ctx, fl, sio, "rewrapping", func(src io.Reader, out io.Writer) error {
+		_, err := seal.Rewrap(out, src, recips, ids...)
 		return err
 	})
 }
@@ -312,6 +288,31 @@ func pathless(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
+}
+
+// parseInOut parses args into fl and requires exactly the IN and OUT operands.
+func parseInOut(fl *flag.FlagSet, args []string) error {
+	if err := fl.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if fl.NArg() != 2 {
+		fl.Usage()
+		return &exitError{2, errors.New("need IN and OUT")}
+	}
+	return nil
+}
+
+// pipe opens IN (fl.Arg(0)) and runs fn with it, behind a progress bar
+// labelled verb, and OUT (fl.Arg(1)); see writeOutput for how OUT is committed.
+func pipe(ctx context.Context, fl *flag.FlagSet, sio sealIO, verb string, fn func(src io.Reader, out io.Writer) error) error {
+	in, size, closeIn, err := openInput(fl.Arg(0), sio)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	return writeOutput(fl.Arg(1), sio, func(out io.Writer) error {
+		return fn(progress(ctx, in, size, verb, sio), out)
+	})
 }
 
 func openInput(name string, sio sealIO) (io.Reader, int64, func(), error) {
