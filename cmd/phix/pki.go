@@ -168,7 +168,7 @@ func principalFlags(fs *flag.FlagSet) func() (pki.Principal, error) {
 
 func pkiIssue(ctx context.Context, args []string) error {
 	fs := pkiFlags("issue")
-	dir := fs.String("dir", "", "CA directory (required)")
+	dir := caDirFlag(fs)
 	who := principalFlags(fs)
 	var dns, ips pkiMulti
 	fs.Var(&dns, "dns", "DNS name of the endpoint (repeatable)")
@@ -176,10 +176,7 @@ func pkiIssue(ctx context.Context, args []string) error {
 	lifetime := fs.Duration("lifetime", pki.DefaultLifetime, "certificate lifetime (capped at 7 days)")
 	csrFile := fs.String("csr", "", "PEM CSR holding the key (no NAME.key is written)")
 	out := fs.String("out", "", "output base name: writes NAME.crt and NAME.key (required)")
-	if err := pkiParse(fs, args); err != nil {
-		return err
-	}
-	p, err := who()
+	p, err := pkiParsePrincipal(fs, args, who)
 	if err != nil {
 		return err
 	}
@@ -221,25 +218,47 @@ func pkiIssue(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Write the key before issuing, so a certificate is never logged for a
-	// key that was then lost.
-	if keyPEM != nil {
-		if err := writeExclusive(*out+".key", keyPEM, 0o600); err != nil {
-			return err
-		}
-	}
-	is, err := ca.Issue(ctx, req)
+	is, err := writeKeyAndCert(*out, keyPEM, func() (*pki.Issued, error) { return ca.Issue(ctx, req) })
 	if err != nil {
-		if keyPEM != nil {
-			os.Remove(*out + ".key")
-		}
-		return err
-	}
-	if err := pki.WriteFileAtomic(*out+".crt", is.CertPEM, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(pkiOut.stdout, "issued %s serial %s until %s\npin %s\n", p, is.Serial, is.Certificate.NotAfter.UTC().Format(time.RFC3339), is.Pin)
 	return nil
+}
+
+// caDirFlag defines --dir, the CA directory every CA subcommand needs.
+func caDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("dir", "", "CA directory (required)")
+}
+
+// pkiParsePrincipal parses args and then the --hospital/--coordinator choice.
+func pkiParsePrincipal(fs *flag.FlagSet, args []string, who func() (pki.Principal, error)) (pki.Principal, error) {
+	if err := pkiParse(fs, args); err != nil {
+		return pki.Principal{}, err
+	}
+	return who()
+}
+
+// writeKeyAndCert writes NAME.key (when keyPEM is set) before the CA acts,
+// so a certificate is never logged for a key that was then lost; it removes
+// the key again when the CA refuses, and writes NAME.crt.
+func writeKeyAndCert(out string, keyPEM []byte, issue func() (*pki.Issued, error)) (*pki.Issued, error) {
+	if keyPEM != nil {
+		if err := writeExclusive(out+".key", keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	is, err := issue()
+	if err != nil {
+		if keyPEM != nil {
+			os.Remove(out + ".key")
+		}
+		return nil, err
+	}
+	if err := pki.WriteFileAtomic(out+".crt", is.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return is, nil
 }
 
 func writeExclusive(path string, b []byte, mode os.FileMode) error {
@@ -262,7 +281,7 @@ func writeExclusive(path string, b []byte, mode os.FileMode) error {
 
 func pkiRenew(ctx context.Context, args []string) error {
 	fs := pkiFlags("renew")
-	dir := fs.String("dir", "", "CA directory (required)")
+	dir := caDirFlag(fs)
 	certFile := fs.String("cert", "", "the certificate to renew (required)")
 	newKey := fs.Bool("new-key", false, "generate a new key (the pin changes: update the registry)")
 	lifetime := fs.Duration("lifetime", pki.DefaultLifetime, "certificate lifetime (capped at 7 days)")
@@ -292,19 +311,10 @@ func pkiRenew(ctx context.Context, args []string) error {
 		if keyPEM, err = pki.MarshalPrivateKey(key, nil); err != nil {
 			return err
 		}
-		// A new key goes to a new file; never overwrite the key in use.
-		if err := writeExclusive(*out+".key", keyPEM, 0o600); err != nil {
-			return err
-		}
 	}
-	is, err := ca.Renew(ctx, cur, pub, *lifetime)
+	// A new key goes to a new file; never overwrite the key in use.
+	is, err := writeKeyAndCert(*out, keyPEM, func() (*pki.Issued, error) { return ca.Renew(ctx, cur, pub, *lifetime) })
 	if err != nil {
-		if keyPEM != nil {
-			os.Remove(*out + ".key")
-		}
-		return err
-	}
-	if err := pki.WriteFileAtomic(*out+".crt", is.CertPEM, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(pkiOut.stdout, "renewed serial %s as %s until %s\npin %s\n", pki.SerialString(cur.SerialNumber), is.Serial, is.Certificate.NotAfter.UTC().Format(time.RFC3339), is.Pin)
@@ -316,7 +326,7 @@ func pkiRenew(ctx context.Context, args []string) error {
 
 func pkiRevoke(ctx context.Context, args []string) error {
 	fs := pkiFlags("revoke")
-	dir := fs.String("dir", "", "CA directory (required)")
+	dir := caDirFlag(fs)
 	serial := fs.String("serial", "", "serial number, hex (required)")
 	reason := fs.String("reason", "unspecified", "unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold")
 	if err := pkiParse(fs, args); err != nil {
@@ -343,7 +353,7 @@ func pkiRevoke(ctx context.Context, args []string) error {
 
 func pkiCRL(ctx context.Context, args []string) error {
 	fs := pkiFlags("crl")
-	dir := fs.String("dir", "", "CA directory (required)")
+	dir := caDirFlag(fs)
 	out := fs.String("out", "", "output file (required; replaced atomically)")
 	der := fs.Bool("der", false, "write DER instead of PEM")
 	if err := pkiParse(fs, args); err != nil {
@@ -389,16 +399,13 @@ func pkiPin(_ context.Context, args []string) error {
 
 func pkiIdentity(ctx context.Context, args []string) error {
 	fs := pkiFlags("identity")
-	dir := fs.String("dir", "", "CA directory (required)")
+	dir := caDirFlag(fs)
 	who := principalFlags(fs)
 	suiteName := fs.String("suite", "", "intl or gm (required)")
 	keyFile := fs.String("signing-key", "", "the signing public key: 'phix keys export-public' JSON, PEM, base64 or raw (required)")
 	lifetime := fs.Duration("lifetime", 365*24*time.Hour, "binding validity")
 	out := fs.String("out", "", "write the binding here (default stdout)")
-	if err := pkiParse(fs, args); err != nil {
-		return err
-	}
-	p, err := who()
+	p, err := pkiParsePrincipal(fs, args, who)
 	if err != nil {
 		return err
 	}
