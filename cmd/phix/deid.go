@@ -52,12 +52,7 @@ func deidCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if *keyFile == "" {
 		return errors.New("--key-file is required: pseudonyms and date shifts are keyed")
 	}
-	secret, err := readSecret(*keyFile)
-	if err != nil {
-		return err
-	}
-	keys, err := deid.DeriveKeys(suite.ID(*suiteID), secret)
-	suite.Wipe(secret)
+	keys, err := deidKeys(*keyFile, *suiteID, nil)
 	if err != nil {
 		return err
 	}
@@ -113,6 +108,22 @@ func deidCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 
 // isBundle reports whether the whole input is one Bundle (possibly
 // pretty-printed) rather than NDJSON.
+// deidKeys derives the de-identification keys of suiteID from the project
+// secret in keyFile, wiping the secret at once. An error reading the file is
+// returned as it is; a derivation error goes through wrap when it is set.
+func deidKeys(keyFile, suiteID string, wrap func(error) error) (*deid.StaticKeys, error) {
+	secret, err := readSecret(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := deid.DeriveKeys(suite.ID(suiteID), secret)
+	suite.Wipe(secret)
+	if err != nil && wrap != nil {
+		err = wrap(err)
+	}
+	return keys, err
+}
+
 func isBundle(data []byte) bool {
 	t := bytes.TrimSpace(data)
 	if len(t) == 0 || t[0] != '{' {

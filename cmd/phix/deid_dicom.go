@@ -12,7 +12,6 @@ import (
 
 	"phix/deid"
 	ddicom "phix/deid/dicom"
-	"phix/suite"
 )
 
 func init() { deidDICOM = runDeidDICOM }
@@ -41,14 +40,9 @@ func deidDICOMMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if *keyFile == "" {
 		return errors.New("--key-file is required: UIDs and date shifts are keyed per project")
 	}
-	secret, err := readSecret(*keyFile)
+	keys, err := deidKeys(*keyFile, *suiteID, func(err error) error { return fmt.Errorf("keys: %w", err) })
 	if err != nil {
 		return err
-	}
-	keys, err := deid.DeriveKeys(suite.ID(*suiteID), secret)
-	suite.Wipe(secret)
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
 	}
 	var rng deid.DateShiftRange
 	if *fhirProfile != "" {
