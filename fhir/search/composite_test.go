@@ -20,7 +20,7 @@ func TestParseComposite(t *testing.T) {
 	if code.System != "http://loinc.org" || code.Code != "8480-6" || val.Prefix != search.PrefixGt || val.Num != 100 {
 		t.Errorf("parts %+v %+v", code, val)
 	}
-	if v := c.Values[1].Components[1]; v.Code != "mg" || v.Num != 5 {
+	if v := c.Values[1].Components[1]; v.Code != "g" || v.Num != 0.005 {
 		t.Errorf("second %+v", v)
 	}
 	for _, bad := range []string{

@@ -477,6 +477,9 @@ func (x *extractor) quantityEntries(v any) {
 			e.System, e.Code = str(unit, "system"), str(unit, "code")
 		}
 		x.add(e)
+		if unit != nil {
+			x.addCanonical(e, str(unit, "unit"))
+		}
 		return
 	case "Money":
 		s, ok := numberText(m["value"])
@@ -503,11 +506,32 @@ func (x *extractor) quantityEntries(v any) {
 		return
 	}
 	code, unit := str(m, "code"), str(m, "unit")
-	x.add(Entry{Num: n, NumLo: lo, NumHi: hi, System: str(m, "system"), Code: code})
+	e := Entry{Num: n, NumLo: lo, NumHi: hi, System: str(m, "system"), Code: code}
+	x.add(e)
 	// "5||mg" matches the unit text as well as the code.
 	if unit != "" && unit != code {
 		x.add(Entry{Num: n, NumLo: lo, NumHi: hi, Code: unit})
 	}
+	x.addCanonical(e, unit)
+}
+
+// addCanonical adds the quantity e again in its canonical UCUM unit (5 mg as
+// 0.005 g), so that a search in any convertible unit matches; see
+// CanonicalUnit. Only UCUM (or system-less) codes are converted; a
+// system-less quantity without a code is tried by its unit text.
+func (x *extractor) addCanonical(e Entry, unit string) {
+	code := e.Code
+	switch {
+	case e.System != "" && e.System != UCUMSystem:
+		return
+	case code == "" && e.System == "":
+		code = unit
+	}
+	canon, n, lo, hi, ok := canonicalNums(code, e.Num, e.NumLo, e.NumHi)
+	if !ok {
+		return
+	}
+	x.add(Entry{Num: n, NumLo: lo, NumHi: hi, System: e.System, Code: canon})
 }
 
 func (x *extractor) referenceEntries(v any) {

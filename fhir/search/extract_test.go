@@ -1,6 +1,7 @@
 package search_test
 
 import (
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -118,8 +119,10 @@ func TestExtractObservationExample(t *testing.T) {
 		t.Errorf("code = %+v", code)
 	}
 	vq := byParam(es, "value-quantity")
-	if len(vq) != 2 || vq[0].Num != 185 || vq[0].NumLo != 184.5 || vq[0].NumHi != 185.5 ||
-		vq[0].System != "http://unitsofmeasure.org" || vq[0].Code != "[lb_av]" || vq[1].Code != "lbs" {
+	// The code, the unit text and the canonical UCUM form (grams).
+	if len(vq) != 3 || vq[0].Num != 185 || vq[0].NumLo != 184.5 || vq[0].NumHi != 185.5 ||
+		vq[0].System != "http://unitsofmeasure.org" || vq[0].Code != "[lb_av]" || vq[1].Code != "lbs" ||
+		vq[2].Code != "g" || vq[2].System != "http://unitsofmeasure.org" || math.Abs(vq[2].Num-185*453.59237) > 1e-6 {
 		t.Errorf("value-quantity = %+v", vq)
 	}
 	if got := refs(byParam(es, "patient")); !slices.Equal(got, []string{"Patient/example"}) {

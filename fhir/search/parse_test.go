@@ -176,12 +176,23 @@ func TestParseValues(t *testing.T) {
 		}},
 		{"quantity full", "Observation", "value-quantity=le5.4|http://unitsofmeasure.org|mg", func(t *testing.T, q *search.Query) {
 			_, v := one(t, q)
-			if v.Prefix != search.PrefixLe || v.Num != 5.4 || v.System != "http://unitsofmeasure.org" || v.Code != "mg" || !v.HasSystem {
+			// UCUM units are searched in canonical form: 5.4 mg is 0.0054 g.
+			if v.Prefix != search.PrefixLe || v.Num != 0.0054 || v.System != "http://unitsofmeasure.org" || v.Code != "g" || !v.HasSystem {
 				t.Errorf("%+v", v)
 			}
 		}},
 		{"quantity no system", "Observation", "value-quantity=5.4||mg", func(t *testing.T, q *search.Query) {
-			if _, v := one(t, q); v.HasSystem || v.System != "" || v.Code != "mg" || v.Num != 5.4 {
+			if _, v := one(t, q); v.HasSystem || v.System != "" || v.Code != "g" || v.Num != 0.0054 {
+				t.Errorf("%+v", v)
+			}
+		}},
+		{"quantity other system", "Observation", "value-quantity=5.4|http://snomed.info/sct|mg", func(t *testing.T, q *search.Query) {
+			if _, v := one(t, q); v.Code != "mg" || v.Num != 5.4 {
+				t.Errorf("%+v", v)
+			}
+		}},
+		{"quantity unknown unit", "Observation", "value-quantity=5.4||mm[Hg]", func(t *testing.T, q *search.Query) {
+			if _, v := one(t, q); v.Code != "mm[Hg]" || v.Num != 5.4 {
 				t.Errorf("%+v", v)
 			}
 		}},

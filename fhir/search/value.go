@@ -241,6 +241,13 @@ func quantityValue(piece string) (Value, error) {
 	if len(parts) == 3 {
 		v.System, v.Code = parts[1], parts[2]
 		v.HasSystem = parts[1] != ""
+		// A UCUM unit is searched in its canonical form, which the
+		// extractor also indexes: 5000|...|ug finds 5 mg.
+		if v.System == "" || v.System == UCUMSystem {
+			if canon, cn, clo, chi, ok := canonicalNums(v.Code, v.Num, v.NumLo, v.NumHi); ok {
+				v.Code, v.Num, v.NumLo, v.NumHi = canon, cn, clo, chi
+			}
+		}
 	}
 	return v, nil
 }

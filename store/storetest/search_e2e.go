@@ -28,6 +28,10 @@ var e2eResources = []string{
 	    {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":130,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`,
 	`{"resourceType":"Observation","id":"hr","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
 	  "subject":{"reference":"Patient/p1"},"valueQuantity":{"value":72,"system":"http://unitsofmeasure.org","code":"/min"}}`,
+	`{"resourceType":"Observation","id":"dose","status":"final","code":{"text":"dose"},
+	  "valueQuantity":{"value":5000,"unit":"µg","system":"http://unitsofmeasure.org","code":"ug"}}`,
+	`{"resourceType":"Observation","id":"glucose","status":"final","code":{"text":"glucose"},
+	  "valueQuantity":{"value":100,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"}}`,
 }
 
 func testSearchEndToEnd(t *testing.T, open Opener) {
@@ -55,6 +59,15 @@ func testSearchEndToEnd(t *testing.T, open Opener) {
 		{"Observation", "patient.organization.name=acme", []string{"Observation/bp1", "Observation/hr"}},
 		{"Observation", "subject.name=zhang&code=85354-9", []string{"Observation/bp2"}},
 		{"Patient", "_has:Observation:subject:code=8867-4", []string{"Patient/p1"}},
+		{"Observation", "value-quantity=5|http://unitsofmeasure.org|mg", []string{"Observation/dose"}},
+		{"Observation", "value-quantity=0.005||g", []string{"Observation/dose"}},
+		{"Observation", "value-quantity=5000||ug", []string{"Observation/dose"}},
+		{"Observation", "value-quantity=gt4.9||mg", []string{"Observation/dose"}},
+		{"Observation", "value-quantity=lt5||mg", nil},
+		{"Observation", "value-quantity=1|http://unitsofmeasure.org|g/L", []string{"Observation/glucose"}},
+		{"Observation", "value-quantity=100||mg/dL", []string{"Observation/glucose"}},
+		{"Observation", "value-quantity=72||/min", []string{"Observation/hr"}},
+		{"Observation", "value-quantity=1.2||/s", []string{"Observation/hr"}},
 		{"Patient", "_has:Observation:subject:component-code-value-quantity=http://loinc.org|8462-4$gt100", []string{"Patient/p2"}},
 		{"Organization", "_has:Patient:organization:_has:Observation:subject:code=85354-9", []string{"Organization/acme"}},
 	} {
