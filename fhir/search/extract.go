@@ -297,12 +297,28 @@ func (x *extractor) tokenEntries(v any) {
 			return
 		}
 		e := Entry{System: str(m, "system"), Code: value}
-		if t, ok := m["type"].(map[string]any); ok {
-			if tt := str(t, "text"); tt != "" {
-				e.Str = NormalizeString(capString(tt))
+		t, _ := m["type"].(map[string]any)
+		if tt := str(t, "text"); tt != "" {
+			e.Str = NormalizeString(capString(tt))
+		}
+		// One entry per type coding, for :of-type; the plain entry when
+		// there is none.
+		typed := false
+		if codings, ok := t["coding"].([]any); ok {
+			for _, c := range codings {
+				cm, ok := c.(map[string]any)
+				if !ok || str(cm, "code") == "" {
+					continue
+				}
+				te := e
+				te.TypeSystem, te.TypeCode = str(cm, "system"), str(cm, "code")
+				x.add(te)
+				typed = true
 			}
 		}
-		x.add(e)
+		if !typed {
+			x.add(e)
+		}
 	case "ContactPoint":
 		m, ok := v.(map[string]any)
 		if !ok {

@@ -122,6 +122,11 @@ type Entry struct {
 	RefType, RefID, RefVersion string
 	URL                        string
 
+	// TypeSystem and TypeCode are, for a token entry of an Identifier, one
+	// coding of Identifier.type (for :of-type); an identifier with several
+	// type codings yields one entry per coding.
+	TypeSystem, TypeCode string
+
 	// Group ties the components of one composite value together: for a
 	// composite parameter P, the entry of component k has Param "P$k", the
 	// component's Type, and the Group (1, 2, ...) of the element instance it
@@ -225,6 +230,10 @@ type Value struct {
 	URL                        string
 
 	Missing bool // the value of a :missing clause
+
+	// Ident is the identifier value of a token :of-type value
+	// "typeSystem|typeCode|value"; System and Code then hold the type coding.
+	Ident string
 
 	// Components are the parts of a composite value, one per component of
 	// the parameter (Param.ComponentParams), each parsed as that component.

@@ -53,3 +53,35 @@ func TestCanonicalUnit(t *testing.T) {
 		}
 	}
 }
+
+func TestOfType(t *testing.T) {
+	q, _, err := search.Parse("Patient", mustQuery(t, "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053"), search.ParseOptions{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := q.Clauses[0].Values[0]
+	if q.Clauses[0].Modifier != "of-type" || v.System != "http://terminology.hl7.org/CodeSystem/v2-0203" || v.Code != "MR" || v.Ident != "446053" {
+		t.Errorf("%+v", v)
+	}
+	for _, bad := range []string{"identifier:of-type=a|b", "identifier:of-type=|MR|1", "identifier:of-type=a|b|", "gender:of-type=a|b|c"} {
+		if _, _, err := search.Parse("Patient", mustQuery(t, bad), search.ParseOptions{}); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	r := decode(t, []byte(`{"resourceType":"Patient","id":"x","identifier":[
+	  {"type":{"coding":[{"system":"s1","code":"MR"},{"system":"s2","code":"X"}],"text":"Medical record"},"system":"urn:h","value":"1"},
+	  {"system":"urn:h","value":"2"}]}`))
+	var got []string
+	for _, e := range search.ExtractParam(r, search.Lookup("Patient", "identifier")) {
+		got = append(got, e.TypeSystem+"|"+e.TypeCode+"|"+e.Code+"|"+e.Str)
+	}
+	want := []string{"s1|MR|1|medical record", "s2|X|1|medical record", "||2|"}
+	if len(got) != len(want) {
+		t.Fatalf("%v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%v, want %v", got, want)
+		}
+	}
+}

@@ -24,7 +24,14 @@ func checkModifier(p *Param, m string) error {
 		switch m {
 		case "not", "text":
 			return nil
-		case "above", "below", "in", "not-in", "of-type":
+		case "of-type":
+			for _, e := range p.Elements {
+				if e.DataType == "Identifier" {
+					return nil
+				}
+			}
+			return modifierError(":of-type applies to Identifier parameters only")
+		case "above", "below", "in", "not-in":
 			return modifierError("this token modifier needs terminology support, not available yet")
 		}
 	case TypeReference:
@@ -193,6 +200,18 @@ func tokenValue(modifier, piece string) (Value, error) {
 			return v, err
 		}
 		v.Raw, v.Str = s, NormalizeString(s)
+		return v, nil
+	}
+	if modifier == "of-type" {
+		parts, err := splitUnescaped(piece, '|')
+		if err != nil {
+			return v, err
+		}
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			return v, errors.New("expected typeSystem|typeCode|value")
+		}
+		v.Raw = strings.Join(parts, "|")
+		v.System, v.HasSystem, v.Code, v.Ident = parts[0], true, parts[1], parts[2]
 		return v, nil
 	}
 	return systemCode(piece)

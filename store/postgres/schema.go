@@ -113,6 +113,11 @@ ALTER TABLE idx_quantity ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE idx_reference ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE idx_uri ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 `,
+	// 3: :of-type: the Identifier.type coding of identifier token entries.
+	`
+ALTER TABLE idx_token ADD COLUMN type_system TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE idx_token ADD COLUMN type_code TEXT COLLATE "C" NOT NULL DEFAULT '';
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the
@@ -120,7 +125,7 @@ ALTER TABLE idx_uri ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 var colType = map[string]string{
 	"norm": "text", "exact": "text", "system": "text", "code": "text", "text": "text",
 	"ref_type": "text", "ref_id": "text", "ref_version": "text", "url": "text",
-	"num": "float8", "grp": "int8",
+	"num": "float8", "grp": "int8", "type_system": "text", "type_code": "text",
 }
 
 // dateCols are the bigint columns of idx_date (lo and hi are float8 elsewhere).

@@ -113,4 +113,9 @@ ALTER TABLE idx_quantity ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE idx_reference ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 `,
+	// 3: :of-type: the Identifier.type coding of identifier token entries.
+	`
+ALTER TABLE idx_token ADD COLUMN type_system TEXT NOT NULL DEFAULT '';
+ALTER TABLE idx_token ADD COLUMN type_code TEXT NOT NULL DEFAULT '';
+`,
 }

@@ -15,7 +15,9 @@ import (
 var e2eResources = []string{
 	`{"resourceType":"Organization","id":"acme","name":"Acme Hospital"}`,
 	`{"resourceType":"Patient","id":"p1","name":[{"family":"Peter","given":["Ann"]}],"managingOrganization":{"reference":"Organization/acme"}}`,
-	`{"resourceType":"Patient","id":"p2","name":[{"family":"Zhang"}]}`,
+	`{"resourceType":"Patient","id":"p2","name":[{"family":"Zhang"}],
+	  "identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"},{"system":"http://x","code":"local"}]},"system":"urn:h","value":"446053"},
+	    {"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"SS"}]},"value":"999"}]}`,
 	`{"resourceType":"Observation","id":"bp1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
 	  "subject":{"reference":"Patient/p1"},
 	  "component":[
@@ -59,6 +61,12 @@ func testSearchEndToEnd(t *testing.T, open Opener) {
 		{"Observation", "patient.organization.name=acme", []string{"Observation/bp1", "Observation/hr"}},
 		{"Observation", "subject.name=zhang&code=85354-9", []string{"Observation/bp2"}},
 		{"Patient", "_has:Observation:subject:code=8867-4", []string{"Patient/p1"}},
+		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", []string{"Patient/p2"}},
+		{"Patient", "identifier:of-type=http://x|local|446053", []string{"Patient/p2"}},
+		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|999", nil},
+		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|999", []string{"Patient/p2"}},
+		{"Patient", "identifier=urn:h|446053", []string{"Patient/p2"}},
+		{"Patient", "identifier:missing=true", []string{"Patient/p1"}},
 		{"Observation", "value-quantity=5|http://unitsofmeasure.org|mg", []string{"Observation/dose"}},
 		{"Observation", "value-quantity=0.005||g", []string{"Observation/dose"}},
 		{"Observation", "value-quantity=5000||ug", []string{"Observation/dose"}},

@@ -13,15 +13,15 @@ import (
 type Table struct {
 	Name string
 	Bit  uint8 // this table's bit in resources.idx_mask
-	// Cols are the value columns after res_pk, rtype, param; the last is
-	// grp (search.Entry.Group).
+	// Cols are the value columns after res_pk, rtype, param, in the order of
+	// Row.Vals.
 	Cols []string
 }
 
 // Tables are the index tables, one per indexable parameter type.
 var Tables = []Table{
 	{Name: "idx_string", Bit: 1 << 0, Cols: []string{"norm", "exact", "grp"}},
-	{Name: "idx_token", Bit: 1 << 1, Cols: []string{"system", "code", "text", "grp"}},
+	{Name: "idx_token", Bit: 1 << 1, Cols: []string{"system", "code", "text", "grp", "type_system", "type_code"}},
 	{Name: "idx_date", Bit: 1 << 2, Cols: []string{"lo", "hi", "grp"}},
 	{Name: "idx_number", Bit: 1 << 3, Cols: []string{"num", "lo", "hi", "grp"}},
 	{Name: "idx_quantity", Bit: 1 << 4, Cols: []string{"system", "code", "num", "lo", "hi", "grp"}},
@@ -141,6 +141,9 @@ func EncodeEntries(entries []search.Entry) ([]Row, uint8, error) {
 			return nil, 0, fmt.Errorf("%w: index entry %d (%s): negative group", store.ErrInvalid, i, e.Param)
 		}
 		vals = append(vals, int64(e.Group))
+		if t == TToken {
+			vals = append(vals, e.TypeSystem, e.TypeCode)
+		}
 		for _, v := range vals {
 			if s, ok := v.(string); ok && !validText(s) {
 				return nil, 0, fmt.Errorf("%w: index entry %d (%s): text is not valid UTF-8 or contains NUL", store.ErrInvalid, i, e.Param)

@@ -389,6 +389,8 @@ func (b *builder) tokenValue(c *search.Clause, v *search.Value) error {
 	switch c.Modifier {
 	case "", "not":
 		b.tokenMatch("x.system", "x.code", v)
+	case "of-type":
+		b.w("x.code = ", b.arg(v.Ident), " AND x.type_system = ", b.arg(v.System), " AND x.type_code = ", b.arg(v.Code))
 	case "text":
 		s := v.Str
 		if s == "" {
