@@ -95,3 +95,18 @@ func BenchmarkSearch(b *testing.B) {
 	s := loaded(b)
 	storetest.BenchSearch(b, s, benchRows)
 }
+
+func graphLoaded(b *testing.B) *Store {
+	s := loaded(b)
+	storetest.LoadGraph(b, s)
+	if _, err := s.pool.Exec(context.Background(), "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func BenchmarkSearchPatientCode(b *testing.B) { storetest.BenchPatientCode(b, graphLoaded(b)) }
+func BenchmarkSearchChain1(b *testing.B)      { storetest.BenchChain1(b, graphLoaded(b)) }
+func BenchmarkSearchChain2(b *testing.B)      { storetest.BenchChain2(b, graphLoaded(b)) }
+func BenchmarkSearchInclude20(b *testing.B)   { storetest.BenchInclude(b, graphLoaded(b), benchRows, 20) }
+func BenchmarkSearchInclude200(b *testing.B)  { storetest.BenchInclude(b, graphLoaded(b), benchRows, 200) }

@@ -20,10 +20,15 @@ const maxLinks = 16
 // resources, probed through idx_reference_ref (ref_id, rtype, param,
 // ref_type). Both engines receive the same SQL.
 func (b *builder) chain(c *search.Clause, sc scope, now time.Time) error {
+	return b.chainOn(c, "r", sc, now)
+}
+
+// chainOn writes the chain condition on resources alias ra.
+func (b *builder) chainOn(c *search.Clause, ra string, sc scope, now time.Time) error {
 	if len(c.Chain) > maxLinks {
 		return fmt.Errorf("%w: chain of %d links exceeds %d", store.ErrInvalid, len(c.Chain), maxLinks)
 	}
-	prev, prevTypes := "r", sc
+	prev, prevTypes := ra, sc
 	for i, l := range c.Chain {
 		if l.Param == nil || len(l.Types) == 0 {
 			return fmt.Errorf("%w: chain link %d without parameter or types", store.ErrInvalid, i)
@@ -62,7 +67,7 @@ func (b *builder) chain(c *search.Clause, sc scope, now time.Time) error {
 func (b *builder) terminal(c *search.Clause, ra string, sc scope, now time.Time) error {
 	plain := *c
 	plain.Chain = nil
-	if selectivity(&plain) < 3 && c.Param.Code != "_id" {
+	if selectivity(&plain) < rankNone && c.Param.Code != "_id" {
 		b.w(ra, ".pk IN (")
 		if err := b.driver(&plain, sc, now); err != nil {
 			return err
@@ -71,6 +76,15 @@ func (b *builder) terminal(c *search.Clause, ra string, sc scope, now time.Time)
 		return nil
 	}
 	return b.clauseOn(&plain, ra, now)
+}
+
+// typeCond0 restricts a resources alias to the scope (no restriction for
+// all types).
+func (b *builder) typeCond0(alias string, sc scope) string {
+	if len(sc) == 0 {
+		return "1 = 1"
+	}
+	return b.typeCond(alias, sc)
 }
 
 // typeCond restricts a resources alias to types.

@@ -32,7 +32,7 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 	now := time.Now()
 	// The most selective clause drives: its index rows give the candidate
 	// resources; the other clauses probe each candidate's own index rows.
-	drive, rank := -1, 3
+	drive, rank := -1, rankNone
 	for i := range q.Clauses {
 		if r := selectivity(&q.Clauses[i]); r < rank && q.Clauses[i].Param.Code != "_id" {
 			drive, rank = i, r

@@ -50,55 +50,77 @@ func checkClause(c *search.Clause) (int, error) {
 	return t, nil
 }
 
-// selectivity ranks how well a clause can drive a search from its index:
-// 0 equality on a token, reference, id, exact string or uri; 1 a string or uri
-// prefix; 2 a bounded number or date range; 3 not at all (negations,
-// :missing, open ranges). A lower rank drives.
+// Selectivity ranks: how well a clause can drive a search from its index. A
+// lower rank drives; rankNone never does.
+const (
+	rankKey    = iota // equality on a reference, id, exact string or uri
+	rankChain         // a chain whose terminal parameter is rankKey..rankRange
+	rankToken         // token equality (codes are often shared by many resources)
+	rankPrefix        // a string or uri prefix, token :text
+	rankRange         // a bounded number or date range
+	rankNone          // negations, :missing, open ranges, composites
+)
+
+// selectivity ranks a clause (see rankKey...).
 func selectivity(c *search.Clause) int {
+	if len(c.Chain) > 0 {
+		plain := *c
+		plain.Chain = nil
+		if selectivity(&plain) < rankNone && c.Param.Code != "_id" && c.Param.Code != "_lastUpdated" {
+			return rankChain
+		}
+		return rankNone
+	}
 	t, err := checkClause(c)
-	if err != nil || c.Modifier == "missing" || c.Modifier == "not" || len(c.Chain) > 0 {
-		return 3
+	if err != nil || c.Modifier == "missing" || c.Modifier == "not" {
+		return rankNone
 	}
 	if t < 0 {
 		if c.Param.Code == "_id" && c.Modifier == "" {
-			return 0
+			return rankKey
 		}
-		return 3
+		return rankNone
 	}
 	switch t {
 	case TToken:
 		if c.Modifier == "text" {
-			return 1
+			return rankPrefix
 		}
-		return 0
+		return rankToken
 	case TReference:
-		return 0
+		return rankKey
 	case TString:
 		if c.Modifier == "exact" {
-			return 0
+			return rankKey
 		}
 		if c.Modifier == "" {
-			return 1
+			return rankPrefix
 		}
 	case TURI:
 		if c.Modifier == "" || c.Modifier == "above" {
-			return 0
+			return rankKey
 		}
-		return 1
+		return rankPrefix
 	case TDate, TNumber, TQuantity:
 		for _, v := range c.Values {
 			if v.Prefix != "" && v.Prefix != search.PrefixEq && v.Prefix != search.PrefixAp {
-				return 3
+				return rankNone
 			}
 		}
-		return 2
+		return rankRange
 	}
-	return 3
+	return rankNone
 }
 
 // driver writes the clause as "SELECT DISTINCT x.res_pk ..." over its index
 // table, the set a search starts from.
 func (b *builder) driver(c *search.Clause, sc scope, now time.Time) error {
+	if len(c.Chain) > 0 {
+		// The resources of the scope whose chain reaches a match: the
+		// chain's own subqueries, on the index rows instead of r.
+		b.w("SELECT d0.pk AS res_pk FROM resources d0 WHERE ", b.typeCond0("d0", sc), " AND ")
+		return b.chainOn(c, "d0", sc, now)
+	}
 	t, err := checkClause(c)
 	if err != nil {
 		return err
