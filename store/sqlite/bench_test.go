@@ -121,6 +121,6 @@ func BenchmarkSearchPatientCode(b *testing.B) { storetest.BenchPatientCode(b, gr
 func BenchmarkSearchChain1(b *testing.B)      { storetest.BenchChain1(b, graphLoaded(b)) }
 func BenchmarkSearchChain2(b *testing.B)      { storetest.BenchChain2(b, graphLoaded(b)) }
 func BenchmarkSearchInclude20(b *testing.B)   { storetest.BenchInclude(b, graphLoaded(b), benchRows, 20) }
-func BenchmarkSearchInclude200(b *testing.B) {
-	storetest.BenchInclude(b, graphLoaded(b), benchRows, 200)
+func BenchmarkSearchInclude100(b *testing.B) {
+	storetest.BenchInclude(b, graphLoaded(b), benchRows, 100)
 }
