@@ -56,7 +56,7 @@ func (e *Engine) Bundle(ctx context.Context, b *fhir.Resource) (*fhir.Resource, 
 			pc = e.patient(pid, patients[pid])
 			ctxs[pid] = pc
 		}
-		r, err := e.resource(ctx, res, pc)
+		r, err := e.resource(ctx, res, pc, 0)
 		if err != nil {
 			if de, ok := AsError(err); ok {
 				de.Where = "Bundle.entry[" + strconv.Itoa(n) + "] " + de.Where

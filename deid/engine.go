@@ -42,6 +42,9 @@ type Engine struct {
 	rules    []compiled
 	suppress []compiled
 	risk     *compiledRisk
+	// typeSlots numbers the FHIR types that type rules select, so a tree
+	// collects their nodes while it is built.
+	typeSlots map[string]int
 }
 
 type compiled struct {
@@ -54,6 +57,7 @@ type compiled struct {
 	qualified bool
 	qparent   string
 	qchild    string
+	slots     []int // typeSlots of types, in the order selectNodes uses
 }
 
 func (c *compiled) matchQualified(n *node) bool {
@@ -76,7 +80,7 @@ func New(p *Profile, keys Keys, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{profile: p, ps: ps, opts: opts, byType: map[string][]int{}, scanner: opts.Scanner}
+	e := &Engine{profile: p, ps: ps, opts: opts, byType: map[string][]int{}, scanner: opts.Scanner, typeSlots: map[string]int{}}
 	if e.scanner == nil {
 		e.scanner = defaultScanner
 	}
@@ -143,6 +147,16 @@ func New(p *Profile, keys Keys, opts Options) (*Engine, error) {
 }
 
 func (e *Engine) addRule(c compiled, r Rule) {
+	if c.types != nil && !c.qualified {
+		for typ := range c.types {
+			s, ok := e.typeSlots[typ]
+			if !ok {
+				s = len(e.typeSlots)
+				e.typeSlots[typ] = s
+			}
+			c.slots = append(c.slots, s)
+		}
+	}
 	n := len(e.rules)
 	e.rules = append(e.rules, c)
 	scope := ""
@@ -215,7 +229,7 @@ func (e *Engine) Resource(ctx context.Context, r *fhir.Resource) (*fhir.Resource
 	}
 	pid := patientOf(r.Object, nil)
 	pc := e.patient(pid, r.Object)
-	out, err := e.resource(ctx, r.Object, pc)
+	out, err := e.resource(ctx, r.Object, pc, 0)
 	if err != nil || out == nil {
 		return nil, err
 	}
@@ -239,9 +253,10 @@ func (e *Engine) patient(pid string, patientObj map[string]any) *patientCtx {
 	return pc
 }
 
-// resource de-identifies a copy of obj; it recovers from any panic in a
-// method as PHI-6008 so a malformed resource never passes through.
-func (e *Engine) resource(ctx context.Context, obj map[string]any, pc *patientCtx) (out map[string]any, err error) {
+// resource de-identifies a copy of obj (an object at depth of the input,
+// for the copy's depth limit); it recovers from any panic in a method as
+// PHI-6008 so a malformed resource never passes through.
+func (e *Engine) resource(ctx context.Context, obj map[string]any, pc *patientCtx, depth int) (out map[string]any, err error) {
 	rtype, _ := obj["resourceType"].(string)
 	defer func() {
 		if r := recover(); r != nil {
@@ -254,10 +269,12 @@ func (e *Engine) resource(ctx context.Context, obj map[string]any, pc *patientCt
 	if !fhir.IsResourceType(rtype) {
 		return nil, failed("resourceType", "not a FHIR R4 resource type")
 	}
-	cp, ok := deepCopy(obj, 0).(map[string]any)
-	if !ok {
+	t := newTree(obj, rtype, depth, e.typeSlots, len(e.typeSlots))
+	if t == nil {
 		return nil, failed(rtype, "resource nests too deeply")
 	}
+	defer t.release()
+	cp := t.root
 	ec := &fhirpath.EvalContext{Ctx: ctx}
 	for _, s := range e.suppress {
 		res, err := s.expr.EvaluateResource(ec, cp)
@@ -268,7 +285,6 @@ func (e *Engine) resource(ctx context.Context, obj map[string]any, pc *patientCt
 			return nil, nil
 		}
 	}
-	t := newTree(cp, rtype)
 	if e.profile.IDs == "pseudonymize" {
 		e.pseudonymizeIDs(t)
 	}
@@ -289,10 +305,10 @@ func (e *Engine) resource(ctx context.Context, obj map[string]any, pc *patientCt
 			}
 		}
 	}
-	for _, i := range t.nested {
+	for k, i := range t.nested {
 		n := &t.nodes[i]
 		sub, _ := t.get(i).(map[string]any)
-		res, err := e.resource(ctx, sub, pc)
+		res, err := e.resource(ctx, sub, pc, t.nestedDepth[k])
 		if err != nil {
 			return nil, err
 		}
@@ -340,9 +356,11 @@ func (e *Engine) selectNodes(ec *fhirpath.EvalContext, t *tree, c *compiled) ([]
 			}
 			return out, nil
 		}
-		idx := t.typeIndex()
-		for typ := range c.types {
-			out = append(out, idx[typ]...)
+		if len(c.slots) == 1 {
+			return t.bySlot[c.slots[0]], nil // read only, while t lives
+		}
+		for _, s := range c.slots {
+			out = append(out, t.bySlot[s]...)
 		}
 		if len(c.types) > 1 {
 			slices.Sort(out) // preorder: ancestors before descendants

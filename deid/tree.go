@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"phix/fhir"
@@ -33,22 +34,62 @@ type tree struct {
 	rtype  string
 	nodes  []node
 	nested []int // nodes holding a nested resource
-	objIdx map[unsafe.Pointer]int
-	locIdx map[locKey]int
-	typIdx map[string][]int
-	claim  []bool
+	// nestedDepth is each nested resource's copy depth, so its own copy
+	// stops at maxCopyDepth overall as one deep copy of the whole would.
+	nestedDepth []int
+	objIdx      map[unsafe.Pointer]int
+	locIdx      map[locKey]int
+	slots       map[string]int // FHIR type → index into bySlot (the engine's)
+	bySlot      [][]int        // nodes of each rule type, in preorder
+	claim       []bool
 }
 
-func newTree(root map[string]any, rtype string) *tree {
-	t := &tree{root: root, rtype: rtype, nodes: make([]node, 0, 64)}
-	t.walk(root, rtype)
-	t.claim = make([]bool, len(t.nodes))
+var treePool = sync.Pool{New: func() any { return &tree{nodes: make([]node, 0, 64)} }}
+
+// newTree copies src (as deepCopy(src, depth) would) and indexes the copy
+// in the same pass, so the resource is walked once instead of twice.
+// Nested resources are left uncopied: the engine de-identifies each as a
+// resource of its own and replaces it. slots names the FHIR types whose
+// nodes type rules select. It returns nil when src is beyond maxCopyDepth.
+// Release the tree with release when done.
+func newTree(src map[string]any, rtype string, depth int, slots map[string]int, nslots int) *tree {
+	if depth > maxCopyDepth {
+		return nil
+	}
+	t := treePool.Get().(*tree)
+	t.rtype, t.slots = rtype, slots
+	if cap(t.bySlot) < nslots {
+		t.bySlot = make([][]int, nslots)
+	}
+	t.bySlot = t.bySlot[:nslots]
+	t.root = make(map[string]any, len(src))
+	t.walk(t.root, src, rtype, depth)
+	if cap(t.claim) < len(t.nodes) {
+		t.claim = make([]bool, len(t.nodes))
+	} else {
+		t.claim = t.claim[:len(t.nodes)]
+		clear(t.claim)
+	}
 	return t
 }
 
-func (t *tree) walk(obj map[string]any, def string) {
-	for k, v := range obj {
+// release returns t to the pool; nothing of it may be used after.
+func (t *tree) release() {
+	clear(t.nodes)
+	t.nodes = t.nodes[:0]
+	t.nested, t.nestedDepth = t.nested[:0], t.nestedDepth[:0]
+	for i := range t.bySlot {
+		t.bySlot[i] = t.bySlot[i][:0]
+	}
+	t.root, t.slots, t.objIdx, t.locIdx = nil, nil, nil, nil
+	treePool.Put(t)
+}
+
+// walk copies src (an object at depth) into dst and adds its elements.
+func (t *tree) walk(dst, src map[string]any, def string, depth int) {
+	for k, v := range src {
 		if k == "resourceType" || k == "" {
+			dst[k] = copyAt(v, depth+1)
 			continue
 		}
 		var typ, childDef string
@@ -57,38 +98,66 @@ func (t *tree) walk(obj map[string]any, def string) {
 		} else if _, conc, ok := fhir.LookupElement(def, k); ok {
 			typ, childDef = conc, conc
 		}
-		if arr, ok := v.([]any); ok {
+		if arr, ok := v.([]any); ok && depth+1 <= maxCopyDepth {
+			a := make([]any, len(arr))
+			dst[k] = a
 			for i, e := range arr {
-				t.add(obj, k, i, typ, def, childDef, e)
+				a[i] = t.add(dst, k, i, typ, def, childDef, e, depth+2)
 			}
 			continue
 		}
-		t.add(obj, k, -1, typ, def, childDef, v)
+		dst[k] = t.add(dst, k, -1, typ, def, childDef, v, depth+1)
 	}
 }
 
-func (t *tree) add(parent map[string]any, key string, idx int, typ, def, childDef string, v any) {
+// copyAt is deepCopy for a value at depth.
+func copyAt(v any, depth int) any {
+	if depth > maxCopyDepth {
+		return nil
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+		return deepCopy(v, depth)
+	}
+	return v
+}
+
+// add adds the node for v (at depth) and returns v's copy.
+func (t *tree) add(parent map[string]any, key string, idx int, typ, def, childDef string, v any, depth int) any {
 	i := len(t.nodes)
 	t.nodes = append(t.nodes, node{parent: parent, key: key, idx: idx, typ: typ, def: def})
+	if typ != "" {
+		if s, ok := t.slots[typ]; ok {
+			t.bySlot[s] = append(t.bySlot[s], i)
+		}
+	}
+	if depth > maxCopyDepth {
+		v = nil // what deepCopy leaves there
+	}
 	switch m := v.(type) {
 	case map[string]any:
 		if _, isRes := m["resourceType"]; isRes {
 			t.nested = append(t.nested, i)
+			t.nestedDepth = append(t.nestedDepth, depth)
 			t.nodes[i].end = i + 1
-			return
+			return m
 		}
 		if childDef == "" {
 			childDef = "Element"
 		}
-		t.walk(m, childDef)
+		cm := make(map[string]any, len(m))
+		t.walk(cm, m, childDef, depth)
+		v = cm
 	case []any:
 		// Arrays of arrays are not FHIR; keep them as opaque leaves so every
 		// method refuses or removes them.
+		v = deepCopy(m, depth)
 		t.nodes[i].leaf = true
 	default:
 		t.nodes[i].leaf = true
 	}
 	t.nodes[i].end = len(t.nodes)
+	return v
 }
 
 func (t *tree) get(i int) any {
@@ -160,20 +229,6 @@ func (t *tree) objectIndex() map[unsafe.Pointer]int {
 		}
 	}
 	return t.objIdx
-}
-
-// typeIndex maps each FHIR type to its nodes in preorder, built on first
-// use so type rules do not each walk the whole tree.
-func (t *tree) typeIndex() map[string][]int {
-	if t.typIdx == nil {
-		t.typIdx = make(map[string][]int)
-		for i := range t.nodes {
-			if typ := t.nodes[i].typ; typ != "" {
-				t.typIdx[typ] = append(t.typIdx[typ], i)
-			}
-		}
-	}
-	return t.typIdx
 }
 
 type locKey struct {
