@@ -359,8 +359,8 @@ func (e *Engine) perturb(t *tree, c *compiled, j int, v any) (json.Number, error
 func (e *Engine) pseudonymizeIDs(t *tree) {
 	for j := range t.nodes {
 		n := &t.nodes[j]
-		if !n.leaf {
-			continue
+		if !n.leaf || (n.key != "id" && n.key != "reference") {
+			continue // only these two cases below change anything
 		}
 		s, ok := t.get(j).(string)
 		if !ok {

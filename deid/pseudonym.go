@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"math/big"
 	"strings"
@@ -85,7 +84,23 @@ func (p *Pseudonymizer) ID(id string) string {
 	s := p.sum("id", id)
 	s[6] = s[6]&0x0f | 0x80 // version 8 (custom)
 	s[8] = s[8]&0x3f | 0x80 // RFC 9562 variant
-	return fmt.Sprintf("%x-%x-%x-%x-%x", s[0:4], s[4:6], s[6:8], s[8:10], s[10:16])
+	return uuidString(s)
+}
+
+// uuidString formats the first 16 bytes of s as a UUID (lower-case hex,
+// 8-4-4-4-12), as fmt's %x of each group would, without fmt's cost.
+func uuidString(s []byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], s[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], s[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], s[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], s[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], s[10:16])
+	return string(b[:])
 }
 
 // UID maps a DICOM UID to a 2.25 OID from a keyed hash, consistently
