@@ -458,7 +458,9 @@ func cleanup(obj map[string]any, def string) bool {
 			if len(ext) != len(x) {
 				ext = nil
 			}
-			var keep, keepExt []any
+			// Compacted in place: x and ext are the engine's own copies and
+			// nothing else holds them once rules have run.
+			n := 0
 			anyVal, anyExt := false, false
 			for i, el := range x {
 				var ev any
@@ -481,11 +483,14 @@ func cleanup(obj map[string]any, def string) bool {
 				}
 				anyVal = anyVal || el != nil
 				anyExt = anyExt || ev != nil
-				keep = append(keep, el)
-				keepExt = append(keepExt, ev)
+				x[n] = el
+				if ext != nil {
+					ext[n] = ev
+				}
+				n++
 			}
 			if anyVal {
-				obj[k] = keep
+				obj[k] = x[:n:n]
 			} else {
 				delete(obj, k)
 				if !anyExt {
@@ -494,7 +499,7 @@ func cleanup(obj map[string]any, def string) bool {
 			}
 			if ext != nil {
 				if anyExt {
-					obj["_"+k] = keepExt
+					obj["_"+k] = ext[:n:n]
 				} else {
 					delete(obj, "_"+k)
 				}
