@@ -67,7 +67,7 @@ func (b *builder) chainOn(c *search.Clause, ra string, sc scope, now time.Time) 
 func (b *builder) terminal(c *search.Clause, ra string, sc scope, now time.Time) error {
 	plain := *c
 	plain.Chain = nil
-	if selectivity(&plain) < rankNone && c.Param.Code != "_id" {
+	if selectivity(&plain) < rankNone {
 		b.w(ra, ".pk IN (")
 		if err := b.driver(&plain, sc, now); err != nil {
 			return err

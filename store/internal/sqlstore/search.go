@@ -34,7 +34,7 @@ func Search(ctx context.Context, qr Querier, d Dialect, q *search.Query) (*store
 	// resources; the other clauses probe each candidate's own index rows.
 	drive, rank := -1, rankNone
 	for i := range q.Clauses {
-		if r := selectivity(&q.Clauses[i]); r < rank && q.Clauses[i].Param.Code != "_id" {
+		if r := selectivity(&q.Clauses[i]); r < rank {
 			drive, rank = i, r
 		}
 	}

@@ -66,7 +66,7 @@ func selectivity(c *search.Clause) int {
 	if len(c.Chain) > 0 {
 		plain := *c
 		plain.Chain = nil
-		if selectivity(&plain) < rankNone && c.Param.Code != "_id" && c.Param.Code != "_lastUpdated" {
+		if selectivity(&plain) < rankNone {
 			return rankChain
 		}
 		return rankNone
@@ -124,6 +124,11 @@ func (b *builder) driver(c *search.Clause, sc scope, now time.Time) error {
 	t, err := checkClause(c)
 	if err != nil {
 		return err
+	}
+	if c.Param.Code == "_id" {
+		// Ids live on the resources rows: (type, id) is unique.
+		b.w("SELECT d0.pk AS res_pk FROM resources d0 WHERE ", b.typeCond0("d0", sc), " AND ")
+		return b.idClause(c, "d0")
 	}
 	b.w("SELECT DISTINCT x.res_pk FROM ", Tables[t].Name, " x WHERE ", b.rtypeCond("x", sc), " AND x.param = ", b.arg(c.Param.Code), " AND (")
 	if err := b.values(c, t, now); err != nil {
