@@ -58,6 +58,7 @@ type compiled struct {
 	qparent   string
 	qchild    string
 	slots     []int // typeSlots of types, in the order selectNodes uses
+	head      string // pathHead of a member-chain path ("" otherwise)
 }
 
 func (c *compiled) matchQualified(n *node) bool {
@@ -119,6 +120,7 @@ func New(p *Profile, keys Keys, opts Options) (*Engine, error) {
 			if c.expr, err = fhirpath.Cached(r.Path); err != nil {
 				return nil, ruleErr(i, p.line(i), "FHIRPath does not compile")
 			}
+			c.head = pathHead(r.Path)
 		} else {
 			c.types = map[string]bool{r.Type: true}
 			if p, ch, ok := strings.Cut(r.Type, "."); ok {
@@ -366,6 +368,9 @@ func (e *Engine) selectNodes(ec *fhirpath.EvalContext, t *tree, c *compiled) ([]
 			slices.Sort(out) // preorder: ancestors before descendants
 		}
 		return out, nil
+	}
+	if c.head != "" && !mayHave(t.root, c.head) {
+		return nil, nil // a member chain whose first name is absent selects nothing
 	}
 	res, err := c.expr.EvaluateResource(ec, t.root)
 	if err != nil {
