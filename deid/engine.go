@@ -57,7 +57,7 @@ type compiled struct {
 	qualified bool
 	qparent   string
 	qchild    string
-	slots     []int // typeSlots of types, in the order selectNodes uses
+	slots     []int  // typeSlots of types, in the order selectNodes uses
 	head      string // pathHead of a member-chain path ("" otherwise)
 }
 
