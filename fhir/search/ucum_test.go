@@ -85,3 +85,23 @@ func TestOfType(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCanonicalUnit: any unit code either converts to a finite, positive
+// scale or is refused; never a panic.
+func FuzzCanonicalUnit(f *testing.F) {
+	for _, s := range []string{"mg", "mg/dL", "/min", "[lb_av]", "kPa", "m[IU]/L", "dam", "Cel", "10*3/uL", "", "/", "g/", "daL/h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, code string) {
+		canon, conv, ok := search.CanonicalUnit(code)
+		if !ok {
+			return
+		}
+		if canon == "" || conv == nil {
+			t.Fatalf("%q: ok without a unit", code)
+		}
+		if v := conv(1); !(v > 0) || math.IsInf(v, 0) {
+			t.Fatalf("%q: scale %v", code, v)
+		}
+	})
+}
