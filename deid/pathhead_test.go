@@ -1,6 +1,7 @@
 package deid
 
 import (
+	"strings"
 	"testing"
 
 	"phix/fhir/fhirpath"
@@ -70,4 +71,24 @@ func TestPathHeadNeverHidesASelection(t *testing.T) {
 	if skipped == 0 {
 		t.Fatal("prefilter never skipped: the test checks nothing")
 	}
+}
+
+// FuzzPathHead: pathHead never panics, and a head it returns is the
+// expression's first segment.
+func FuzzPathHead(f *testing.F) {
+	for _, s := range []string{"text.div", "Patient.birthDate", "a..b", "", ".", "value", "x(y).z", "\xff.a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		h := pathHead(expr)
+		if h == "" {
+			return
+		}
+		if !strings.HasPrefix(expr, h) || (len(expr) > len(h) && expr[len(h)] != '.') {
+			t.Fatalf("pathHead(%q) = %q is not its first segment", expr, h)
+		}
+		if c := h[0]; c < 'a' || c > 'z' {
+			t.Fatalf("pathHead(%q) = %q starts with a type name or a non-letter", expr, h)
+		}
+	})
 }
