@@ -83,23 +83,6 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, typ string, valu
 	if err != nil {
 		return err
 	}
-	// The stores include one level only: :iterate is refused, or under
-	// lenient handling served as a single level with a warning.
-	for _, incs := range [][]search.Include{q.Include, q.RevInclude} {
-		for i := range incs {
-			if !incs[i].Iterate {
-				continue
-			}
-			if pref.strict {
-				e := errorf(CodeInvalidSearch, "_include/_revinclude :iterate is not supported yet")
-				e.Issues[0].Type = "not-supported"
-				return e
-			}
-			incs[i].Iterate = false
-			warnings = append(warnings, Issue{Severity: "warning", Type: "not-supported", Code: CodeSearchWarning,
-				Diagnostics: ":iterate is not supported yet; one level was included"})
-		}
-	}
 	count := q.Count
 	if count <= 0 {
 		count = s.cfg.DefaultPageSize

@@ -143,10 +143,32 @@ func testSearchShaping(t *testing.T, e *env) {
 	if len(rev.entries()) != 2 || rev.total() != 1 {
 		t.Fatalf("_revinclude: %s", rev.body)
 	}
-	e.do("GET", "/Patient?_id="+pid+"&_revinclude:iterate=Observation:subject", nil, "Prefer", "handling=strict").want(t, 400)
-	it := e.do("GET", "/Patient?_id="+pid+"&_revinclude:iterate=Observation:subject", nil).want(t, 200)
-	if len(it.entries()) != 3 || it.entries()[2]["search"].(map[string]any)["mode"] != "outcome" {
-		t.Fatalf(":iterate lenient: %s", it.body)
+	// :iterate: from one Observation to its Patient, then (iterating) to
+	// the Patient's other Observations, each resource once.
+	oid2 := e.do("POST", "/Observation", map[string]any{
+		"resourceType": "Observation", "status": "final", "code": map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+		"subject": map[string]any{"reference": "Patient/" + pid},
+	}).want(t, 201).str("id")
+	it := e.do("GET", "/Observation?_id="+oid+"&_include=Observation:subject&_revinclude:iterate=Observation:subject", nil,
+		"Prefer", "handling=strict").want(t, 200)
+	got := map[string]string{}
+	for _, en := range it.entries() {
+		r := en["resource"].(map[string]any)
+		got[r["resourceType"].(string)+"/"+r["id"].(string)] = en["search"].(map[string]any)["mode"].(string)
+	}
+	if len(got) != 3 || len(it.entries()) != 3 || got["Observation/"+oid] != "match" || got["Patient/"+pid] != "include" ||
+		got["Observation/"+oid2] != "include" || it.total() != 1 {
+		t.Fatalf(":iterate: %s", it.body)
+	}
+	e.do("DELETE", "/Observation/"+oid2, nil).want(t, 204)
+	// Chained and reverse-chained parameters reach the store unchanged.
+	ch := e.do("GET", "/Observation?subject:Patient.birthdate=1980-02-03&_id="+oid, nil, "Prefer", "handling=strict").want(t, 200)
+	if ch.total() != 1 {
+		t.Fatalf("chain: %s", ch.body)
+	}
+	hs := e.do("GET", "/Patient?_has:Observation:subject:code=http://loinc.org|8302-2", nil, "Prefer", "handling=strict").want(t, 200)
+	if hs.total() != 1 || hs.entries()[0]["resource"].(map[string]any)["id"] != pid {
+		t.Fatalf("_has: %s", hs.body)
 	}
 	// lenient: unknown parameter ignored with a warning entry.
 	lr := e.do("GET", "/Patient?_id="+pid+"&shoe=12", nil).want(t, 200)

@@ -165,6 +165,10 @@ func storeError(err error) error {
 		e := errorf(CodeInvalidSearch, "this search feature is not supported yet")
 		e.Issues[0].Type = "not-supported"
 		return e
+	case errors.Is(err, store.ErrTooMany):
+		e := errorf(CodeInvalidSearch, "the search would include more resources than the server allows; narrow it or page it")
+		e.Issues[0].Type = "too-costly"
+		return e
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(CodeInvalidRequest, "the request was rejected as invalid by the store")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
