@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"phix/audit"
 	"phix/audit/auditsqlite"
@@ -113,7 +114,13 @@ func TestAuditEvents(t *testing.T) {
 		}
 		rids = append(rids, r.header.Get("X-Request-Id"))
 	}
+	// Reads are recorded as their handler returns, which can be just after
+	// the client has the whole response; wait (bounded) for the last one.
 	evs := a.events(t)
+	for deadline := time.Now().Add(5 * time.Second); len(evs) < len(steps)+1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		evs = a.events(t)
+	}
 	if len(evs) != len(steps)+1 {
 		t.Fatalf("%d events, want %d", len(evs), len(steps)+1)
 	}
