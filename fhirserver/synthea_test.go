@@ -32,71 +32,17 @@ func syntheaBundles(t testing.TB) map[string][]byte {
 }
 
 // phiStrings collects values from the bundles that are PHI: names,
-// identifiers, phone numbers and addresses.
+// identifiers, phone numbers, address lines and cities (from syntheaPHI).
 func phiStrings(t testing.TB, bundles map[string][]byte) []string {
 	t.Helper()
-	var out []string
-	for _, data := range bundles {
-		var b struct {
-			Entry []struct {
-				Resource json.RawMessage `json:"resource"`
-			} `json:"entry"`
-		}
-		if err := json.Unmarshal(data, &b); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range b.Entry {
-			var r struct {
-				ResourceType string `json:"resourceType"`
-				Name         []struct {
-					Family string   `json:"family"`
-					Given  []string `json:"given"`
-				} `json:"name"`
-				Identifier []struct {
-					Value string `json:"value"`
-				} `json:"identifier"`
-				Telecom []struct {
-					Value string `json:"value"`
-				} `json:"telecom"`
-				Address []struct {
-					Line []string `json:"line"`
-				} `json:"address"`
-			}
-			var probe struct {
-				ResourceType string `json:"resourceType"`
-			}
-			if err := json.Unmarshal(e.Resource, &probe); err != nil {
-				t.Fatal(err)
-			}
-			if probe.ResourceType != "Patient" {
-				continue
-			}
-			if err := json.Unmarshal(e.Resource, &r); err != nil {
-				t.Fatal(err)
-			}
-			if r.ResourceType != "Patient" {
-				continue
-			}
-			for _, n := range r.Name {
-				out = append(out, n.Family)
-				out = append(out, n.Given...)
-			}
-			for _, i := range r.Identifier {
-				out = append(out, i.Value)
-			}
-			for _, tc := range r.Telecom {
-				out = append(out, tc.Value)
-			}
-			for _, a := range r.Address {
-				out = append(out, a.Line...)
-			}
-		}
-	}
-	// Very short strings (e.g. a one-letter given name) match anything.
 	var keep []string
-	for _, s := range out {
-		if len(s) >= 4 {
-			keep = append(keep, s)
+	for _, data := range bundles {
+		names, subs := syntheaPHI(t, data)
+		for _, s := range append(names, subs...) {
+			// Very short strings (e.g. a one-letter given name) match anything.
+			if len(s) >= 4 {
+				keep = append(keep, s)
+			}
 		}
 	}
 	if len(keep) < len(bundles) {
