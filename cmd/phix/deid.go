@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,16 +42,13 @@ func deidCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	}
 	fs := flag.NewFlagSet("deid", flag.ContinueOnError)
 	profile := fs.String("profile", "safe-harbor", "safe-harbor, limited-data-set, expert, china, or a profile file")
-	keyFile := fs.String("key-file", "", "file with the project secret (at least 32 bytes; hex or raw); required")
+	keyFile := fs.String("key-file", "", "file with the project secret (at least 32 bytes; hex or raw); default $PHIX_DEID_KEY, else a one-time random key")
 	suiteID := fs.String("suite", "intl", "intl or gm")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return errors.New("usage: phix deid --profile P --key-file F IN OUT (- for stdin/stdout)")
-	}
-	if *keyFile == "" {
-		return errors.New("--key-file is required: pseudonyms and date shifts are keyed")
+		return errors.New("usage: phix deid --profile P [--key-file F] IN OUT (- for stdin/stdout)")
 	}
 	keys, err := deidKeys(*keyFile, *suiteID, nil)
 	if err != nil {
@@ -112,7 +110,7 @@ func deidCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 // secret in keyFile, wiping the secret at once. An error reading the file is
 // returned as it is; a derivation error goes through wrap when it is set.
 func deidKeys(keyFile, suiteID string, wrap func(error) error) (*deid.StaticKeys, error) {
-	secret, err := readSecret(keyFile)
+	secret, err := deidSecret(keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +120,29 @@ func deidKeys(keyFile, suiteID string, wrap func(error) error) (*deid.StaticKeys
 		err = wrap(err)
 	}
 	return keys, err
+}
+
+// deidSecret reads the project secret from keyFile, or from $PHIX_DEID_KEY
+// (hex, at least 32 bytes) when no file is named. With neither, it makes a
+// one-time random secret and says so on stderr: the output is de-identified
+// all the same, but its pseudonyms, date shifts and UIDs match no other run,
+// which is right for a one-off export and wrong for a longitudinal project.
+func deidSecret(keyFile string) ([]byte, error) {
+	if keyFile != "" {
+		return readSecret(keyFile)
+	}
+	if env := strings.TrimSpace(os.Getenv("PHIX_DEID_KEY")); env != "" {
+		if dec, ok := decodeHex(env); ok && len(dec) >= 32 {
+			return dec, nil
+		}
+		return nil, errors.New("PHIX_DEID_KEY must hold at least 64 hex digits")
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(os.Stderr, "phix deid: no --key-file or PHIX_DEID_KEY: using a one-time random key (pseudonyms and date shifts will not match other runs)")
+	return secret, nil
 }
 
 func isBundle(data []byte) bool {

@@ -16,7 +16,7 @@ import (
 
 func init() { deidDICOM = runDeidDICOM }
 
-const deidDICOMUsage = "usage: phix deid dicom --profile basic[,option...] --key-file F [--quarantine DIR] [--max-file-size BYTES] IN_DIR OUT_DIR"
+const deidDICOMUsage = "usage: phix deid dicom --profile basic[,option...] [--key-file F] [--quarantine DIR] [--max-file-size BYTES] IN_DIR OUT_DIR"
 
 // runDeidDICOM is `phix deid dicom`: PS3.15 Annex E de-identification of a
 // directory tree.
@@ -27,7 +27,7 @@ func runDeidDICOM(ctx context.Context, args []string) error {
 func deidDICOMMain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("deid dicom", flag.ContinueOnError)
 	profile := fs.String("profile", "basic", "basic[,option...]; options: "+strings.Join(ddicom.OptionNames(), ", "))
-	keyFile := fs.String("key-file", "", "file with the project secret (at least 32 bytes; hex or raw); required: UIDs and date shifts are keyed")
+	keyFile := fs.String("key-file", "", "file with the project secret (at least 32 bytes; hex or raw); default $PHIX_DEID_KEY, else a one-time random key (UIDs and date shifts then match no other run)")
 	suiteID := fs.String("suite", "intl", "intl or gm")
 	fhirProfile := fs.String("fhir-profile", "", "FHIR de-identification profile whose dateShift range to share (default: -365..365 days)")
 	quarantine := fs.String("quarantine", "", "directory for quarantined files and quarantine.jsonl (default OUT_DIR.quarantine)")
@@ -36,9 +36,6 @@ func deidDICOMMain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
 		return errors.New(deidDICOMUsage)
-	}
-	if *keyFile == "" {
-		return errors.New("--key-file is required: UIDs and date shifts are keyed per project")
 	}
 	keys, err := deidKeys(*keyFile, *suiteID, func(err error) error { return fmt.Errorf("keys: %w", err) })
 	if err != nil {

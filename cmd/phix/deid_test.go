@@ -144,10 +144,11 @@ func TestDeidCLIErrors(t *testing.T) {
 		{"bad profile", []string{"--profile", badProfile, "--key-file", key, in, out}, "DEID-RULE-INVALID"},
 		{"missing key file", []string{"--key-file", filepath.Join(dir, "nokey"), in, out}, "cannot read the key file"},
 		{"short key file", []string{"--key-file", short, in, out}, "at least 32 bytes"},
-		{"no key", []string{in, out}, "--key-file is required"},
+		{"bad key in the environment", []string{in, out}, "PHIX_DEID_KEY"},
 		{"bad suite", []string{"--suite", "xx", "--key-file", key, in, out}, ""},
 		{"usage", []string{"--key-file", key, in}, "usage"},
 	}
+	t.Setenv("PHIX_DEID_KEY", "not-hex")
 	for _, c := range cases {
 		err := deidCmd(context.Background(), c.args, strings.NewReader(""), &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -164,5 +165,19 @@ func TestDeidCLIErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("partial output written")
+	}
+}
+
+// Without --key-file or PHIX_DEID_KEY the command still de-identifies, with a
+// one-time key: the issue's plain `phix deid --profile P IN OUT` works.
+func TestDeidOneTimeKey(t *testing.T) {
+	t.Setenv("PHIX_DEID_KEY", "")
+	in := `{"resourceType":"Patient","id":"p","name":[{"family":"Quimby","given":["Ada"]}],"birthDate":"1970-03-04"}` + "\n"
+	var out bytes.Buffer
+	if err := deidCmd(context.Background(), []string{"--profile", "safe-harbor", "-", "-"}, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() == 0 || strings.Contains(out.String(), "Quimby") || strings.Contains(out.String(), "1970-03-04") {
+		t.Fatalf("one-time-key output: %q", out.String())
 	}
 }
