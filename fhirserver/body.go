@@ -160,6 +160,19 @@ func checkID(id string) error {
 	return nil
 }
 
+// instance returns the resource type and id of an instance-level route
+// ([type]/[id]...), checked.
+func instance(r *http.Request) (typ, id string, err error) {
+	typ, id = r.PathValue("type"), r.PathValue("id")
+	if err := checkType(typ); err != nil {
+		return "", "", err
+	}
+	if err := checkID(id); err != nil {
+		return "", "", err
+	}
+	return typ, id, nil
+}
+
 func checkType(typ string) error {
 	if !fhir.IsResourceType(typ) {
 		return errorf(CodeUnknownType, "unknown resource type")

@@ -75,11 +75,8 @@ func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, status int,
 }
 
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) error {
-	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := checkType(typ); err != nil {
-		return err
-	}
-	if err := checkID(id); err != nil {
+	typ, id, err := instance(r)
+	if err != nil {
 		return err
 	}
 	rec, err := s.cfg.Store.Read(r.Context(), typ, id)
@@ -93,11 +90,8 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) error {
-	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := checkType(typ); err != nil {
-		return err
-	}
-	if err := checkID(id); err != nil {
+	typ, id, err := instance(r)
+	if err != nil {
 		return err
 	}
 	v, err := strconv.ParseInt(r.PathValue("vid"), 10, 64)
@@ -187,11 +181,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) error {
-	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := checkType(typ); err != nil {
-		return err
-	}
-	if err := checkID(id); err != nil {
+	typ, id, err := instance(r)
+	if err != nil {
 		return err
 	}
 	res, ifVersion, err := s.updateBody(w, r, typ)
@@ -287,11 +278,8 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
-	typ, id := r.PathValue("type"), r.PathValue("id")
-	if err := checkType(typ); err != nil {
-		return err
-	}
-	if err := checkID(id); err != nil {
+	typ, id, err := instance(r)
+	if err != nil {
 		return err
 	}
 	var ifVersion int64
@@ -303,7 +291,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 		ifVersion = v
 	}
 	var out *writeResult
-	err := s.runTx(r.Context(), func(tx store.Tx) error {
+	err = s.runTx(r.Context(), func(tx store.Tx) error {
 		var err error
 		out, err = s.remove(r.Context(), tx, typ, id, ifVersion)
 		return err
