@@ -8,6 +8,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -80,4 +81,32 @@ func Code(err error) string {
 		}
 	}
 	return ""
+}
+
+// DeletePrefix is the DeletePrefix every backend shares: it lists the keys
+// under prefix with list and deletes them one by one with del, counting those
+// that existed. A key already gone is skipped; any other error, or the
+// context ending, stops it and reports how many were deleted so far.
+func DeletePrefix(ctx context.Context, prefix string, list func(ctx context.Context, prefix string) ([]string, error), del func(ctx context.Context, key string) error) (int, error) {
+	if prefix == "" {
+		return 0, fmt.Errorf("%w: empty prefix", ErrInvalidKey)
+	}
+	keys, err := list(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		switch err := del(ctx, k); {
+		case err == nil:
+			n++
+		case errors.Is(err, ErrNotFound):
+		default:
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -574,27 +574,10 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 
 // DeletePrefix implements blob.Store.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int, error) {
-	if prefix == "" {
-		return 0, fmt.Errorf("%w: empty prefix", blob.ErrInvalidKey)
-	}
-	keys, err := s.keys(ctx, prefix)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, k := range keys {
-		unlock := s.locks.Lock(k)
-		err := s.deleteLocked(ctx, k)
-		unlock()
-		switch {
-		case err == nil:
-			n++
-		case errors.Is(err, blob.ErrNotFound):
-		default:
-			return n, err
-		}
-	}
-	return n, nil
+	return blob.DeletePrefix(ctx, prefix, s.keys, func(ctx context.Context, k string) error {
+		defer s.locks.Lock(k)()
+		return s.deleteLocked(ctx, k)
+	})
 }
 
 // List implements blob.Store. It costs one listing plus one HEAD or GET per
