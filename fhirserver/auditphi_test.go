@@ -1,7 +1,6 @@
 package fhirserver
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"phix/internal/testenv"
 )
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
@@ -38,77 +39,8 @@ func (e *env) doAs(tok, method, path string) *resp {
 // syntheaPHI returns the Patients' names and cities (matched as words) and
 // identifier values, phones and address lines (matched as substrings).
 func syntheaPHI(t testing.TB, bundle []byte) (words, subs []string) {
-	t.Helper()
-	var b struct {
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range b.Entry {
-		var rt struct {
-			ResourceType string `json:"resourceType"`
-		}
-		if json.Unmarshal(e.Resource, &rt) != nil || rt.ResourceType != "Patient" {
-			continue
-		}
-		var r struct {
-			Name []struct {
-				Family string   `json:"family"`
-				Given  []string `json:"given"`
-			} `json:"name"`
-			Identifier []struct {
-				Value string `json:"value"`
-			} `json:"identifier"`
-			Telecom []struct {
-				Value string `json:"value"`
-			} `json:"telecom"`
-			Address []struct {
-				Line []string `json:"line"`
-				City string   `json:"city"`
-			} `json:"address"`
-		}
-		if err := json.Unmarshal(e.Resource, &r); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range r.Name {
-			words = append(words, n.Family)
-			words = append(words, n.Given...)
-		}
-		for _, i := range r.Identifier {
-			subs = append(subs, i.Value)
-		}
-		for _, c := range r.Telecom {
-			subs = append(subs, c.Value)
-		}
-		for _, a := range r.Address {
-			subs = append(subs, a.Line...)
-			words = append(words, a.City)
-		}
-	}
-	return words, subs
-}
-
-func isWordChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
-}
-
-// containsWordIn reports whether w occurs in s delimited by non-word bytes.
-func containsWordIn(s, w string) bool {
-	for i := 0; ; {
-		j := strings.Index(s[i:], w)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(w)
-		if (j == 0 || !isWordChar(s[j-1])) && (end == len(s) || !isWordChar(s[end])) {
-			return true
-		}
-		i = j + 1
-	}
+	phi := testenv.SyntheaPHI(t, bundle)
+	return phi.Words, phi.Values
 }
 
 // findPHI returns the needles found (never printed: they are PHI).
@@ -117,7 +49,7 @@ func findPHI(data [][]byte, words, subs []string) []string {
 	for _, d := range data {
 		s := string(d)
 		for _, w := range words {
-			if len(w) >= 3 && containsWordIn(s, w) {
+			if len(w) >= 3 && testenv.ContainsWord(s, w) {
 				hits = append(hits, w)
 			}
 		}

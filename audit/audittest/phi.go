@@ -21,19 +21,8 @@ type synResource struct {
 	ResourceType string `json:"resourceType"`
 	ID           string `json:"id"`
 	Name         []struct {
-		Family string   `json:"family"`
-		Given  []string `json:"given"`
+		Family string `json:"family"`
 	} `json:"name"`
-	Identifier []struct {
-		Value string `json:"value"`
-	} `json:"identifier"`
-	Telecom []struct {
-		Value string `json:"value"`
-	} `json:"telecom"`
-	Address []struct {
-		Line []string `json:"line"`
-		City string   `json:"city"`
-	} `json:"address"`
 }
 
 // events builds what a FHIR server appends when importing every resource of
@@ -46,6 +35,15 @@ func syntheaEvents(t *testing.T, p *audit.Pseudonymizer) ([]audit.Event, needles
 	var raw [][]byte
 	for _, bundle := range testenv.SyntheaBundles(t) {
 		raw = append(raw, bundle.Data)
+		phi := testenv.SyntheaPHI(t, bundle.Data)
+		for _, w := range phi.Words {
+			if len(w) >= 3 {
+				nd.words[w] = true
+			}
+		}
+		for _, v := range phi.Values {
+			nd.values[v] = true
+		}
 		var patient string
 		for _, res := range bundle.Entries(t) {
 			var r synResource
@@ -59,30 +57,6 @@ func syntheaEvents(t *testing.T, p *audit.Pseudonymizer) ([]audit.Event, needles
 					t.Fatal(err)
 				}
 				patient = r.ID
-				for _, n := range r.Name {
-					if len(n.Family) >= 3 {
-						nd.words[n.Family] = true
-					}
-					for _, g := range n.Given {
-						if len(g) >= 3 {
-							nd.words[g] = true
-						}
-					}
-				}
-				for _, id := range r.Identifier {
-					nd.values[id.Value] = true
-				}
-				for _, tc := range r.Telecom {
-					nd.values[tc.Value] = true
-				}
-				for _, a := range r.Address {
-					for _, l := range a.Line {
-						nd.values[l] = true
-					}
-					if len(a.City) >= 3 {
-						nd.words[a.City] = true
-					}
-				}
 				for _, n := range r.Name {
 					q := "name=" + n.Family
 					evs = append(evs, audit.Event{
@@ -107,27 +81,6 @@ func syntheaEvents(t *testing.T, p *audit.Pseudonymizer) ([]audit.Event, needles
 		}
 	}
 	return evs, nd, raw
-}
-
-func isWordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// containsWord reports whether w occurs in s bounded by non-alphanumerics.
-func containsWord(s, w string) bool {
-	for off := 0; ; {
-		i := strings.Index(s[off:], w)
-		if i < 0 {
-			return false
-		}
-		i += off
-		before := i == 0 || !isWordByte(s[i-1])
-		after := i+len(w) == len(s) || !isWordByte(s[i+len(w)])
-		if before && after {
-			return true
-		}
-		off = i + 1
-	}
 }
 
 // containsDelimited reports whether w occurs in s between text delimiters
@@ -159,7 +112,7 @@ func (nd needles) find(data []byte) []string {
 		if len(w) < 4 && !containsDelimited(s, w) {
 			continue
 		}
-		if containsWord(s, w) {
+		if testenv.ContainsWord(s, w) {
 			found = append(found, "name or city")
 		}
 	}
