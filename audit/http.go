@@ -187,7 +187,7 @@ func (l *Log) Feed(ctx context.Context, after int64, limit int) (*Feed, error) {
 			fe.Pruned = true
 			missing = append(missing, tlog.StoredHashIndex(0, rec.Index))
 		} else {
-			fe.LeafHash = tlog.RecordHash(rec.Body)
+			fe.LeafHash = l.th.leaf(rec.Body)
 			fe.Event = rec.Body
 		}
 		feed.Events = append(feed.Events, fe)

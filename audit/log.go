@@ -83,6 +83,7 @@ type Log struct {
 	b      Backend
 	opts   Options
 	signer *Signer
+	th     *treeHasher // the tree hash of the signer's suite
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -156,7 +157,7 @@ func Open(ctx context.Context, b Backend, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: read size: %w", err)
 	}
 	l := &Log{
-		b: b, opts: opts, signer: signer,
+		b: b, opts: opts, signer: signer, th: hasherForAlg(signer.alg),
 		queue:  make(chan *pending, opts.QueueSize),
 		cache:  make(map[int64]tlog.Hash),
 		cpKick: make(chan struct{}, 1),
@@ -325,7 +326,7 @@ func (l *Log) commit(batch []*pending) {
 			if err != nil {
 				return nil, err
 			}
-			hs, err := tlog.StoredHashesForRecordHash(ev.Index, tlog.RecordHash(body), reader)
+			hs, err := l.th.storedHashes(ev.Index, l.th.leaf(body), reader)
 			if err != nil {
 				return nil, fmt.Errorf("audit: tree hashes: %w", err)
 			}
@@ -427,7 +428,7 @@ func (l *Log) checkpoint(ctx context.Context) error {
 	if size == 0 || size == l.cpSize.Load() {
 		return nil
 	}
-	root, err := tlog.TreeHash(size, l.hashReader(ctx))
+	root, err := l.th.treeHash(size, l.hashReader(ctx))
 	if err != nil {
 		return fmt.Errorf("audit: checkpoint tree hash: %w", err)
 	}

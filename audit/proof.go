@@ -22,6 +22,8 @@ type InclusionProof struct {
 	Proof      []tlog.Hash     `json:"proof"`
 	Event      json.RawMessage `json:"event,omitempty"`
 	Checkpoint string          `json:"checkpoint,omitempty"`
+	// TreeHash is "SM3" for logs under the gm suite; empty means SHA-256.
+	TreeHash string `json:"tree_hash,omitempty"`
 }
 
 // ConsistencyProof proves that the tree of size From is a prefix of the tree of size To.
@@ -31,6 +33,7 @@ type ConsistencyProof struct {
 	FromRoot tlog.Hash   `json:"from_root"`
 	ToRoot   tlog.Hash   `json:"to_root"`
 	Proof    []tlog.Hash `json:"proof"`
+	TreeHash string      `json:"tree_hash,omitempty"` // as in InclusionProof
 }
 
 // ErrProof: a proof does not check.
@@ -39,11 +42,20 @@ var ErrProof = errors.New("audit: proof does not verify")
 // InclusionProof proves event index in the tree of the given size. size 0
 // means the latest checkpoint's size (and the proof carries that checkpoint).
 func (l *Log) InclusionProof(ctx context.Context, index, size int64) (*InclusionProof, error) {
-	return Prove(ctx, l.b, index, size)
+	return prove(ctx, l.b, l.th, index, size)
 }
 
-// Prove builds an inclusion proof from storage alone (the CLI uses it).
+// Prove builds an inclusion proof from storage alone (the CLI uses it); the
+// recorded checkpoint keys tell it the tree hash.
 func Prove(ctx context.Context, b Backend, index, size int64) (*InclusionProof, error) {
+	th, err := hasherForBackend(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return prove(ctx, b, th, index, size)
+}
+
+func prove(ctx context.Context, b Backend, th *treeHasher, index, size int64) (*InclusionProof, error) {
 	var note string
 	if size == 0 {
 		cp, err := b.LatestCheckpoint(ctx)
@@ -60,11 +72,11 @@ func Prove(ctx context.Context, b Backend, index, size int64) (*InclusionProof, 
 		return nil, ErrOutOfRange
 	}
 	r := BackendHashReader(ctx, b)
-	proof, err := tlog.ProveRecord(size, index, r)
+	proof, err := th.proveRecord(size, index, r)
 	if err != nil {
 		return nil, fmt.Errorf("audit: prove: %w", err)
 	}
-	root, err := tlog.TreeHash(size, r)
+	root, err := th.treeHash(size, r)
 	if err != nil {
 		return nil, fmt.Errorf("audit: tree hash: %w", err)
 	}
@@ -72,7 +84,7 @@ func Prove(ctx context.Context, b Backend, index, size int64) (*InclusionProof, 
 	if err != nil {
 		return nil, err
 	}
-	p := &InclusionProof{Index: index, Size: size, LeafHash: leaf[0], Root: root, Proof: proof, Checkpoint: note}
+	p := &InclusionProof{Index: index, Size: size, LeafHash: leaf[0], Root: root, Proof: proof, Checkpoint: note, TreeHash: treeHashField(th)}
 	if rec, err := b.Event(ctx, index); err == nil && rec.Body != nil {
 		p.Event = json.RawMessage(rec.Body)
 	}
@@ -89,15 +101,26 @@ func CheckInclusion(p *InclusionProof, verifiers []*Verifier) error {
 	if p.Index < 0 || p.Index >= p.Size {
 		return ErrOutOfRange
 	}
+	th, err := hasherByName(p.TreeHash)
+	if err != nil {
+		return err
+	}
+	if len(verifiers) > 0 {
+		// The keys, not the proof, decide the hash: a proof cannot choose
+		// a weaker tree than its log's suite.
+		if th, err = hasherForVerifiers(verifiers); err != nil {
+			return err
+		}
+	}
 	if p.Event != nil {
 		// Pretty-printing re-indents the event; compacting restores the
 		// canonical bytes (keys keep their order, strings are untouched).
 		var buf bytes.Buffer
-		if err := json.Compact(&buf, p.Event); err != nil || tlog.RecordHash(buf.Bytes()) != p.LeafHash {
+		if err := json.Compact(&buf, p.Event); err != nil || th.leaf(buf.Bytes()) != p.LeafHash {
 			return fmt.Errorf("%w: event does not match leaf hash", ErrProof)
 		}
 	}
-	if err := tlog.CheckRecord(tlog.RecordProof(p.Proof), p.Size, p.Root, p.Index, p.LeafHash); err != nil {
+	if err := th.checkRecord(p.Proof, p.Size, p.Root, p.Index, p.LeafHash); err != nil {
 		return fmt.Errorf("%w: inclusion", ErrProof)
 	}
 	if len(verifiers) > 0 {
@@ -126,22 +149,22 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to int64) (*Consistenc
 		return nil, ErrOutOfRange
 	}
 	r := l.hashReader(ctx)
-	proof, err := tlog.ProveTree(to, from, r)
+	proof, err := l.th.proveTree(to, from, r)
 	if err != nil {
 		return nil, fmt.Errorf("audit: prove: %w", err)
 	}
-	fr, err := tlog.TreeHash(from, r)
+	fr, err := l.th.treeHash(from, r)
 	if err != nil {
 		return nil, err
 	}
-	tr, err := tlog.TreeHash(to, r)
+	tr, err := l.th.treeHash(to, r)
 	if err != nil {
 		return nil, err
 	}
 	if proof == nil {
 		proof = []tlog.Hash{}
 	}
-	return &ConsistencyProof{From: from, To: to, FromRoot: fr, ToRoot: tr, Proof: proof}, nil
+	return &ConsistencyProof{From: from, To: to, FromRoot: fr, ToRoot: tr, Proof: proof, TreeHash: treeHashField(l.th)}, nil
 }
 
 // CheckConsistency verifies p.
@@ -149,8 +172,21 @@ func CheckConsistency(p *ConsistencyProof) error {
 	if p.From <= 0 || p.To < p.From {
 		return ErrOutOfRange
 	}
-	if err := tlog.CheckTree(tlog.TreeProof(p.Proof), p.To, p.ToRoot, p.From, p.FromRoot); err != nil {
+	th, err := hasherByName(p.TreeHash)
+	if err != nil {
+		return err
+	}
+	if err := th.checkTree(p.Proof, p.To, p.ToRoot, p.From, p.FromRoot); err != nil {
 		return fmt.Errorf("%w: consistency", ErrProof)
 	}
 	return nil
+}
+
+// treeHashField is the tree_hash value of a proof: empty for SHA-256, which
+// keeps proofs of intl logs as they were before SM3 trees existed.
+func treeHashField(th *treeHasher) string {
+	if th == sha256Tree {
+		return ""
+	}
+	return th.Name()
 }

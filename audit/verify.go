@@ -71,6 +71,8 @@ type Report struct {
 	Root        tlog.Hash `json:"root"`
 	Pruned      int64     `json:"pruned"`
 	Checkpoints int       `json:"checkpoints"`
+	// TreeHash is the tree's hash function: SHA-256 (intl) or SM3 (gm).
+	TreeHash string `json:"tree_hash"`
 	// UsedStoredKeys is true when no verifiers were given.
 	UsedStoredKeys bool `json:"used_stored_keys"`
 }
@@ -131,8 +133,13 @@ func Verify(ctx context.Context, b Backend, opts VerifyOptions) (*Report, error)
 		return nil, err
 	}
 
+	th, err := hasherForVerifiers(vs)
+	if err != nil {
+		return nil, err
+	}
+	rep.TreeHash = th.Name()
 	var (
-		fr       frontier
+		fr       = frontier{th: th}
 		n        int64 // events processed
 		lastGood int64 // size of the last checkpoint that matched
 		keptSeen bool
@@ -196,7 +203,7 @@ func Verify(ctx context.Context, b Backend, opts VerifyOptions) (*Report, error)
 				if ev.Index != n {
 					return nil, &Failure{Kind: FailReordered, Index: n, Detail: "event carries another index"}
 				}
-				leaf = tlog.RecordHash(r.Body)
+				leaf = fr.th.leaf(r.Body)
 				if leaf != hashes[stIdx-base] {
 					return nil, &Failure{Kind: FailLeafMismatch, Index: n, Detail: "event does not match its stored leaf hash"}
 				}
@@ -242,6 +249,7 @@ func Verify(ctx context.Context, b Backend, opts VerifyOptions) (*Report, error)
 // each level, the hash of the complete left subtree still waiting for a
 // sibling. Memory is O(log n).
 type frontier struct {
+	th    *treeHasher
 	n     int64
 	nodes []tlog.Hash // nodes[level], valid when bit level of n is set
 }
@@ -253,7 +261,7 @@ func (f *frontier) push(leaf tlog.Hash) []tlog.Hash {
 	h := leaf
 	level := 0
 	for m := f.n; m&1 == 1; m >>= 1 {
-		h = tlog.NodeHash(f.nodes[level], h)
+		h = f.th.node(f.nodes[level], h)
 		out = append(out, h)
 		level++
 	}
@@ -276,7 +284,7 @@ func (f *frontier) root() tlog.Hash {
 		if first {
 			h, first = f.nodes[level], false
 		} else {
-			h = tlog.NodeHash(f.nodes[level], h)
+			h = f.th.node(f.nodes[level], h)
 		}
 	}
 	return h

@@ -40,7 +40,8 @@ func Run(t *testing.T, f Factory) {
 		name string
 		fn   func(*testing.T, Factory)
 	}{
-		{"AppendProveVerify", testAppendProveVerify},
+		{"AppendProveVerify", testAppendProveVerify(suite.Intl)},
+		{"AppendProveVerifyGM", testAppendProveVerify(suite.GM)},
 		{"ConcurrentWritersAndReopen", testWriters},
 		{"RefusesBadEvents", testRefuses},
 		{"Tamper", testTamper},

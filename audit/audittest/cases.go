@@ -1,23 +1,34 @@
 package audittest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"phix/audit"
+	"phix/suite"
 )
 
-func testAppendProveVerify(t *testing.T, f Factory) {
+// testAppendProveVerify runs the log, its proofs and Verify under the suite:
+// the tree is SHA-256 under intl and SM3 under gm.
+func testAppendProveVerify(id suite.ID) func(t *testing.T, f Factory) {
+	return func(t *testing.T, f Factory) { appendProveVerify(t, f, id) }
+}
+
+func appendProveVerify(t *testing.T, f Factory, id suite.ID) {
 	h := f(t)
 	ctx := context.Background()
 	b := h.Open(t)
 	p := Pseudonyms(t)
-	l := OpenLog(t, b, nil)
+	l := OpenLog(t, b, func(o *audit.Options) { o.Signer = SigningKey(t, id) })
 	const producers, each = 8, 40
 	var wg sync.WaitGroup
 	seen := make(chan int64, producers*each)
@@ -67,12 +78,22 @@ func testAppendProveVerify(t *testing.T, f Factory) {
 		t.Fatal(err)
 	}
 	root, err := tlog.TreeHash(n, audit.BackendHashReader(ctx, b))
-	if err != nil || root != c.Root {
+	wantTree := audit.TreeSHA256
+	if id == suite.GM {
+		wantTree = audit.TreeSM3
+		if err != nil || root == c.Root {
+			t.Fatalf("a gm log's root equals the SHA-256 tree's: %v", err)
+		}
+	} else if err != nil || root != c.Root {
 		t.Fatalf("checkpoint root does not match tlog.TreeHash: %v", err)
 	}
 	rep := mustVerify(t, b, audit.VerifyOptions{Verifiers: vs, Trusted: cp.Note, PageSize: 37})
-	if rep.Size != n || rep.Root != c.Root {
+	if rep.Size != n || rep.Root != c.Root || rep.TreeHash != wantTree {
 		t.Fatalf("verify report %+v", rep)
+	}
+	// The stored keys alone tell Verify the tree hash.
+	if rep := mustVerify(t, b, audit.VerifyOptions{}); rep.Root != c.Root || rep.TreeHash != wantTree {
+		t.Fatalf("verify with stored keys: %+v", rep)
 	}
 	for _, i := range []int64{0, 1, 7, n / 2, n - 1} {
 		pr, err := l.InclusionProof(ctx, i, 0)
@@ -81,6 +102,20 @@ func testAppendProveVerify(t *testing.T, f Factory) {
 		}
 		if err := audit.CheckInclusion(pr, vs); err != nil {
 			t.Fatalf("inclusion %d: %v", i, err)
+		}
+		if err := audit.CheckInclusion(pr, nil); err != nil {
+			t.Fatalf("inclusion %d without keys (tree_hash %q): %v", i, pr.TreeHash, err)
+		}
+		if leaf := leafHash(id, pr.Event); leaf != pr.LeafHash {
+			t.Fatalf("inclusion %d: leaf hash is not the %s leaf hash of the event", i, wantTree)
+		}
+		if id == suite.GM {
+			// Read as SHA-256, an SM3 proof fails.
+			sha := *pr
+			sha.TreeHash = ""
+			if audit.CheckInclusion(&sha, nil) == nil {
+				t.Fatalf("an SM3 proof checked as SHA-256")
+			}
 		}
 		// A proof for another index must fail.
 		bad := *pr
@@ -319,4 +354,16 @@ func testRetention(t *testing.T, f Factory) {
 	h.Exec(t, "UPDATE audit_events SET body = NULL WHERE idx = 15")
 	_, err = audit.Verify(ctx, b, audit.VerifyOptions{})
 	wantFailure(t, err, audit.FailPrunedOutOfOrder, 15)
+}
+
+// leafHash is the RFC 6962 leaf hash of a compacted event under the suite's
+// tree hash, computed here independently of the audit package.
+func leafHash(id suite.ID, event []byte) tlog.Hash {
+	var buf bytes.Buffer
+	_ = json.Compact(&buf, event)
+	data := append([]byte{0}, buf.Bytes()...)
+	if id == suite.GM {
+		return sm3.Sum(data)
+	}
+	return sha256.Sum256(data)
 }

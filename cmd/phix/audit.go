@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{name: "audit", summary: "verify the audit log, print and check inclusion proofs", run: runAudit})
+	register(command{name: "audit", summary: "verify the audit log, print and check inclusion proofs, export to a SIEM", run: runAudit})
 }
 
 // auditStdout is where audit subcommands print (tests replace it).
@@ -27,6 +27,7 @@ const auditUsage = `usage:
   phix audit verify --db URL [--trusted CHECKPOINT_FILE] [--key VKEY|@FILE]...
   phix audit prove  --db URL [--size N] INDEX
   phix audit check  --proof FILE [--key VKEY|@FILE]...
+  phix audit export --db URL --to relp://HOST:PORT|syslog://HOST:PORT|file:PATH [...]
 
 URL is a PostgreSQL URL (postgres://...) or a SQLite file (sqlite:PATH or a path).
 verify exits 3 and names the first failing index when the log was tampered with`
@@ -42,6 +43,8 @@ func runAudit(ctx context.Context, args []string) error {
 		return auditProve(ctx, args[1:])
 	case "check":
 		return auditCheck(args[1:])
+	case "export":
+		return auditExport(ctx, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprintln(auditStdout, auditUsage)
 		return nil

@@ -86,3 +86,50 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("verify after tampering: %d %s %s", code, out, errs)
 	}
 }
+
+func TestAuditExport(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.db")
+	b, err := auditsqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := audittest.Pseudonyms(t)
+	l := audittest.OpenLog(t, b, nil)
+	for i := 0; i < 30; i++ {
+		if _, err := l.Append(ctx, audittest.SampleEvent(p, i, audit.ActionRead)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "siem.jsonl")
+	if code, stdout, errs := auditRun(t, "export", "--db", path, "--to", "file:"+out, "--once", "--batch", "7"); code != 0 || !strings.Contains(stdout, "delivered 30 events") {
+		t.Fatalf("export: %d %q %s", code, stdout, errs)
+	}
+	// The cursor lives in the database: a second run has nothing to send.
+	if code, stdout, errs := auditRun(t, "export", "--db", path, "--to", "file:"+out, "--once"); code != 0 || !strings.Contains(stdout, "delivered 0 events") {
+		t.Fatalf("second export: %d %q %s", code, stdout, errs)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 30 {
+		t.Fatalf("%d lines in the sink, want 30", n)
+	}
+	for _, args := range [][]string{
+		{"export", "--db", path},
+		{"export", "--db", path, "--to", "relp:127.0.0.1:1"},
+		{"export", "--db", path, "--to", "relp://127.0.0.1:1"}, // no TLS material
+		{"export", "--db", path, "--to", "ftp://127.0.0.1:1", "--ca", out, "--cert", out, "--key", out},
+		{"export", "--db", path, "--to", "file:" + out, "--batch", "0"},
+		{"export", "--db", path, "--to", "file:" + out, "extra"},
+	} {
+		if code, _, _ := auditRun(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
