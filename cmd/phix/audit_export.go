@@ -29,7 +29,7 @@ Network targets need --ca (the receiver's CA) and --cert/--key (our client
 certificate). The cursor is kept in the audit database under --name
 (default: the target's scheme), so a restart resumes where delivery stopped.
 --once delivers everything logged so far and exits; otherwise it runs until
-interrupted.`
+interrupted`
 
 // auditExport runs a SIEM exporter over the audit log (docs/audit.md, "SIEM export").
 func auditExport(ctx context.Context, args []string) error {
