@@ -683,20 +683,27 @@ func replaceElement(doc map[string]any, it fhirpath.Item, val *pvalue) error {
 	newKey := key
 	cur := it.FHIRType()
 	defPath := it.DefinitionPath()
-	if val.parts == nil && val.typ != cur && !(fhir.IsPrimitiveType(val.typ) && fhir.IsPrimitiveType(cur)) {
-		// A different datatype: only a choice element may change type,
-		// and then its JSON name changes (valueQuantity -> valueString).
+	if val.parts == nil && val.typ != cur {
+		// A different datatype: a choice element changes type and JSON name
+		// (valueQuantity -> valueString); another element keeps its name if
+		// the value fits it (a string for a code is left to validation).
+		bothPrimitive := fhir.IsPrimitiveType(val.typ) && fhir.IsPrimitiveType(cur)
 		parentPath, found := definitionPathOf(doc, par)
-		if !found {
-			return errAt(CodeInvalidValue, -1, "value", "the value's type does not fit the element")
+		var info *fhir.ElementInfo
+		ok := false
+		if found {
+			info, _, ok = fhir.LookupElement(parentPath, key)
 		}
-		info, _, ok := fhir.LookupElement(parentPath, key)
 		switch {
-		case ok && info.Choice && typeAllowed(val.typ, info.Types):
+		case ok && info.Choice:
+			if !typeAllowed(val.typ, info.Types) {
+				return errAt(CodeInvalidValue, -1, "value", "the value's type is not one of the element's types")
+			}
 			base := info.Path[strings.LastIndexByte(info.Path, '.')+1:]
 			newKey = strings.TrimSuffix(base, "[x]") + upperFirst(val.typ)
 			_, defPath, _ = fhir.LookupElement(parentPath, newKey)
-		case ok && typeAllowed(val.typ, info.Types):
+			cur = val.typ
+		case bothPrimitive, ok && typeAllowed(val.typ, info.Types):
 		default:
 			return errAt(CodeInvalidValue, -1, "value", "the value's type does not fit the element")
 		}
