@@ -20,7 +20,6 @@ import (
 const (
 	jsonPatchFloor      = 16
 	fhirPathPatchFloor  = 33
-	conformanceOutVar   = "PHIX_CONFORMANCE_OUT"
 	patchConformanceTag = "patch conformance"
 )
 
@@ -65,30 +64,12 @@ func TestConformance(t *testing.T) {
 	}
 	line := fmt.Sprintf("%s: json-patch passed=%d failed=%d skipped=%d; fhirpath-patch passed=%d failed=%d skipped=%d",
 		patchConformanceTag, jt.pass, jt.fail, jt.skip, ft.pass, ft.fail, ft.skip)
-	t.Log(line)
-	fmt.Println(line)
-	writeConformance(t, line)
+	testenv.ReportConformance(t, line)
 	if jt.pass < jsonPatchFloor {
 		t.Errorf("json-patch: %d passed, below the floor %d", jt.pass, jsonPatchFloor)
 	}
 	if ft.pass < fhirPathPatchFloor {
 		t.Errorf("fhirpath-patch: %d passed, below the floor %d", ft.pass, fhirPathPatchFloor)
-	}
-}
-
-// writeConformance appends line to the file named by PHIX_CONFORMANCE_OUT.
-func writeConformance(t *testing.T, line string) {
-	path := os.Getenv(conformanceOutVar)
-	if path == "" {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatalf("%s: %v", conformanceOutVar, err)
-	}
-	defer f.Close()
-	if _, err := fmt.Fprintln(f, line); err != nil {
-		t.Fatalf("%s: %v", conformanceOutVar, err)
 	}
 }
 
