@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"phix/audit"
 )
 
 const jsonPatchCT = "application/json-patch+json"
@@ -215,5 +217,45 @@ func TestPatchCapability(t *testing.T) {
 	r := e.do("GET", "/metadata", nil).want(t, http.StatusOK)
 	if !strings.Contains(string(r.body), `{"code":"patch"}`) || !strings.Contains(string(r.body), `"patchFormat":["application/json-patch+json","application/fhir+json"]`) {
 		t.Fatalf("CapabilityStatement lacks patch: %.400s", r.body)
+	}
+}
+
+// TestPatchAudited: an instance and a conditional PATCH are audited as
+// action patch on the patched resource; a refused one as a failure; no
+// event carries the patch's values or the name.
+func TestPatchAudited(t *testing.T) {
+	a := newAuditEnv(t)
+	id := a.do("POST", "/Patient", patient("Audpatch", "Ann")).want(t, 201).str("id")
+	rids := []string{
+		a.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/name/0/family","value":"Secretname"}]`, "Content-Type", jsonPatchCT).want(t, 200).header.Get("X-Request-Id"),
+		a.do("PATCH", "/Patient?identifier=urn:test:mrn|Audpatch-Ann", fpPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":"male"}`)).want(t, 200).header.Get("X-Request-Id"),
+		a.do("PATCH", "/Patient/"+id, `[{"op":"test","path":"/gender","value":"Secretvalue"}]`, "Content-Type", jsonPatchCT).want(t, 422).header.Get("X-Request-Id"),
+	}
+	evs := a.events(t)
+	byRID := map[string]audit.Event{}
+	for _, ev := range evs {
+		byRID[ev.RequestID] = ev
+	}
+	for i, rid := range rids {
+		ev, ok := byRID[rid]
+		if !ok {
+			t.Fatalf("request %d: no audit event", i)
+		}
+		want := audit.OutcomeSuccess
+		if i == 2 {
+			want = audit.OutcomeMinorFailure
+		}
+		if ev.Action != audit.ActionPatch || ev.Outcome != want || ev.What.ResourceType != "Patient" {
+			t.Fatalf("request %d: event %+v", i, ev)
+		}
+		if i != 1 && ev.What.ResourceID != a.ps.Patient(id) {
+			t.Fatalf("request %d: resource pseudonym %q", i, ev.What.ResourceID)
+		}
+	}
+	raw, _ := json.Marshal(evs)
+	for _, phi := range []string{"Audpatch", "Secretname", "Secretvalue", id} {
+		if strings.Contains(string(raw), phi) {
+			t.Fatalf("audit events contain %q", phi)
+		}
 	}
 }
