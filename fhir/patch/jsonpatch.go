@@ -29,7 +29,7 @@ func ParseJSONPatch(data []byte) (*JSONPatch, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var raw []json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
+	if err := dec.Decode(&raw); err != nil || raw == nil {
 		return nil, errAt(CodeInvalid, -1, "", "a JSON Patch is a JSON array of operation objects")
 	}
 	if _, err := dec.Token(); err == nil {

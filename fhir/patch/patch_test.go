@@ -74,6 +74,7 @@ func TestJSONPatch(t *testing.T) {
 		{name: "move into child", patch: `[{"op":"move","from":"/name","path":"/name/0"}]`, code: CodeInvalidPath},
 		{name: "not an array", patch: `{"op":"add","path":"/a","value":1}`, code: CodeInvalid, op: -1},
 		{name: "trailing data", patch: `[] []`, code: CodeInvalid, op: -1},
+		{name: "null", patch: `null`, code: CodeInvalid, op: -1},
 		{name: "change id", patch: `[{"op":"replace","path":"/id","value":"p2"}]`, code: CodeImmutable, op: -1},
 		{name: "remove resourceType", patch: `[{"op":"remove","path":"/resourceType"}]`, code: CodeImmutable, op: -1},
 		{name: "replace root", patch: `[{"op":"replace","path":"","value":[]}]`, code: CodeInvalid, op: -1},
