@@ -56,6 +56,8 @@ func auditRoute(pattern, method string) (audit.Action, bool) {
 			return audit.ActionUpdate, true
 		case http.MethodDelete:
 			return audit.ActionDelete, true
+		case http.MethodPatch: // conditional patch
+			return audit.ActionPatch, true
 		}
 	case p == "" || p == "/{$}":
 		if method == http.MethodPost {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"phix/fhir"
+	"phix/fhir/patch"
 	"phix/store"
 )
 
@@ -25,6 +26,9 @@ type bundleEntry struct {
 	res         *fhir.Resource
 	ifNoneExist string
 	ifMatch     int64
+
+	patch         patch.Patch // a PATCH entry's parsed patch (patch.go)
+	fhirpathPatch bool
 
 	newID    string        // the id a create gets, fixed once so retries agree
 	id       string        // target id of a POST or PUT
@@ -192,7 +196,7 @@ func (s *Server) parseEntry(i int, v any, base string) *bundleEntry {
 	e.url = u
 	switch e.method {
 	case http.MethodPatch:
-		e.err = errorf(CodeNotSupported, "PATCH is not supported yet")
+		e.err = s.parsePatchEntry(e, obj)
 		return e
 	case http.MethodPost, http.MethodPut:
 		if u.Type == "" || u.Op != "" || u.VID != "" || (e.method == http.MethodPost && (u.ID != "" || u.HasQuery)) ||
@@ -299,6 +303,8 @@ func (s *Server) plan(ctx context.Context, rd store.Reader, entries []*bundleEnt
 			}
 		case http.MethodDelete:
 			e.id = e.url.ID
+		case http.MethodPatch:
+			e.err = s.planPatch(ctx, rd, e)
 		}
 		if e.err != nil {
 			if failFast {
@@ -428,6 +434,8 @@ func (s *Server) execute(ctx context.Context, tx store.Tx, e *bundleEntry, pref 
 		}
 	case http.MethodPut:
 		out, err = s.update(ctx, tx, cloneResource(e.res), e.id, e.ifMatch)
+	case http.MethodPatch:
+		out, err = s.patchOne(ctx, tx, e.url.Type, e.id, e.patch, e.fhirpathPatch, e.ifMatch)
 	default:
 		return nil
 	}

@@ -83,7 +83,7 @@ type capOp struct {
 
 // capabilityStatement states exactly what this server implements.
 func capabilityStatement(base string, multipleDelete, deid bool) ([]byte, error) {
-	interactions := []code{{"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"history-type"}, {"create"}, {"search-type"}}
+	interactions := []code{{"read"}, {"vread"}, {"update"}, {"patch"}, {"delete"}, {"history-instance"}, {"history-type"}, {"create"}, {"search-type"}}
 	condDelete := "single"
 	if multipleDelete {
 		condDelete = "multiple"
@@ -145,6 +145,7 @@ func capabilityStatement(base string, multipleDelete, deid bool) ([]byte, error)
 		},
 		"fhirVersion": "4.0.1",
 		"format":      []string{"json", "application/fhir+json"},
+		"patchFormat": []string{MediaTypeJSONPatch, "application/fhir+json"},
 		"rest": []any{map[string]any{
 			"mode": "server",
 			"security": map[string]any{

@@ -153,12 +153,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/_search", s.methods(map[string]handlerFunc{"POST": s.handleSystemSearch}))
 	mux.HandleFunc(b+"/{type}", s.methods(map[string]handlerFunc{
 		"GET": s.handleSearch, "POST": s.handleCreate, "PUT": s.handleConditionalUpdate, "DELETE": s.handleConditionalDelete,
+		"PATCH": s.handleConditionalPatch,
 	}))
 	mux.HandleFunc(b+"/{type}/_search", s.methods(map[string]handlerFunc{"POST": s.handleSearch, "GET": s.handleSearch}))
 	mux.HandleFunc(b+"/{type}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}", s.methods(map[string]handlerFunc{
-		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handleNotSupported,
+		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handlePatch,
 	}))
 	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
@@ -200,10 +201,6 @@ func (s *Server) methods(m map[string]handlerFunc) http.HandlerFunc {
 			writeError(w, err)
 		}
 	}
-}
-
-func (s *Server) handleNotSupported(w http.ResponseWriter, r *http.Request) error {
-	return errorf(CodeNotSupported, "this interaction is not supported")
 }
 
 // now is the server clock, truncated to microseconds (PostgreSQL's precision)

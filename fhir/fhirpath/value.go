@@ -94,6 +94,13 @@ func (it Item) Location() (parent map[string]any, key string, index int, ok bool
 // FHIRType is the FHIR type name, "" for System values.
 func (it Item) FHIRType() string { return it.typ }
 
+// DefinitionPath is the path the item's children are looked up under
+// (fhir.LookupElement's parentPath): the type name for datatypes and
+// resources ("HumanName", "Patient"), the element path for inline
+// structures ("Patient.contact"); "" for System values. FHIRPath Patch uses
+// it to learn whether a child element repeats.
+func (it Item) DefinitionPath() string { return it.path }
+
 // Raw returns the underlying JSON value for resource nodes (map[string]any,
 // string, json.Number, bool, or nil for a primitive with only extensions)
 // and the System value otherwise.
