@@ -194,9 +194,13 @@ func PatientCompartment(resourceType string) []string {
 // Indexed reports whether Extract produces entries for p, so that a search on
 // it can match: a string, token, date, number, quantity, reference or uri
 // parameter with Elements, one hand-coded in Extract (Patient deceased), or a
-// composite whose components resolve to plain relative elements. Special
-// parameters and the full-text ones are not indexed.
+// composite whose components resolve to plain relative elements, or a
+// full-text parameter (_text, _content: the store indexes the resource's
+// tokens itself, see FullTextOf). Other special parameters are not indexed.
 func Indexed(p *Param) bool {
+	if IsFullText(p) {
+		return true
+	}
 	if p != nil && p.Type == TypeComposite {
 		return load().composites[p] != nil
 	}
