@@ -157,6 +157,17 @@ func StripMarkup(s string) string {
 	return b.String()
 }
 
+// ftCJK reports whether r is written without spaces between words: the
+// scripts NormalizeString keeps as they are, plus the prolonged sound mark
+// and iteration marks (script Common) that occur inside such words.
+func ftCJK(r rune) bool {
+	switch r {
+	case 'ー', '々', '〆', '〇', 'ゝ', 'ゞ', 'ヽ', 'ヾ':
+		return true
+	}
+	return isCJK(r)
+}
+
 func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.IsMark(r)
 }
@@ -179,12 +190,12 @@ func tokenize(s string, out []string, max int, cjk func(string)) []string {
 	for i < len(s) && len(out) < max {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case isCJK(r):
+		case ftCJK(r):
 			start := i
 			var chars []int // byte offsets of the run's characters
 			for i < len(s) {
 				r, n := utf8.DecodeRuneInString(s[i:])
-				if !isCJK(r) {
+				if !ftCJK(r) {
 					break
 				}
 				chars = append(chars, i)
@@ -207,7 +218,7 @@ func tokenize(s string, out []string, max int, cjk func(string)) []string {
 			start := i
 			for i < len(s) {
 				r, n := utf8.DecodeRuneInString(s[i:])
-				if !isWordRune(r) || isCJK(r) {
+				if !isWordRune(r) || ftCJK(r) {
 					break
 				}
 				i += n
@@ -484,7 +495,7 @@ func (p *ftParser) primary(depth int) *FullTextQuery {
 		if prefix {
 			last := toks[len(toks)-1]
 			r, _ := utf8.DecodeRuneInString(last)
-			if isCJK(r) || strings.HasPrefix(last, unigramMark) && len(last) > 1 && isCJK(firstRune(last[1:])) {
+			if ftCJK(r) || strings.HasPrefix(last, unigramMark) && len(last) > 1 && ftCJK(firstRune(last[1:])) {
 				prefix = false
 			}
 		}

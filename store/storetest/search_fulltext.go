@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,13 @@ func testSearchFullText(t *testing.T, open Opener) {
 	}
 	expect(t, s, ftQuery(t, "Patient", "_text=osteoporosis"))
 	expect(t, s, ftQuery(t, "Patient", "_text=healed"), "Patient/a")
+
+	// A document at the size caps (one word repeated thousands of times,
+	// PostgreSQL keeps 256 positions per lexeme) is written and found.
+	big := strings.Repeat("echo ", 3000) + strings.Repeat("x", 500) + " " + strings.Repeat("回声", 3000)
+	put(t, s, ftWrite("Patient", "big", 1, "<p>"+big+"</p>", nil))
+	expect(t, s, ftQuery(t, "Patient", "_text=echo 回声"), "Patient/big")
+	expect(t, s, ftQuery(t, "Patient", `_text="echo echo"`), "Patient/big")
 
 	// Modifiers are meaningless on full text: refused, never ignored.
 	c := ftQuery(t, "Patient", "_text=bone").Clauses[0]
