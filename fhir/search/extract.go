@@ -38,6 +38,14 @@ func Extract(r *fhir.Resource) []Entry {
 			x.composite(r.Object, pe.param, pe.spec, pe.bases)
 			continue
 		}
+		if pe.engine {
+			// An expression the engine refuses cannot come from the
+			// registry (all compile, see the tests); a runtime limit on a
+			// pathological resource leaves this parameter unindexed rather
+			// than failing a write that validation accepted.
+			_ = x.engineComposite(r.Object, pe.param)
+			continue
+		}
 		for j := range pe.elements {
 			x.elem = &pe.elements[j]
 			x.walk(r.Object, x.elem.Steps)
@@ -77,8 +85,14 @@ func ExtractParam(r *fhir.Resource, p *Param) []Entry {
 	x := extractor{param: p}
 	if p.Type == TypeComposite {
 		spec := load().composites[p]
-		if spec == nil || !slices.Contains(p.Base, r.Type) {
+		if !slices.Contains(p.Base, r.Type) {
 			return nil
+		}
+		if spec == nil {
+			if err := x.engineComposite(r.Object, p); err != nil {
+				return nil
+			}
+			return x.out
 		}
 		var bases []int
 		for b, e := range p.Elements {
