@@ -1,7 +1,9 @@
 package search_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,4 +197,182 @@ func precisionOnly(fast, eng []string) bool {
 		}
 	}
 	return true
+}
+
+// leaf builds a sample value of a datatype for the synthetic instances;
+// target is the reference type a where(resolve() is T) restriction keeps.
+func leaf(p *search.Param, dt, target string) (any, bool) {
+	ucum := func(v string) map[string]any {
+		return map[string]any{"value": json.Number(v), "unit": "milligram", "system": "http://unitsofmeasure.org", "code": "mg"}
+	}
+	refType := target
+	if refType == "" && len(p.Targets) > 0 {
+		refType = p.Targets[0]
+	}
+	if refType == "" {
+		refType = "Patient"
+	}
+	switch dt {
+	case "string", "markdown":
+		return "Hello Wörld", true
+	case "code", "id":
+		return "abc", true
+	case "uri", "url", "canonical", "oid", "uuid":
+		if p.Type == search.TypeReference {
+			return []any{"http://example.org/fhir/" + refType + "/t1|2", "http://example.org/fhir/Basic/other"}, true
+		}
+		return "http://example.org/u", true
+	case "boolean":
+		return true, true
+	case "date":
+		return "2024-02-03", true
+	case "dateTime", "instant":
+		return "2024-02-03T04:05:06.5+08:00", true
+	case "decimal":
+		return json.Number("1.50"), true
+	case "integer", "positiveInt", "unsignedInt":
+		return json.Number("3"), true
+	case "Period":
+		return map[string]any{"start": "2024-01-01", "end": "2024-02-01T10:00:00Z"}, true
+	case "Timing":
+		return map[string]any{"event": []any{"2024-01-05", "2023-12-01"}, "repeat": map[string]any{"boundsPeriod": map[string]any{"start": "2023-06-01"}}}, true
+	case "HumanName":
+		return map[string]any{"family": "Fam", "given": []any{"Giv", "Two"}, "text": "Full Name", "prefix": []any{"Dr"}}, true
+	case "Address":
+		return map[string]any{"line": []any{"1 Main St"}, "city": "Town", "postalCode": "12345", "country": "CN", "text": "Addr"}, true
+	case "CodeableConcept":
+		return map[string]any{"coding": []any{map[string]any{"system": "http://s", "code": "c1", "display": "Disp"}}, "text": "Txt"}, true
+	case "Coding":
+		return map[string]any{"system": "http://s", "code": "c1", "display": "Disp"}, true
+	case "Identifier":
+		return map[string]any{"system": "http://s", "value": "v1", "type": map[string]any{"coding": []any{map[string]any{"system": "http://t", "code": "MR"}}, "text": "T"}}, true
+	case "ContactPoint":
+		return []any{map[string]any{"system": "phone", "value": "555"}, map[string]any{"system": "email", "value": "a@b.c"}}, true
+	case "Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity":
+		return ucum("5.0"), true
+	case "Money":
+		return map[string]any{"value": json.Number("5"), "currency": "USD"}, true
+	case "Range":
+		return map[string]any{"low": ucum("1"), "high": ucum("2")}, true
+	case "Reference":
+		return []any{
+			map[string]any{"reference": refType + "/t1"},
+			map[string]any{"reference": "http://example.org/fhir/" + refType + "/t2/_history/3"},
+			map[string]any{"reference": "Basic/other"},
+			map[string]any{"reference": "#c1"},
+		}, true
+	case "Resource":
+		return map[string]any{"resourceType": "Composition", "id": "c1"}, true
+	}
+	return nil, false
+}
+
+// synthetic builds a resource holding a sample value at element e, with a
+// decoy item beside every where(child='value') filter, and a contained
+// resource of e's target type.
+func synthetic(p *search.Param, e search.Element) (*fhir.Resource, bool) {
+	rt := e.Resource
+	if rt == "Resource" || rt == "DomainResource" {
+		rt = "Patient"
+	}
+	v, ok := leaf(p, e.DataType, e.Target)
+	if !ok {
+		return nil, false
+	}
+	target := e.Target
+	if target == "" {
+		target = "Patient"
+	}
+	obj := map[string]any{"resourceType": rt, "id": "s1",
+		"contained": []any{map[string]any{"resourceType": target, "id": "c1"}}}
+	// Build from the root, object by object.
+	cur := obj
+	for i, s := range e.Steps {
+		if i == len(e.Steps)-1 {
+			val := v
+			switch {
+			case s.WhereChild != "":
+				if m, ok := v.(map[string]any); ok {
+					match, decoy := maps.Clone(m), maps.Clone(m)
+					match[s.WhereChild], decoy[s.WhereChild] = s.WhereValue, "zz-other"
+					val = []any{decoy, match}
+				} // a list (ContactPoint) carries its own decoy
+			case s.Item > 0:
+				if _, isList := v.([]any); !isList {
+					val = []any{v}
+				}
+			}
+			cur[s.Name] = val
+			break
+		}
+		next := map[string]any{}
+		if s.WhereChild != "" {
+			next[s.WhereChild] = s.WhereValue
+			decoy := map[string]any{s.WhereChild: "zz-other"}
+			// The decoy holds the same value further down.
+			dcur := decoy
+			for j, ds := range e.Steps[i+1:] {
+				if j == len(e.Steps[i+1:])-1 {
+					dcur[ds.Name] = v
+					break
+				}
+				n := map[string]any{}
+				dcur[ds.Name] = n
+				dcur = n
+			}
+			cur[s.Name] = []any{decoy, next}
+		} else if s.Item > 0 {
+			cur[s.Name] = []any{next, map[string]any{}}
+		} else {
+			cur[s.Name] = next
+		}
+		cur = next
+	}
+	return resourceOf(obj), true
+}
+
+// TestExtractMatchesEngineEveryParameter covers the parameters the corpus
+// has no values for: for every Element of every indexed parameter, a
+// synthetic resource with a sample value there (and decoys the parameter's
+// filters must skip) gives the same entries on both paths, and at least one.
+func TestExtractMatchesEngineEveryParameter(t *testing.T) {
+	params, elements, skipped := 0, 0, map[string]int{}
+	for _, p := range search.AllParams() {
+		if !search.Indexed(p) || search.IsFullText(p) || p.Type == search.TypeComposite {
+			continue
+		}
+		params++
+		for _, e := range p.Elements {
+			r, ok := synthetic(p, e)
+			if !ok {
+				skipped[e.DataType]++
+				continue
+			}
+			elements++
+			fast := entryKeys(search.ExtractParam(r, p))
+			eng, err := search.ExtractParamFHIRPath(r, p)
+			if err != nil {
+				t.Errorf("%s: %v", p.URL, err)
+				continue
+			}
+			ek := entryKeys(eng)
+			if len(fast) == 0 {
+				t.Errorf("%s at %v (%s): no entries", p.URL, e.Steps, e.DataType)
+			}
+			if !slices.Equal(fast, ek) && !precisionOnly(fast, ek) {
+				t.Errorf("%s at %v (%s):\n fast   %s\n engine %s", p.URL, e.Steps, e.DataType, strings.Join(fast, "\n        "), strings.Join(ek, "\n        "))
+			}
+		}
+	}
+	// Patient-deceased has no plain path (hand-coded on the fast path).
+	deceased := search.Lookup("Patient", "deceased")
+	for _, extra := range []string{``, `,"deceasedBoolean":true`, `,"deceasedBoolean":false`, `,"deceasedDateTime":"2020-01-01"`} {
+		r := decode(t, []byte(`{"resourceType":"Patient","id":"d"`+extra+`}`))
+		fast := entryKeys(search.ExtractParam(r, deceased))
+		eng, err := search.ExtractParamFHIRPath(r, deceased)
+		if err != nil || !slices.Equal(fast, entryKeys(eng)) || len(fast) != 1 {
+			t.Errorf("deceased %s: fast %v engine %v %v", extra, fast, entryKeys(eng), err)
+		}
+	}
+	t.Logf("%d parameters, %d elements compared, skipped datatypes %v", params, elements, skipped)
 }

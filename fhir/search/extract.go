@@ -30,7 +30,7 @@ func Extract(r *fhir.Resource) []Entry {
 	if ti == nil {
 		return nil
 	}
-	x := extractor{out: make([]Entry, 0, 16)}
+	x := extractor{out: make([]Entry, 0, 16), root: r.Object}
 	for i := range ti.extract {
 		pe := &ti.extract[i]
 		x.param = pe.param
@@ -82,7 +82,7 @@ func ExtractParam(r *fhir.Resource, p *Param) []Entry {
 	if r == nil || r.Object == nil || p == nil || !extractable(p.Type) && p.Type != TypeComposite {
 		return nil
 	}
-	x := extractor{param: p}
+	x := extractor{param: p, root: r.Object}
 	if p.Type == TypeComposite {
 		spec := load().composites[p]
 		if !slices.Contains(p.Base, r.Type) {
@@ -124,6 +124,23 @@ type extractor struct {
 	param *Param
 	elem  *Element
 	out   []Entry
+	root  map[string]any // the resource: its contained resources type "#id" references
+}
+
+// containedType returns the type of the contained resource a "#id"
+// reference names, or "" (what resolve() gives a where(resolve() is T)).
+func (x *extractor) containedType(ref string) string {
+	id, ok := strings.CutPrefix(ref, "#")
+	if !ok || id == "" || x.root == nil {
+		return ""
+	}
+	cs, _ := x.root["contained"].([]any)
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok && str(m, "id") == id {
+			return str(m, "resourceType")
+		}
+	}
+	return ""
 }
 
 // walk follows steps from v and converts every value reached.
@@ -578,6 +595,9 @@ func (x *extractor) referenceEntries(v any) {
 			}
 		}
 		t := refTypeOfURL(e.URL)
+		if t == "" {
+			t = x.containedType(e.URL)
+		}
 		// A relative "Type/id" is indexed like a relative Reference.
 		if rel, ok := ParseReference(e.URL); ok && rel.URL == "" {
 			e.URL, e.RefType, e.RefID = "", rel.RefType, rel.RefID
@@ -623,6 +643,9 @@ func (x *extractor) referenceEntries(v any) {
 			t := e.RefType
 			if t == "" {
 				t = refTypeOfURL(e.URL)
+			}
+			if t == "" {
+				t = x.containedType(e.URL)
 			}
 			if t != x.elem.Target {
 				return
