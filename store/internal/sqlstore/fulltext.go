@@ -189,12 +189,22 @@ func (b *builder) fullTextSet(c *search.Clause, as string) error {
 }
 
 // fullTextClause writes the condition of a full-text clause on resources
-// alias ra.
+// alias ra: a probe of that resource's own document (FTS5 seeks the match to
+// the rowid; materialising every match of a common word would cost in
+// proportion to the database).
 func (b *builder) fullTextClause(c *search.Clause, ra string) error {
-	b.w(ra, ".pk IN (")
-	if err := b.fullTextSet(c, ""); err != nil {
+	q, err := fullTextQuery(c)
+	if err != nil {
 		return err
 	}
-	b.w(")")
+	col := fullTextColumn(c.Param)
+	switch b.d.(type) {
+	case SQLite:
+		b.w("EXISTS (SELECT 1 FROM ", FullTextTable, " WHERE ", FullTextTable, " MATCH ", b.arg(FTS5Match(col, q)), " AND rowid = ", ra, ".pk)")
+	case Postgres:
+		b.w("EXISTS (SELECT 1 FROM ", FullTextTable, " f WHERE f.res_pk = ", ra, ".pk AND f.", col, " @@ ", b.arg(TSQuery(q)), "::tsquery)")
+	default:
+		return fmt.Errorf("%w: full-text search on this engine", store.ErrUnsupported)
+	}
 	return nil
 }

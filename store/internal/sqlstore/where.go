@@ -72,7 +72,10 @@ func selectivity(c *search.Clause) int {
 		return rankNone
 	}
 	if search.IsFullText(c.Param) {
-		return rankPrefix
+		// A word may occur in a large share of the resources: any key,
+		// token or prefix drives better, the full-text index better than
+		// an open scan.
+		return rankRange
 	}
 	t, err := checkClause(c)
 	if err != nil || c.Modifier == "missing" || c.Modifier == "not" {
