@@ -73,3 +73,26 @@ func BenchmarkExtractEngine(b *testing.B) {
 	fastPerRes := float64(nowNanos()-start) / 1e9 / float64(n)
 	b.ReportMetric(perRes/fastPerRes, "engine-ratio")
 }
+
+// BenchmarkFullTextOf tokenizes Synthea resources for the full-text index
+// (narrative and content) and reports the ratio to Extract on the same
+// resources in the same run (extract-ratio: tokenizing time / Extract time).
+func BenchmarkFullTextOf(b *testing.B) {
+	rs := syntheaResources(b)
+	tokens := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := search.FullTextOf(rs[i%len(rs)].Object)
+		tokens += len(d.Content)
+	}
+	b.StopTimer()
+	perRes := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(tokens)/float64(b.N), "tokens/resource")
+	n := min(b.N, 20000)
+	start := nowNanos()
+	for i := 0; i < n; i++ {
+		search.Extract(rs[i%len(rs)])
+	}
+	b.ReportMetric(perRes/(float64(nowNanos()-start)/1e9/float64(n)), "extract-ratio")
+}

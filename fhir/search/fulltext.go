@@ -2,6 +2,7 @@ package search
 
 import (
 	"html"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -79,9 +80,9 @@ func FullTextOf(obj map[string]any) FullTextDoc {
 			d.Narrative = documentTokens(StripMarkup(div))
 		}
 	}
-	var b strings.Builder
-	contentText(&b, obj, "")
-	d.Content = documentTokens(b.String())
+	w := contentWalker{keys: make([]string, 0, 64)}
+	w.walk(obj, "")
+	d.Content = documentTokens(w.b.String())
 	return d
 }
 
@@ -108,20 +109,33 @@ func sealedExtension(m map[string]any) bool {
 	return false
 }
 
-// contentText appends every string value of v (narrative without markup),
-// one per line.
-func contentText(b *strings.Builder, v any, key string) {
+// contentWalker collects every string value of a resource (narrative
+// without markup), one per line, in key order: the stream (and so what a
+// phrase spanning two values matches) must not depend on map iteration. keys
+// is a stack shared by the nested objects, so sorting allocates nothing.
+type contentWalker struct {
+	b    strings.Builder
+	keys []string
+}
+
+func (w *contentWalker) walk(v any, key string) {
 	switch x := v.(type) {
 	case map[string]any:
 		if sealedExtension(x) {
 			return
 		}
-		for k, c := range x {
-			contentText(b, c, k)
+		start := len(w.keys)
+		for k := range x {
+			w.keys = append(w.keys, k)
 		}
+		slices.Sort(w.keys[start:])
+		for i := start; i < start+len(x); i++ {
+			w.walk(x[w.keys[i]], w.keys[i])
+		}
+		w.keys = w.keys[:start]
 	case []any:
 		for _, c := range x {
-			contentText(b, c, key)
+			w.walk(c, key)
 		}
 	case string:
 		if contentSkip[key] || x == "" {
@@ -130,8 +144,8 @@ func contentText(b *strings.Builder, v any, key string) {
 		if key == "div" {
 			x = StripMarkup(x)
 		}
-		b.WriteString(x)
-		b.WriteByte('\n')
+		w.b.WriteString(x)
+		w.b.WriteByte('\n')
 	}
 }
 
