@@ -47,3 +47,52 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExtractEngine is BenchmarkExtract through the FHIRPath engine
+// (every parameter's expression evaluated), with the fast path measured in
+// the same run: engine-ratio is engine time / fast-path time per resource.
+func BenchmarkExtractEngine(b *testing.B) {
+	rs := syntheaResources(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := search.ExtractFHIRPath(rs[i%len(rs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	perRes := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(1/perRes, "resources/s")
+
+	// Peer: the fast path over the same resources, same count (bounded).
+	n := min(b.N, 20000)
+	start := nowNanos()
+	for i := 0; i < n; i++ {
+		search.Extract(rs[i%len(rs)])
+	}
+	fastPerRes := float64(nowNanos()-start) / 1e9 / float64(n)
+	b.ReportMetric(perRes/fastPerRes, "engine-ratio")
+}
+
+// BenchmarkFullTextOf tokenizes Synthea resources for the full-text index
+// (narrative and content) and reports the ratio to Extract on the same
+// resources in the same run (extract-ratio: tokenizing time / Extract time).
+func BenchmarkFullTextOf(b *testing.B) {
+	rs := syntheaResources(b)
+	tokens := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := search.FullTextOf(rs[i%len(rs)].Object)
+		tokens += len(d.Content)
+	}
+	b.StopTimer()
+	perRes := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(tokens)/float64(b.N), "tokens/resource")
+	n := min(b.N, 20000)
+	start := nowNanos()
+	for i := 0; i < n; i++ {
+		search.Extract(rs[i%len(rs)])
+	}
+	b.ReportMetric(perRes/(float64(nowNanos()-start)/1e9/float64(n)), "extract-ratio")
+}

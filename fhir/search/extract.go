@@ -30,12 +30,20 @@ func Extract(r *fhir.Resource) []Entry {
 	if ti == nil {
 		return nil
 	}
-	x := extractor{out: make([]Entry, 0, 16)}
+	x := extractor{out: make([]Entry, 0, 16), root: r.Object}
 	for i := range ti.extract {
 		pe := &ti.extract[i]
 		x.param = pe.param
 		if pe.spec != nil {
 			x.composite(r.Object, pe.param, pe.spec, pe.bases)
+			continue
+		}
+		if pe.engine {
+			// An expression the engine refuses cannot come from the
+			// registry (all compile, see the tests); a runtime limit on a
+			// pathological resource leaves this parameter unindexed rather
+			// than failing a write that validation accepted.
+			_ = x.engineComposite(r.Object, pe.param)
 			continue
 		}
 		for j := range pe.elements {
@@ -74,11 +82,17 @@ func ExtractParam(r *fhir.Resource, p *Param) []Entry {
 	if r == nil || r.Object == nil || p == nil || !extractable(p.Type) && p.Type != TypeComposite {
 		return nil
 	}
-	x := extractor{param: p}
+	x := extractor{param: p, root: r.Object}
 	if p.Type == TypeComposite {
 		spec := load().composites[p]
-		if spec == nil || !slices.Contains(p.Base, r.Type) {
+		if !slices.Contains(p.Base, r.Type) {
 			return nil
+		}
+		if spec == nil {
+			if err := x.engineComposite(r.Object, p); err != nil {
+				return nil
+			}
+			return x.out
 		}
 		var bases []int
 		for b, e := range p.Elements {
@@ -110,6 +124,23 @@ type extractor struct {
 	param *Param
 	elem  *Element
 	out   []Entry
+	root  map[string]any // the resource: its contained resources type "#id" references
+}
+
+// containedType returns the type of the contained resource a "#id"
+// reference names, or "" (what resolve() gives a where(resolve() is T)).
+func (x *extractor) containedType(ref string) string {
+	id, ok := strings.CutPrefix(ref, "#")
+	if !ok || id == "" || x.root == nil {
+		return ""
+	}
+	cs, _ := x.root["contained"].([]any)
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok && str(m, "id") == id {
+			return str(m, "resourceType")
+		}
+	}
+	return ""
 }
 
 // walk follows steps from v and converts every value reached.
@@ -564,6 +595,9 @@ func (x *extractor) referenceEntries(v any) {
 			}
 		}
 		t := refTypeOfURL(e.URL)
+		if t == "" {
+			t = x.containedType(e.URL)
+		}
 		// A relative "Type/id" is indexed like a relative Reference.
 		if rel, ok := ParseReference(e.URL); ok && rel.URL == "" {
 			e.URL, e.RefType, e.RefID = "", rel.RefType, rel.RefID
@@ -609,6 +643,9 @@ func (x *extractor) referenceEntries(v any) {
 			t := e.RefType
 			if t == "" {
 				t = refTypeOfURL(e.URL)
+			}
+			if t == "" {
+				t = x.containedType(e.URL)
 			}
 			if t != x.elem.Target {
 				return

@@ -204,7 +204,7 @@ func (p *parser) param(key, value string) error {
 		return nil
 	case "_has":
 		return p.chained(key, value)
-	case "_text", "_content", "_query", "_filter", "_list", "_contained", "_containedType", "_score":
+	case "_query", "_filter", "_list", "_contained", "_containedType", "_score":
 		return p.skip(key, CodeUnsupported, "parameter not supported yet")
 	}
 	if strings.Contains(key, ".") { // subject.name, subject:Patient.name
@@ -231,6 +231,9 @@ func (p *parser) clause(key string, prm *Param, modifier, value string, chain []
 	if value == "" {
 		return nil // an empty value places no constraint
 	}
+	if IsFullText(prm) {
+		return p.fullText(key, prm, modifier, value, chain)
+	}
 	if err := checkModifier(prm, modifier); err != nil {
 		return &Error{Param: safeName(key), Code: CodeInvalidModifier, Msg: err.Error()}
 	}
@@ -254,6 +257,44 @@ func (p *parser) clause(key string, prm *Param, modifier, value string, chain []
 			return invalid(key, err.Error())
 		}
 		c.Values = append(c.Values, v)
+	}
+	if len(c.Values) == 0 {
+		return nil
+	}
+	p.n++
+	p.q.Clauses = append(p.q.Clauses, c)
+	return nil
+}
+
+// fullText parses a _text or _content clause: comma-separated queries (OR),
+// each parsed by ParseFullText. No modifier applies (:missing included: every
+// resource has content, and a narrative's absence is not what _text asks).
+func (p *parser) fullText(key string, prm *Param, modifier, value string, chain []Link) error {
+	if modifier != "" {
+		return &Error{Param: safeName(key), Code: CodeInvalidModifier, Msg: "full-text parameters take no modifier"}
+	}
+	c := Clause{Param: prm, Chain: chain}
+	pieces := splitEscaped(value, ',')
+	if len(pieces) > p.opts.MaxValues {
+		return &Error{Param: safeName(key), Code: CodeTooMany, Msg: "too many values"}
+	}
+	for _, piece := range pieces {
+		raw, err := unescape(piece)
+		if err != nil {
+			return invalid(key, err.Error())
+		}
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		q, err := ParseFullText(raw)
+		if err != nil {
+			code := CodeInvalidValue
+			if strings.Contains(err.Error(), "too many") {
+				code = CodeTooMany
+			}
+			return &Error{Param: safeName(key), Code: code, Msg: err.Error()}
+		}
+		c.Values = append(c.Values, Value{Raw: raw, Text: q})
 	}
 	if len(c.Values) == 0 {
 		return nil
@@ -320,7 +361,7 @@ func (p *parser) sort(value string) error {
 		desc := strings.HasPrefix(key, "-")
 		code := strings.TrimPrefix(key, "-")
 		prm := p.lookup(code)
-		if prm == nil || prm.Type == TypeComposite || prm.Type == TypeSpecial {
+		if prm == nil || prm.Type == TypeComposite || prm.Type == TypeSpecial || IsFullText(prm) {
 			if err := p.skip("_sort", CodeUnknownParam, "unknown or unsortable sort parameter"); err != nil {
 				return err
 			}

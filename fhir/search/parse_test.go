@@ -344,8 +344,8 @@ func TestParseLenientAndStrict(t *testing.T) {
 		{"subject:Patient.nosuch=peter", search.CodeUnknownParam},
 		{"_has:Observation:nosuch:code=1234", search.CodeUnknownParam},
 		{"_has:Observation:has-member:nosuch=1234", search.CodeUnknownParam},
-		{"_text=cancer", search.CodeUnsupported},
-		{"_content=cancer", search.CodeUnsupported},
+		{"_query=cancer", search.CodeUnsupported},
+		{"_sort=_text", search.CodeUnknownParam},
 		{"_sort=nosuch", search.CodeUnknownParam},
 	}
 	for _, tt := range tests {

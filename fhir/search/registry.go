@@ -38,6 +38,9 @@ type paramElements struct {
 	// that apply to the type.
 	spec  *compositeSpec
 	bases []int
+	// engine: extracted by evaluating the FHIRPath expression (composites
+	// whose components the fast path cannot express).
+	engine bool
 }
 
 type registry struct {
@@ -46,6 +49,9 @@ type registry struct {
 	compartment map[string][]string
 	all         []*Param
 	composites  map[*Param]*compositeSpec
+	// compositeParts are, per composite with resolved components, the
+	// synthetic parameters ("P$k") of its components.
+	compositeParts map[*Param][]*Param
 }
 
 var (
@@ -66,15 +72,23 @@ func load() *registry {
 			panic("search: embedded registry.json is corrupt: " + err.Error())
 		}
 		r := &registry{types: map[string]*typeIndex{}, typeNames: f.ResourceTypes, compartment: f.PatientCompartment, all: f.Params,
-			composites: map[*Param]*compositeSpec{}}
+			composites: map[*Param]*compositeSpec{}, compositeParts: map[*Param][]*Param{}}
 		byURL := make(map[string]*Param, len(f.Params))
 		for _, p := range f.Params {
 			byURL[p.URL] = p
 		}
 		for _, p := range f.Params {
 			if p.Type == TypeComposite {
+				fixComposite(p)
 				if spec := resolveComposite(p, byURL); spec != nil {
 					r.composites[p] = spec
+					r.compositeParts[p] = spec.parts
+				} else if p.ComponentParams != nil && p.Expression != "" {
+					parts := make([]*Param, len(p.ComponentParams))
+					for k, cp := range p.ComponentParams {
+						parts[k] = &Param{Code: ComponentCode(p.Code, k), Type: cp.Type, Targets: cp.Targets}
+					}
+					r.compositeParts[p] = parts
 				}
 			}
 		}
@@ -111,6 +125,10 @@ func load() *registry {
 					}
 					continue
 				}
+				if p.Type == TypeComposite && r.compositeParts[p] != nil {
+					ti.extract = append(ti.extract, paramElements{param: p, engine: true})
+					continue
+				}
 				if !extractable(p.Type) {
 					continue
 				}
@@ -128,6 +146,17 @@ func load() *registry {
 		reg = r
 	})
 	return reg
+}
+
+// fixComposite corrects an R4 defect: DocumentReference-relationship gives
+// its components the expressions of each other (relatesto, a reference, is
+// "code"; relation, a token, is "target"). R4B and R5 publish "target" and
+// "code"; applying that makes the parameter searchable as defined.
+func fixComposite(p *Param) {
+	if p.URL == "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship" && len(p.Components) == 2 &&
+		p.Components[0].Expression == "code" && p.Components[1].Expression == "target" {
+		p.Components[0].Expression, p.Components[1].Expression = "target", "code"
+	}
 }
 
 func (r *registry) add(typ string, p *Param) {
@@ -194,11 +223,15 @@ func PatientCompartment(resourceType string) []string {
 // Indexed reports whether Extract produces entries for p, so that a search on
 // it can match: a string, token, date, number, quantity, reference or uri
 // parameter with Elements, one hand-coded in Extract (Patient deceased), or a
-// composite whose components resolve to plain relative elements. Special
-// parameters and the full-text ones are not indexed.
+// composite whose components resolve to plain relative elements, or a
+// full-text parameter (_text, _content: the store indexes the resource's
+// tokens itself, see FullTextOf). Other special parameters are not indexed.
 func Indexed(p *Param) bool {
+	if IsFullText(p) {
+		return true
+	}
 	if p != nil && p.Type == TypeComposite {
-		return load().composites[p] != nil
+		return load().compositeParts[p] != nil
 	}
 	if p == nil || !extractable(p.Type) {
 		return false

@@ -235,6 +235,9 @@ type Value struct {
 	// "typeSystem|typeCode|value"; System and Code then hold the type coding.
 	Ident string
 
+	// Text is the parsed query of a full-text (_text, _content) value.
+	Text *FullTextQuery
+
 	// Components are the parts of a composite value, one per component of
 	// the parameter (Param.ComponentParams), each parsed as that component.
 	Components []Value

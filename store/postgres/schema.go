@@ -118,6 +118,19 @@ ALTER TABLE idx_uri ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE idx_token ADD COLUMN type_system TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE idx_token ADD COLUMN type_code TEXT COLLATE "C" NOT NULL DEFAULT '';
 `,
+	// 4: full-text search (_text, _content): the tokens search.FullTextOf
+	// produces, as tsvectors with positions (no text search configuration:
+	// the literal is cast, not parsed), one GIN index per document. Resources
+	// written before this version need a reindex to be found.
+	`
+CREATE TABLE idx_fulltext (
+	res_pk    BIGINT PRIMARY KEY,
+	narrative tsvector NOT NULL,
+	body      tsvector NOT NULL
+);
+CREATE INDEX idx_fulltext_narrative ON idx_fulltext USING GIN (narrative);
+CREATE INDEX idx_fulltext_body ON idx_fulltext USING GIN (body);
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the

@@ -36,6 +36,7 @@ type resState struct {
 	row     *resRow        // the resources row to insert or update
 	idx     []sqlstore.Row // index rows replacing the database's
 	delMask uint8          // database index tables to clear for it
+	ft      *ftRow         // full-text row replacing the database's (nil: none)
 }
 
 type resRow struct {
@@ -218,6 +219,7 @@ func (t *tx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
 	}
 	t.pending += len(rows) - len(st.idx) + 2
 	st.idx = rows
+	st.ft = fullTextRow(w)
 	st.version = w.Version
 
 	if t.pending >= flushRows {
@@ -353,6 +355,7 @@ FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::int4[]) AS u (pk
 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::text[], $8::bytea[])`, pk, ver, typ, id, lu, del, method, body)
 	}
 	t.queueIndex(b)
+	t.queueFullText(b)
 
 	br := t.tx.SendBatch(ctx, b)
 	for i := 0; i < b.Len(); i++ {
@@ -367,7 +370,7 @@ SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[],
 	// The database now holds what was buffered.
 	for _, st := range t.order {
 		st.inDB, st.dbMask = true, st.row.mask
-		st.dirty, st.row, st.idx, st.delMask = false, nil, nil, 0
+		st.dirty, st.row, st.idx, st.delMask, st.ft = false, nil, nil, 0, nil
 	}
 	t.order, t.versions, t.pending = t.order[:0], t.versions[:0], 0
 	return nil

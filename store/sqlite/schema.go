@@ -118,4 +118,15 @@ ALTER TABLE idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE idx_token ADD COLUMN type_system TEXT NOT NULL DEFAULT '';
 ALTER TABLE idx_token ADD COLUMN type_code TEXT NOT NULL DEFAULT '';
 `,
+	// 4: full-text search (_text, _content): one FTS5 document pair per
+	// resource, rowid = resources.pk, tokens produced by search.FullTextOf
+	// (see docs/search.md). Contentless: the tokens are not stored twice;
+	// contentless_delete lets a write replace a resource's row by rowid.
+	// Resources written before this version need a reindex to be found.
+	`
+CREATE VIRTUAL TABLE idx_fulltext USING fts5 (
+	narrative, body,
+	content = '', contentless_delete = 1, tokenize = 'ascii'
+);
+`,
 }

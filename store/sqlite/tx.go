@@ -169,6 +169,9 @@ func (t *tx) write(ctx context.Context, q querier, w *store.Write, pk, cur, oldM
 	if err := t.insertIndex(ctx, q, pk, w.Type, rows); err != nil {
 		return nil, err
 	}
+	if err := t.writeFullText(ctx, q, pk, cur != 0, w); err != nil {
+		return nil, err
+	}
 	rec := &store.Record{
 		Type: w.Type, ID: w.ID, Version: w.Version, LastUpdated: w.LastUpdated.UTC(),
 		Deleted: w.Deleted, Method: w.Method,

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchIncludeIterate", testSearchIncludeIterate},
 		{"SearchChain", testSearchChain},
 		{"SearchComposite", testSearchComposite},
+		{"SearchFullText", testSearchFullText},
 		{"SearchEndToEnd", testSearchEndToEnd},
 		{"SearchUnsupported", testSearchUnsupported},
 		{"History", testHistory},

@@ -71,6 +71,12 @@ func selectivity(c *search.Clause) int {
 		}
 		return rankNone
 	}
+	if search.IsFullText(c.Param) {
+		// A word may occur in a large share of the resources: any key,
+		// token or prefix drives better, the full-text index better than
+		// an open scan.
+		return rankRange
+	}
 	t, err := checkClause(c)
 	if err != nil || c.Modifier == "missing" || c.Modifier == "not" {
 		return rankNone
@@ -121,6 +127,9 @@ func (b *builder) driver(c *search.Clause, sc scope, now time.Time) error {
 		b.w("SELECT d0.pk AS res_pk FROM resources d0 WHERE ", b.typeCond0("d0", sc), " AND ")
 		return b.chainOn(c, "d0", sc, now)
 	}
+	if search.IsFullText(c.Param) {
+		return b.fullTextSet(c, " AS res_pk")
+	}
 	t, err := checkClause(c)
 	if err != nil {
 		return err
@@ -152,6 +161,9 @@ func (b *builder) clause(c *search.Clause, sc scope, now time.Time) error {
 func (b *builder) clauseOn(c *search.Clause, ra string, now time.Time) error {
 	if c.Param != nil && c.Param.Type == search.TypeComposite && len(c.Values) > 0 {
 		return b.compositeClause(c, ra, now)
+	}
+	if search.IsFullText(c.Param) {
+		return b.fullTextClause(c, ra)
 	}
 	t, err := checkClause(c)
 	if err != nil {
