@@ -38,15 +38,15 @@ type encryptJob struct {
 	types []string
 	resID string // one resource, or "" for whole types
 
-	mu                     sync.Mutex
-	status                 string // running, completed, failed
-	total, done, skipped   int
-	failed                 int
-	typeIdx, offset        int
-	reason                 string
-	started, finished      time.Time
-	forgotten              map[string]bool
-	countedTotal           bool
+	mu                   sync.Mutex
+	status               string // running, completed, failed
+	total, done, skipped int
+	failed               int
+	typeIdx, offset      int
+	reason               string
+	started, finished    time.Time
+	forgotten            map[string]bool
+	countedTotal         bool
 }
 
 type encryptJobs struct {

@@ -206,6 +206,12 @@ func (s *Server) open(ctx context.Context, rec *store.Record) (*store.Record, er
 		}
 		return nil, s.protectErr(err)
 	}
+	if r.Type != rec.Type || r.ID != rec.ID {
+		// A valid body of another resource copied into this row.
+		err := errcode.New(errcode.HMACVerificationFailed, "%s: stored body names another resource", rec.Type)
+		s.tamper(ctx, rec, err)
+		return nil, s.protectErr(err)
+	}
 	body, err := fhir.Marshal(r)
 	if err != nil {
 		return nil, errorf(CodeInternal, "internal error")
