@@ -134,10 +134,10 @@ func postBundle(b *testing.B, c *http.Client, e *env, name string, data []byte) 
 
 // readFixture imports a few bundles and returns the server and every
 // resource path in it.
-func readFixture(b *testing.B, open storeFactory) (*env, []string) {
+func readFixture(b *testing.B, open storeFactory, mod ...func(*Config)) (*env, []string) {
 	b.Helper()
 	bundles := syntheaBundles(b)
-	e := newEnv(b, open(b))
+	e := newEnv(b, open(b), mod...)
 	n := 0
 	var paths []string
 	for _, data := range bundles {

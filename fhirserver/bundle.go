@@ -428,7 +428,9 @@ func (s *Server) execute(ctx context.Context, tx store.Tx, e *bundleEntry, pref 
 		}
 	case http.MethodPost:
 		if e.existing != nil {
-			out = &writeResult{status: http.StatusOK, rec: e.existing}
+			var rec *store.Record
+			rec, err = s.plain(ctx, e.existing)
+			out = &writeResult{status: http.StatusOK, rec: rec}
 		} else {
 			out, err = s.create(ctx, tx, cloneResource(e.res), e.id)
 		}
@@ -554,6 +556,9 @@ func (s *Server) readEntry(ctx context.Context, tx store.Tx, e *bundleEntry, bas
 		}
 	} else {
 		rec, err = tx.Read(ctx, e.url.Type, e.url.ID)
+	}
+	if err == nil {
+		rec, err = s.plain(ctx, rec)
 	}
 	if err != nil {
 		return storeError(err)

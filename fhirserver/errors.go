@@ -155,6 +155,9 @@ func asError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if pe, ok := phiError(err); ok {
+		return pe
+	}
 	return errorf(CodeInternal, "internal error")
 }
 

@@ -165,8 +165,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if len(recs) == 1 {
-				out = &writeResult{status: http.StatusOK, rec: recs[0]}
-				return nil
+				rec, err := s.plain(r.Context(), recs[0])
+				out = &writeResult{status: http.StatusOK, rec: rec}
+				return err
 			}
 		}
 		var err error

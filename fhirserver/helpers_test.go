@@ -25,6 +25,8 @@ type env struct {
 	token string
 	store store.Store
 	logs  *syncBuffer
+	// protected is true when the server seals what it stores (the default).
+	protected bool
 }
 
 type syncBuffer struct {
@@ -65,7 +67,7 @@ func newEnv(t testing.TB, st store.Store, mod ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	cfg := Config{Store: st, Auth: auth, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	cfg := Config{Store: st, Auth: auth, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Protector: testProtector(t)}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -75,7 +77,7 @@ func newEnv(t testing.TB, st store.Store, mod ...func(*Config)) *env {
 	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: hs, base: hs.URL + BasePath, token: tok, store: st, logs: logs}
+	return &env{t: t, srv: hs, base: hs.URL + BasePath, token: tok, store: st, logs: logs, protected: cfg.Protector != nil}
 }
 
 // resp is a response with its decoded JSON body.

@@ -87,6 +87,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 			return errorf(CodeNotFound, "resource not found")
 		}
 	}
+	if id != "" && erasedVersion(recs) {
+		return errorf(CodeErased, "this resource's patient data was erased")
+	}
 	base := s.baseURL(r)
 	self := base
 	if typ != "" {
@@ -122,6 +125,15 @@ func historyEntry(base string, rec *store.Record) entryJSON {
 		status = http.StatusCreated
 	case rec.Version == 1:
 		status = http.StatusCreated
+	}
+	if !rec.Deleted && rec.Body == nil {
+		// The patient was erased ($erase): the version exists, its content
+		// no longer opens.
+		status = http.StatusGone
+		e.Response = &responseJSON{Status: statusLine(status), Etag: etag(rec.Version), LastModified: httpTime(rec.LastUpdated),
+			Outcome: outcomeJSON([]Issue{{Severity: "error", Code: CodeErased, Diagnostics: "this version's patient data was erased"}})}
+		e.Request = req
+		return e
 	}
 	if !rec.Deleted {
 		e.Resource = rec.Body

@@ -16,6 +16,7 @@ import (
 	"phix/kms"
 	"phix/kms/keyring"
 	"phix/kms/sqlstore"
+	"phix/phi"
 	"phix/suite"
 )
 
@@ -27,6 +28,11 @@ type Node struct {
 	Audit      *audit.Log
 	Pseudonyms *audit.Pseudonymizer
 	DeidKeys   deid.Keys
+	// Protector seals and opens stored resources under the keyring's keys
+	// (Config.Protector); Eraser destroys a patient's data key under dual
+	// control (Config.Eraser).
+	Protector *phi.Protector
+	Eraser    KeyEraser
 
 	closers []func() error
 }
@@ -97,6 +103,14 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Keys = m
+	s0, err := suite.Lookup(suite.ID(opts.Suite))
+	if err != nil {
+		return nil, err
+	}
+	if n.Protector, err = phi.New(phi.Config{KMS: m, Hospital: opts.Hospital, Suite: s0}); err != nil {
+		return nil, err
+	}
+	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
 	signer, _, err := m.Signer(ctx, opts.Hospital, 0)
 	if err != nil {
 		return nil, err
@@ -168,4 +182,18 @@ func loadOrCreateMaster(path string) (keyring.Master, error) {
 		}
 	}
 	return keyring.MasterKeyFromFile(path)
+}
+
+// kmsEraser destroys patient data keys through kms dual control.
+type kmsEraser struct {
+	m        *kms.Manager
+	hospital string
+}
+
+func (e kmsEraser) ErasePatientKey(ctx context.Context, patientID string, approvals []kms.Approval) error {
+	return e.m.DestroyDataKeyApproved(ctx, e.hospital, kms.KindPatient, patientID, approvals)
+}
+
+func (e kmsEraser) PatientKeyID(patientID string) (string, error) {
+	return kms.DataKeyID(e.hospital, kms.KindPatient, patientID)
 }

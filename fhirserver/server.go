@@ -15,6 +15,7 @@ import (
 
 	"phix/audit"
 	"phix/deid"
+	"phix/errcode"
 	"phix/store"
 )
 
@@ -63,6 +64,16 @@ type Config struct {
 	// these keys; DeidOptions tunes the engines.
 	DeidKeys    deid.Keys
 	DeidOptions deid.Options
+
+	// Protector, when set, seals every stored resource (field encryption,
+	// blind indexes, HMAC) and opens what is read (docs/phi-isolation.md).
+	// Nil stores plaintext: only for the benchmarks' "off" baseline.
+	Protector Protector
+	// Eraser enables Patient/[id]/$erase (needs Protector).
+	Eraser KeyEraser
+	// Lockout applies the PHI-60xx lockouts (900 s after PHI-6004/6005);
+	// nil means an in-memory one.
+	Lockout *errcode.Lockout
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -76,6 +87,11 @@ type Server struct {
 	auditAPI  http.Handler // audit.Handler
 	auditFHIR http.Handler // the AuditEvent resource
 	deid      *deid.Operation
+
+	protect Protector        // nil: protection off
+	raw     store.Store      // cfg.Store as given (sealed records)
+	lockout *errcode.Lockout // PHI-60xx lockouts
+	jobs    *encryptJobs     // $encrypt jobs
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -133,6 +149,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.deid = op
 	}
+	s.raw, s.lockout, s.jobs = cfg.Store, cfg.Lockout, newEncryptJobs()
+	if s.lockout == nil {
+		s.lockout = errcode.NewLockout()
+	}
+	if cfg.Protector != nil {
+		s.protect = cfg.Protector
+		s.cfg.Store = &protectedStore{Store: cfg.Store, s: s}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -163,6 +187,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
+	s.protectRoutes(mux)
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))
@@ -195,6 +220,10 @@ func (s *Server) methods(m map[string]handlerFunc) http.HandlerFunc {
 		if !ok {
 			w.Header().Set("Allow", allowHeader)
 			writeError(w, errorf(CodeMethodNotAllowed, "method not allowed on this endpoint"))
+			return
+		}
+		if err := s.checkLockout(r); err != nil {
+			writeError(w, err)
 			return
 		}
 		if err := h(w, r); err != nil {

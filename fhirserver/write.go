@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"phix/fhir"
-	"phix/fhir/search"
 	"phix/store"
 )
 
@@ -58,23 +57,15 @@ func stamp(res *fhir.Resource, id string, version int64, at time.Time) {
 	res.Object["meta"] = meta
 }
 
-// put stamps res as version `version` of typ/id and stores it with its index
-// entries.
+// put stamps res as version `version` of typ/id and stores it (sealed, with
+// protection on) with its index entries.
 func (s *Server) put(ctx context.Context, tx store.Tx, res *fhir.Resource, id string, version, ifVersion int64, method string, mustNotExist bool) (*store.Record, error) {
 	at := now()
 	stamp(res, id, version, at)
-	body, err := fhir.Marshal(res)
-	if err != nil {
-		return nil, errorf(CodeInternal, "internal error")
-	}
-	rec, err := tx.Put(ctx, &store.Write{
+	return s.sealWrite(ctx, tx, &store.Write{
 		Type: res.Type, ID: id, IfVersion: ifVersion, MustNotExist: mustNotExist,
-		Body: body, Method: method, LastUpdated: at, Index: search.Extract(res), Version: version,
-	})
-	if err != nil {
-		return nil, storeError(err)
-	}
-	return rec, nil
+		Method: method, LastUpdated: at, Version: version,
+	}, res)
 }
 
 // create stores res under a new server id (or the given one, when a

@@ -54,8 +54,18 @@ func (p *Protector) token(key []byte, kind, v string) string {
 	return hex.EncodeToString(h.Sum(nil)[:tokenBytes])
 }
 
+// normToken normalises a blinded token value the same way at index and
+// query time: identifiers exactly (trimmed); contact points as normContact.
+func normToken(param, v string) string {
+	if param == "identifier" {
+		return strings.TrimSpace(v)
+	}
+	return normContact(v)
+}
+
 // normContact makes phone numbers digits only and e-mail addresses lower
-// case, the same way at index and query time.
+// case; any other contact value (a URL, a pager id) is kept as given, since
+// stripping it to digits would make unrelated values collide.
 func normContact(v string) string {
 	v = strings.TrimSpace(v)
 	if strings.Contains(v, "@") {
@@ -63,9 +73,16 @@ func normContact(v string) string {
 	}
 	var b strings.Builder
 	for _, c := range v {
-		if c >= '0' && c <= '9' {
+		switch {
+		case c >= '0' && c <= '9':
 			b.WriteRune(c)
+		case strings.ContainsRune(" +-().", c):
+		default:
+			return v // not a phone number
 		}
+	}
+	if b.Len() == 0 {
+		return v
 	}
 	return b.String()
 }
@@ -129,7 +146,7 @@ func (p *Protector) entries(ctx context.Context, plain, sealed *fhir.Resource) (
 				if v.Code == "" {
 					continue
 				}
-				add(search.Entry{Param: prm.Code, Type: search.TypeToken, System: v.System, Code: p.token(key, "c", normContact(v.Code))})
+				add(search.Entry{Param: prm.Code, Type: search.TypeToken, System: v.System, Code: p.token(key, "c", normToken(prm.Code, v.Code))})
 			case search.TypeDate:
 				for _, t := range dateTokens(v.Lo, v.Hi) {
 					add(search.Entry{Param: prm.Code, Type: search.TypeToken, Code: p.token(key, "d", t)})
@@ -203,7 +220,7 @@ func (p *Protector) BlindQuery(ctx context.Context, q *search.Query) error {
 			for i := range c.Values {
 				v := &c.Values[i]
 				if v.Code != "" {
-					v.Code = p.token(key, "c", normContact(v.Code))
+					v.Code = p.token(key, "c", normToken(c.Param.Code, v.Code))
 				}
 				v.Raw = ""
 			}

@@ -159,3 +159,19 @@ func searchValue(lo, hi string) search.Value {
 	h, _ := time.Parse("2006-01-02", hi)
 	return search.Value{Prefix: search.PrefixEq, Lo: l, Hi: h.Add(24*time.Hour - time.Nanosecond)}
 }
+
+func TestNormToken(t *testing.T) {
+	cases := []struct{ param, in, want string }{
+		{"identifier", " Cond-One ", "Cond-One"},
+		{"identifier", "Cond-Two", "Cond-Two"}, // identifiers never collapse to digits
+		{"phone", "+1 (555) 010-2000", "15550102000"},
+		{"telecom", "Ann@Example.ORG", "ann@example.org"},
+		{"telecom", "https://example.org/ann", "https://example.org/ann"},
+		{"telecom", "pager-x", "pager-x"},
+	}
+	for _, c := range cases {
+		if got := normToken(c.param, c.in); got != c.want {
+			t.Errorf("normToken(%s, %q) = %q, want %q", c.param, c.in, got, c.want)
+		}
+	}
+}

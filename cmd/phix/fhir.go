@@ -22,6 +22,9 @@ func init() {
 }
 
 func runFHIR(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "verify-integrity" {
+		return runVerifyIntegrity(ctx, args[1:])
+	}
 	fs := flag.NewFlagSet("phix fhir", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address HOST:PORT")
 	db := fs.String("db", "", "database: a SQLite file path, or a postgres:// DSN (required)")
@@ -31,6 +34,7 @@ func runFHIR(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "", "directory of the keyring (dev master key file), audit log and de-identification keys (default: the SQLite file's directory; with PostgreSQL, the token file's directory)")
 	hospital := fs.String("hospital", "hospital", "this node's hospital id in the keyring (the audit log origin is HOSPITAL.phix/audit)")
 	suiteID := fs.String("suite", "intl", "crypto suite of a new keyring: intl or gm")
+	noProtect := fs.Bool("no-protect", false, "store resources in clear, without field encryption, blind indexes and HMAC (benchmark baseline only; never with real data)")
 	auditorTokenFile := fs.String("auditor-token-file", "", "file with the auditor's bearer token(s), which read only /audit/ and AuditEvent; created when absent (default TOKEN-FILE with .auditor.token)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,8 +87,13 @@ func runFHIR(ctx context.Context, args []string) error {
 		return err
 	}
 	defer node.Close()
-	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
+	cfg := fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser}
+	if *noProtect {
+		cfg.Protector, cfg.Eraser = nil, nil
+		fmt.Fprintln(os.Stderr, "phix fhir: WARNING: --no-protect stores PHI in clear")
+	}
+	srv, err := fhirserver.New(cfg)
 	if err != nil {
 		return err
 	}

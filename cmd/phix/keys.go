@@ -461,7 +461,7 @@ func keysEnroll(ctx context.Context, args []string) error {
 func keysApprove(_ context.Context, args []string) error {
 	fs := newKeysFlags("approve", nil)
 	keyFile := fs.String("custodian-key", "", "the approving custodian's private key file (required)")
-	op := fs.String("op", kms.OpDestroyKEK, "operation: destroy-kek, export-kek or enroll-custodian")
+	op := fs.String("op", kms.OpDestroyKEK, "operation: destroy-kek, export-kek, enroll-custodian or destroy-data-key (a patient $erase: --kek is then the data key id HOSPITAL/patient/ID, version 0)")
 	key := fs.String("kek", "", "KEK id (or, for enroll-custodian, the new custodian's id) (required)")
 	version := fs.Int("version", 0, "KEK version (0 for enroll-custodian)")
 	target := fs.String("target", "", "export: recipient key id; enroll: the new custodian's key id")
