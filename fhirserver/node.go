@@ -27,6 +27,8 @@ type Node struct {
 	Audit      *audit.Log
 	Pseudonyms *audit.Pseudonymizer
 	DeidKeys   deid.Keys
+	// Signing is the hospital's signing key for $sign/$verify and Provenance.
+	Signing *Signing
 
 	closers []func() error
 }
@@ -97,6 +99,9 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Keys = m
+	if n.Signing, err = NewSigning(ctx, m, opts.Hospital); err != nil {
+		return nil, err
+	}
 	signer, _, err := m.Signer(ctx, opts.Hospital, 0)
 	if err != nil {
 		return nil, err

@@ -84,7 +84,7 @@ func runFHIR(ctx context.Context, args []string) error {
 	}
 	defer node.Close()
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Signing: node.Signing})
 	if err != nil {
 		return err
 	}
