@@ -410,15 +410,13 @@ func (s *Server) checkTarget(ctx context.Context, ref, want string) string {
 	}
 	rec, err := s.cfg.Store.VRead(ctx, parts[0], parts[1], v)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "missing"
-	case err != nil:
-		return "missing"
-	case rec.Deleted:
+	case errors.Is(err, store.ErrDeleted) || (err == nil && rec.Deleted):
 		if want == "" {
 			return "deleted"
 		}
 		return "mismatch"
+	case err != nil:
+		return "missing"
 	case want == "":
 		return "no-digest"
 	}
