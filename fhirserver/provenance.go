@@ -73,7 +73,7 @@ func (p *provTx) Put(ctx context.Context, w *store.Write) (*store.Record, error)
 		return rec, err
 	}
 	t := provTarget{typ: w.Type, id: w.ID, version: w.Version, activity: activityOf(w)}
-	if !w.Deleted {
+	if !w.Deleted && p.s.cfg.Signing != nil {
 		if t.digest, err = p.s.cfg.Signing.digest(w.Type, w.Body); err != nil {
 			return nil, &internalError{err}
 		}
@@ -94,17 +94,21 @@ func activityOf(w *store.Write) string {
 
 // withProvenance wraps a transaction body so that, when the server signs,
 // every version it writes is named by one signed Provenance written in the
-// same store transaction (all or nothing).
-func (s *Server) withProvenance(ctx context.Context, fn func(store.Tx) error) func(store.Tx) error {
-	if s.cfg.Signing == nil {
+// same store transaction (all or nothing). The versions written are also
+// left in *written for the request's audit event (a Bundle's targets); the
+// caller uses them only once the transaction has committed.
+func (s *Server) withProvenance(ctx context.Context, fn func(store.Tx) error, written *[]provTarget) func(store.Tx) error {
+	if s.cfg.Signing == nil && !auditNoteFrom(ctx).recordsWrites() {
 		return fn
 	}
 	return func(tx store.Tx) error {
+		*written = nil
 		pt := &provTx{Tx: tx, s: s}
 		if err := fn(pt); err != nil {
 			return err
 		}
-		if len(pt.targets) == 0 {
+		*written = pt.targets
+		if len(pt.targets) == 0 || s.cfg.Signing == nil {
 			return nil
 		}
 		return s.writeProvenance(ctx, tx, pt.targets)

@@ -198,7 +198,11 @@ func (e *internalError) Unwrap() error { return e.cause }
 func (s *Server) runTx(ctx context.Context, fn func(store.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		err = s.cfg.Store.Tx(ctx, s.withProvenance(ctx, fn))
+		var written []provTarget
+		err = s.cfg.Store.Tx(ctx, s.withProvenance(ctx, fn, &written))
+		if err == nil {
+			noteWrites(ctx, written)
+		}
 		if !isConflict(err) {
 			return err
 		}
