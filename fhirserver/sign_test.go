@@ -367,3 +367,30 @@ func TestSignatureMessage(t *testing.T) {
 		t.Fatalf("round trip: %v", err)
 	}
 }
+
+// TestCapabilitySign: the CapabilityStatement lists $sign and $verify on
+// every type only when the server has signing keys.
+func TestCapabilitySign(t *testing.T) {
+	mod, _ := withSigning(t, "intl")
+	ops := func(e *env) map[string]bool {
+		out := map[string]bool{}
+		r := e.do("GET", "/metadata", nil).want(t, 200)
+		for _, res := range asList(asList(r.obj["rest"])[0].(map[string]any)["resource"]) {
+			rm := res.(map[string]any)
+			if rm["type"] != "Observation" {
+				continue
+			}
+			for _, o := range asList(rm["operation"]) {
+				om := o.(map[string]any)
+				out[om["name"].(string)] = om["definition"] != ""
+			}
+		}
+		return out
+	}
+	if got := ops(newEnv(t, openSQLite(t), mod)); !got["sign"] || !got["verify"] {
+		t.Fatalf("with keys: %v", got)
+	}
+	if got := ops(newEnv(t, openSQLite(t))); got["sign"] || got["verify"] {
+		t.Fatalf("without keys: %v", got)
+	}
+}
