@@ -75,4 +75,3 @@ func benchAlternate(b *testing.B, on, off *env, path string, body []byte, n int)
 	b.ReportMetric(float64((pOn - pOff).Microseconds()), "added-µs")
 	b.ReportMetric(float64(pOn)/float64(pOff), "on/off")
 }
-

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +278,55 @@ func TestClientProvenance(t *testing.T) {
 	upd["id"] = sid
 	e.do("PUT", "/Provenance/"+sid, upd).want(t, 405)
 	e.do("DELETE", "/Provenance/"+sid, nil).want(t, 405)
+}
+
+// TestProvenanceSynthea imports Synthea bundles as transactions with signing
+// on: each transaction leaves one Provenance naming every resource it wrote,
+// each verifies (signature and every target digest), and no Provenance holds
+// a name, identifier, phone or address of the bundle.
+func TestProvenanceSynthea(t *testing.T) {
+	bundles := syntheaBundles(t)
+	names := make([]string, 0, len(bundles))
+	for n := range bundles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) > 3 {
+		names = names[:3] // bounded: three patients' records
+	}
+	e, _, _ := signEnv(t, "intl")
+	var words, subs []string
+	resources := 0
+	for _, n := range names {
+		r := e.do("POST", "", bundles[n], "Prefer", "return=minimal").want(t, 200)
+		resources += len(r.entries())
+		w, s := syntheaPHI(t, bundles[n])
+		words, subs = append(words, w...), append(subs, s...)
+	}
+	r := e.do("GET", "/Provenance?_count=100", nil).want(t, 200)
+	provs := r.entries()
+	if len(provs) != len(names) {
+		t.Fatalf("%d Provenance for %d transactions", len(provs), len(names))
+	}
+	targets := 0
+	var bodies [][]byte
+	for _, en := range provs {
+		p := en["resource"].(map[string]any)
+		refs, _ := provTargets(p)
+		targets += len(refs)
+		bodies = append(bodies, []byte(mustMarshal(t, p)))
+		v := decodeVerify(t, e.do("GET", "/Provenance/"+p["id"].(string)+"/$verify", nil).want(t, 200))
+		if !v.valid || len(v.provT) != len(refs) {
+			t.Fatalf("Provenance does not verify: status %v, %d/%d targets", v.prov["status"], len(v.provT), len(refs))
+		}
+	}
+	if targets != resources {
+		t.Fatalf("Provenance names %d targets for %d written resources", targets, resources)
+	}
+	if len(words) == 0 || len(subs) == 0 || len(findPHI([][]byte{bundles[names[0]]}, words, subs)) == 0 {
+		t.Fatal("the PHI scanner finds nothing in a raw bundle")
+	}
+	if hits := findPHI(bodies, words, subs); len(hits) > 0 {
+		t.Fatalf("%d PHI values found in Provenance", len(hits))
+	}
 }
