@@ -43,7 +43,13 @@ func provTargets(p map[string]any) (refs, acts []string) {
 // Provenance (versioned target, activity, agent, reason, signature) that
 // $verify accepts; it holds no PHI.
 func TestProvenancePerWrite(t *testing.T) {
-	e, path, _ := signEnv(t, "intl")
+	for _, sid := range []string{"intl", "gm"} {
+		t.Run(sid, func(t *testing.T) { testProvenancePerWrite(t, sid) })
+	}
+}
+
+func testProvenancePerWrite(t *testing.T, sid string) {
+	e, path, _ := signEnv(t, sid)
 	id := e.do("POST", "/Patient", patient("Provenant", "Pia")).want(t, 201).str("id")
 	up := patient("Provenant", "Pia")
 	up["id"], up["active"] = id, true

@@ -94,21 +94,26 @@ func (s *Signing) signer(ctx context.Context) (suite.SigningKey, int, error) {
 		return nil, 0, err
 	}
 	s.cur, s.curVer, s.curAt = k, v, s.now()
-	s.verifiers[k.KeyID()] = verifyKey{vk: k.Public(), version: v}
 	return k, v, nil
 }
 
 // verifier returns the public key with this id among the hospital's live
 // signing key versions; ok is false for a key id it does not know (another
-// hospital's key, a destroyed or retired version, a made-up id).
+// hospital's key, a destroyed or retired version, a made-up id). The list is
+// reloaded when older than signingKeyTTL, so a version destroyed or retired
+// elsewhere stops verifying within that time, and on a miss at most every
+// verifierRefresh.
 func (s *Signing) verifier(ctx context.Context, keyID string) (verifyKey, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.verifiers[keyID]; ok {
-		return v, true, nil
-	}
-	if !s.loadedAt.IsZero() && s.now().Sub(s.loadedAt) < verifierRefresh {
-		return verifyKey{}, false, nil
+	age := s.now().Sub(s.loadedAt)
+	if !s.loadedAt.IsZero() && age < signingKeyTTL {
+		if v, ok := s.verifiers[keyID]; ok {
+			return v, true, nil
+		}
+		if age < verifierRefresh {
+			return verifyKey{}, false, nil
+		}
 	}
 	pks, err := s.keys.PublicKeys(ctx, s.hospital)
 	if err != nil {

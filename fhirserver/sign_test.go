@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"phix/fhir"
 	"phix/kms"
@@ -392,5 +393,41 @@ func TestCapabilitySign(t *testing.T) {
 	}
 	if got := ops(newEnv(t, openSQLite(t))); got["sign"] || got["verify"] {
 		t.Fatalf("without keys: %v", got)
+	}
+}
+
+// TestSignKeyRotation: after a rotation of the signing KEK new signatures
+// use version 2 and old ones still verify as version 1; once version 1 is
+// retired its signatures report unknown-key (within the cache time).
+func TestSignKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	m := testKeys(t, "intl")
+	sg, err := NewSigning(ctx, m, "hospital-t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	sg.now = func() time.Time { return clock }
+	e := newEnv(t, openSQLite(t), func(c *Config) { c.Signing = sg })
+	id := e.do("POST", "/Patient", patient("Rotate", "Rae")).want(t, 201).str("id")
+	e.do("POST", "/Patient/"+id+"/$sign", nil).want(t, 200)
+
+	kek := kms.KEKID("hospital-t", kms.PurposeSigning)
+	if _, err := m.Rotate(ctx, kek); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(signingKeyTTL + time.Second)
+	e.do("POST", "/Patient/"+id+"/$sign", nil).want(t, 200)
+	v := decodeVerify(t, e.do("GET", "/Patient/"+id+"/$verify", nil).want(t, 200))
+	if !v.valid || v.sigs[0]["key-version"] != float64(1) || v.sigs[1]["key-version"] != float64(2) || v.sigs[0]["key-id"] == v.sigs[1]["key-id"] {
+		t.Fatalf("after rotation: %+v", v)
+	}
+	if err := m.SetMinDecryptionVersion(ctx, kek, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(signingKeyTTL + time.Second)
+	v = decodeVerify(t, e.do("GET", "/Patient/"+id+"/$verify", nil).want(t, 200))
+	if v.valid || v.sigs[0]["status"] != sigUnknownKey || v.sigs[1]["status"] != sigValid {
+		t.Fatalf("after retiring v1: %+v", v)
 	}
 }
