@@ -1,9 +1,11 @@
 package fhirserver
 
 import (
+	"context"
 	"testing"
 
 	"phix/fhir"
+	"phix/store"
 )
 
 // TestSecurityLabelsOnWrite: meta.security is kept on writes, refused when
@@ -61,5 +63,27 @@ func TestSecurityLabelsOnWrite(t *testing.T) {
 	}
 	if got := ids("_security=PSY,N"); len(got) != 2 {
 		t.Fatalf("_security=PSY,N: %v", got)
+	}
+}
+
+// TestStoredSecurityLabels: labels read straight from a stored version.
+func TestStoredSecurityLabels(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	p := patient("Stored", "Sue")
+	p["meta"] = map[string]any{"security": []any{map[string]any{"system": fhir.SystemConfidentiality, "code": "V", "display": "very restricted"}}}
+	id := e.do("POST", "/Patient", p).want(t, 201).str("id")
+	rec, err := e.store.Read(context.Background(), "Patient", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := SecurityLabels(rec)
+	if err != nil || len(ls) != 1 || ls[0] != (fhir.SecurityLabel{System: fhir.SystemConfidentiality, Code: "V", Display: "very restricted"}) {
+		t.Fatalf("labels %+v %v", ls, err)
+	}
+	if ls, err := SecurityLabels(&store.Record{Deleted: true}); ls != nil || err != nil {
+		t.Fatal("deletion has labels")
+	}
+	if _, err := SecurityLabels(&store.Record{Type: "Patient", Body: []byte("{")}); err == nil {
+		t.Fatal("broken body parsed")
 	}
 }
