@@ -53,6 +53,10 @@ var restInfo = map[Action]struct{ sub, act, profile, patientProfile string }{
 	ActionSearch:    {"search", "E", "Query", "PatientQuery"},
 	ActionHistory:   {"history-instance", "R", "Read", "PatientRead"},
 	ActionOperation: {"operation", "E", "", ""},
+	// A batch or transaction Bundle is one event (restful-interaction
+	// transaction/batch; BALP has no profile of its own for them).
+	ActionTransaction: {"transaction", "E", "", ""},
+	ActionBatch:       {"batch", "E", "", ""},
 }
 
 // typeOf returns the AuditEvent type, subtypes, action code and BALP profile of an event.
@@ -165,6 +169,12 @@ func RenderAuditEvent(ev *Event) map[string]any {
 		}
 		if ev.PayloadHash != "" {
 			details = append(details, map[string]any{"type": "payload-hash", "valueString": ev.PayloadHash})
+		}
+		if ev.What.Entries > 0 {
+			details = append(details, map[string]any{"type": "entries", "valueString": strconv.Itoa(ev.What.Entries)})
+		}
+		if ev.What.TargetsHash != "" {
+			details = append(details, map[string]any{"type": "targets-hash", "valueString": ev.What.TargetsHash})
 		}
 		if details != nil {
 			e["detail"] = details

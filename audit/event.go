@@ -69,6 +69,8 @@ type Who struct {
 
 // What is the object of an event.
 type What struct {
+	// Entries is the number of entries of a batch or transaction Bundle.
+	Entries int `json:"entries,omitempty"`
 	// Patient is the pseudonymous id of the patient concerned (Pseudonymizer.Patient).
 	Patient string `json:"patient,omitempty"`
 	// QueryHash is the hex suite hash of the canonical query; the query values
@@ -80,6 +82,10 @@ type What struct {
 	ResourceID string `json:"resource_id,omitempty"`
 	// ResourceType is the FHIR resource type or another object type name.
 	ResourceType string `json:"resource_type,omitempty"`
+	// TargetsHash is the hex SHA-256 of the sorted pseudonymous ids
+	// (Pseudonymizer.Resource) of the resources a batch or transaction
+	// wrote, one per line: the targets without listing them.
+	TargetsHash string `json:"targets_hash,omitempty"`
 }
 
 // Why is the purpose of an event.
@@ -113,6 +119,8 @@ const (
 	ActionSearch        Action = "search"
 	ActionHistory       Action = "history"
 	ActionOperation     Action = "operation"
+	ActionTransaction   Action = "transaction"
+	ActionBatch         Action = "batch"
 	ActionConsent       Action = "consent"
 	ActionSecurityAlert Action = "security-alert"
 	ActionLogin         Action = "login"
@@ -123,7 +131,7 @@ const (
 var actions = map[Action]bool{
 	ActionCreate: true, ActionRead: true, ActionVRead: true, ActionUpdate: true,
 	ActionPatch: true, ActionDelete: true, ActionSearch: true, ActionHistory: true,
-	ActionOperation: true, ActionConsent: true, ActionSecurityAlert: true,
+	ActionOperation: true, ActionTransaction: true, ActionBatch: true, ActionConsent: true, ActionSecurityAlert: true,
 	ActionLogin: true, ActionTransfer: true, ActionExport: true,
 }
 
@@ -216,11 +224,15 @@ func (e *Event) Validate() error {
 		{"what.query_hash", e.What.QueryHash, isHex64, "not a hex hash"},
 		{"what.resource_id", e.What.ResourceID, IsPseudonym, "not a pseudonym"},
 		{"what.resource_type", e.What.ResourceType, isTypeName, "not a type name"},
+		{"what.targets_hash", e.What.TargetsHash, isHex64, "not a hex hash"},
 	}
 	for _, c := range checks {
 		if c.val != "" && !c.ok(c.val) {
 			return fieldErr(c.field, c.why)
 		}
+	}
+	if e.What.Entries < 0 || e.What.Entries > maxEntries {
+		return fieldErr("what.entries", "out of range")
 	}
 	if len(e.What.QueryParams) > maxList {
 		return fieldErr("what.query_params", "too many")
@@ -306,6 +318,9 @@ func ParseEvent(data []byte) (Event, error) {
 }
 
 const maxList = 32
+
+// maxEntries bounds what.entries (a Bundle's entry count).
+const maxEntries = 1 << 20
 
 func isCode(s string) bool {
 	if len(s) == 0 || len(s) > 32 || !isAlpha(s[0]) {

@@ -172,7 +172,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	}
 	base := "http://" + ln.Addr().String() + fhirserver.BasePath
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser})
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing})
 	if err != nil {
 		ln.Close()
 		return nil, err

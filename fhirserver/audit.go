@@ -96,6 +96,9 @@ func (a *auditor) event(r *http.Request, rid string, status int, h http.Header) 
 		ev.Who.User = a.ps.User(p.Subject)
 		ev.Who.Role = string(roleOf(p))
 	}
+	if a.bundleEvent(auditNoteFrom(r.Context()), &ev) {
+		return ev, true
+	}
 	typ, id := r.PathValue("type"), r.PathValue("id")
 	if typ == "" && r.Pattern != "" && strings.TrimPrefix(r.Pattern, BasePath) != r.Pattern && action == audit.ActionOperation && r.Method == http.MethodPost && !strings.Contains(r.Pattern, "$") {
 		typ = "Bundle"

@@ -105,7 +105,7 @@ func parseError(err error) error {
 // fatal-level invariant fails with PHI-6007 and 422 (well-formed but breaking
 // a business rule). Warnings never reject a write.
 func validate(ctx context.Context, res *fhir.Resource) error {
-	issues := fhir.Validate(res)
+	issues := append(fhir.Validate(res), fhir.ValidateSecurityLabels(res)...)
 	if hasErrors(issues) {
 		return validationError(issues)
 	}

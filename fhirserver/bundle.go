@@ -81,6 +81,7 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) error {
 	base := s.baseURL(r)
 	entries := parseEntries(raw, func(i int, v any) *bundleEntry { return s.parseEntry(i, v, base) })
 	pref := parsePrefer(r)
+	noteBundle(r.Context(), btype, len(raw))
 	if btype == "transaction" {
 		return s.transaction(w, r, entries, pref)
 	}

@@ -35,7 +35,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) error {
 	s.capMu.Unlock()
 	if !ok {
 		var err error
-		body, err = capabilityStatement(base, s.cfg.MaxConditionalDelete > 1, s.deid != nil)
+		body, err = capabilityStatement(base, s.cfg.MaxConditionalDelete > 1, s.deid != nil, s.cfg.Signing != nil)
 		if err != nil {
 			return errorf(CodeInternal, "internal error")
 		}
@@ -82,7 +82,7 @@ type capOp struct {
 }
 
 // capabilityStatement states exactly what this server implements.
-func capabilityStatement(base string, multipleDelete, deid bool) ([]byte, error) {
+func capabilityStatement(base string, multipleDelete, deid, sign bool) ([]byte, error) {
 	interactions := []code{{"read"}, {"vread"}, {"update"}, {"patch"}, {"delete"}, {"history-instance"}, {"history-type"}, {"create"}, {"search-type"}}
 	condDelete := "single"
 	if multipleDelete {
@@ -124,6 +124,9 @@ func capabilityStatement(base string, multipleDelete, deid bool) ([]byte, error)
 			if p.Type == search.TypeReference {
 				cr.SearchInclude = append(cr.SearchInclude, t+":"+p.Code)
 			}
+		}
+		if sign {
+			cr.Operation = append(cr.Operation, signOperations...)
 		}
 		if deid && t == "Patient" {
 			cr.Operation = append(cr.Operation, capOp{Name: "de-identify", Definition: DeidentifyDefinition})

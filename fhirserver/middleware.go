@@ -152,6 +152,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if s.audit != nil {
+			*r = *r.WithContext(withAuditNote(r.Context()))
 			sw.beforeHeader = func(status int) { s.audit.emit(r, rid, status, sw.Header()) }
 		}
 		mux.ServeHTTP(sw, r)

@@ -33,6 +33,8 @@ type Node struct {
 	// control (Config.Eraser).
 	Protector *phi.Protector
 	Eraser    KeyEraser
+	// Signing is the hospital's signing key for $sign/$verify and Provenance.
+	Signing *Signing
 
 	closers []func() error
 }
@@ -111,6 +113,9 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
+	if n.Signing, err = NewSigning(ctx, m, opts.Hospital); err != nil {
+		return nil, err
+	}
 	signer, _, err := m.Signer(ctx, opts.Hospital, 0)
 	if err != nil {
 		return nil, err

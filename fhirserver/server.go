@@ -74,6 +74,9 @@ type Config struct {
 	// Lockout applies the PHI-60xx lockouts (900 s after PHI-6004/6005);
 	// nil means an in-memory one.
 	Lockout *errcode.Lockout
+	// Signing, when set, enables $sign/$verify and a signed Provenance for
+	// every create, update, delete and transaction (NewSigning; docs/fhir-api.md).
+	Signing *Signing
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -191,6 +194,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))
+	mux.HandleFunc(b+"/{type}/{id}/$sign", s.methods(map[string]handlerFunc{"POST": s.handleSign}))
+	mux.HandleFunc(b+"/{type}/{id}/$verify", s.methods(map[string]handlerFunc{"POST": s.handleVerify, "GET": s.handleVerify}))
+	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}/$verify", s.methods(map[string]handlerFunc{"POST": s.handleVerify, "GET": s.handleVerify}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(CodeNotFound, "no such endpoint"))
 	})

@@ -74,6 +74,7 @@ func (s *Server) create(ctx context.Context, tx store.Tx, res *fhir.Resource, id
 	if id == "" {
 		id = newID()
 	}
+	stripClientSignatures(res)
 	rec, err := s.put(ctx, tx, res, id, 1, 0, http.MethodPost, true)
 	if err != nil {
 		return nil, err
@@ -99,6 +100,10 @@ func (s *Server) update(ctx context.Context, tx store.Tx, res *fhir.Resource, id
 	if ifVersion > 0 && (cur == nil || cur.Version != ifVersion) {
 		return nil, errorf(CodeVersionConflict, "If-Match does not name the current version")
 	}
+	if err := s.guardServerProvenance(cur); err != nil {
+		return nil, err
+	}
+	stripClientSignatures(res)
 	rec, err := s.put(ctx, tx, res, id, version, ifVersion, http.MethodPut, version == 1)
 	if err != nil {
 		return nil, err
@@ -126,6 +131,9 @@ func (s *Server) remove(ctx context.Context, tx store.Tx, typ, id string, ifVers
 	}
 	if ifVersion > 0 && cur.Version != ifVersion {
 		return nil, errorf(CodeVersionConflict, "If-Match does not name the current version")
+	}
+	if err := s.guardServerProvenance(cur); err != nil {
+		return nil, err
 	}
 	rec, err := tx.Put(ctx, &store.Write{
 		Type: typ, ID: id, IfVersion: ifVersion, Deleted: true, Method: http.MethodDelete,
@@ -181,7 +189,11 @@ func (e *internalError) Unwrap() error { return e.cause }
 func (s *Server) runTx(ctx context.Context, fn func(store.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		err = s.cfg.Store.Tx(ctx, fn)
+		var written []provTarget
+		err = s.cfg.Store.Tx(ctx, s.withProvenance(ctx, fn, &written))
+		if err == nil {
+			noteWrites(ctx, written)
+		}
 		if !isConflict(err) {
 			return err
 		}

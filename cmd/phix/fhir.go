@@ -88,7 +88,7 @@ func runFHIR(ctx context.Context, args []string) error {
 	}
 	defer node.Close()
 	cfg := fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser}
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing}
 	if *noProtect {
 		cfg.Protector, cfg.Eraser = nil, nil
 		fmt.Fprintln(os.Stderr, "phix fhir: WARNING: --no-protect stores PHI in clear")
