@@ -147,19 +147,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(t.Header.Alg)})
-	if err != nil {
-		return nil, &Error{Code: CodeMalformed, Detail: "not a compact JWS", Err: err}
-	}
-	verified := false
-	for _, k := range keys {
-		if _, err := jws.Verify(k.Key); err == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return nil, fail(CodeBadSignature, "signature does not verify")
+	if err := VerifySignature(raw, t.Header.Alg, keys); err != nil {
+		return nil, err
 	}
 	c := &t.Claims
 	now := v.opts.Now()
@@ -233,14 +222,20 @@ func (p *provider) candidates(ctx context.Context, h Header) ([]jose.JSONWebKey,
 func (p *provider) lookup(h Header) ([]jose.JSONWebKey, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	return SelectKeys(h, p.keys)
+}
+
+// SelectKeys returns the keys of a set that may have signed a token with
+// header h: the key named by kid (an error when its type or alg does not fit
+// h.Alg: an HS256 token "signed" with an RSA public key's bytes is refused
+// here), or, without kid, every key fitting alg. None: an empty slice.
+func SelectKeys(h Header, keys []jose.JSONWebKey) ([]jose.JSONWebKey, error) {
 	var out []jose.JSONWebKey
-	for _, k := range p.keys {
+	for _, k := range keys {
 		if h.Kid != "" {
 			if k.KeyID != h.Kid {
 				continue
 			}
-			// The key named by kid must be of alg's type: an HS256 token
-			// "signed" with an RSA public key's bytes is refused here.
 			if err := keyFits(h.Alg, k.Key); err != nil {
 				return nil, fail(CodeKeyMismatch, "key type does not fit alg")
 			}
@@ -255,6 +250,28 @@ func (p *provider) lookup(h Header) ([]jose.JSONWebKey, error) {
 	}
 	return out, nil
 }
+
+// VerifySignature checks the signature of raw (whose header alg must be
+// accepted, see AlgAccepted) against candidate keys (SelectKeys).
+func VerifySignature(raw string, alg string, keys []jose.JSONWebKey) error {
+	if keyFits(alg, nil) != nil {
+		return fail(CodeAlgNotAllowed, "alg not accepted")
+	}
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	if err != nil {
+		return &Error{Code: CodeMalformed, Detail: "not a compact JWS", Err: err}
+	}
+	for _, k := range keys {
+		if _, err := jws.Verify(k.Key); err == nil {
+			return nil
+		}
+	}
+	return fail(CodeBadSignature, "signature does not verify")
+}
+
+// AlgAccepted reports whether alg is one this package can verify (RS*, PS*,
+// ES*, EdDSA; never none or HS*).
+func AlgAccepted(alg string) bool { return keyFits(alg, nil) == nil }
 
 // refresh fetches discovery (once) and the JWKS. forced fetches (unknown
 // kid) happen at most once per RefetchInterval.
