@@ -33,7 +33,7 @@ import (
 const audience = "http://127.0.0.1:1/fhir/r4"
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *sql.DB
 	box    secretbox.Sealer
 	srv    *httptest.Server
@@ -44,7 +44,7 @@ type env struct {
 	cfgMod func(*authserver.Config)
 }
 
-func newEnv(t *testing.T, mod func(*authserver.Config)) *env {
+func newEnv(t testing.TB, mod func(*authserver.Config)) *env {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
@@ -93,7 +93,7 @@ type clientKey struct {
 	priv crypto.Signer
 }
 
-func genClientKey(t *testing.T, alg string) clientKey {
+func genClientKey(t testing.TB, alg string) clientKey {
 	t.Helper()
 	var k crypto.Signer
 	var err error
@@ -115,7 +115,7 @@ func (k clientKey) jwks() *jose.JSONWebKeySet {
 	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.priv.Public(), KeyID: k.kid, Algorithm: k.alg, Use: "sig"}}}
 }
 
-func (k clientKey) sign(t *testing.T, claims map[string]any) string {
+func (k clientKey) sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}}, nil)
 	if err != nil {
