@@ -97,6 +97,12 @@ func (s *Idle) Touch(key string, issued time.Time) error {
 		return &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
 	}
 	if e.loggedOff.IsZero() && now.Sub(e.last) > timeout {
+		if issued.After(e.last.Add(timeout)) {
+			// The credential was obtained after the session had gone
+			// idle: the caller authenticated again, a new session starts.
+			e.last = now
+			return nil
+		}
 		e.loggedOff = now
 		return &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
 	}

@@ -43,6 +43,16 @@ func TestIdleLogoff(t *testing.T) {
 	if err := s.Touch("alice", c.t); session.CodeOf(err) != session.CodeIdle {
 		t.Fatal("explicit logoff ignored")
 	}
+	// A credential obtained after the session went idle starts a new one.
+	c.add(time.Second)
+	fresh := c.t
+	if err := s.Touch("carol", fresh); err != nil {
+		t.Fatal(err)
+	}
+	c.add(30 * time.Minute)
+	if err := s.Touch("carol", c.t.Add(-time.Minute)); err != nil {
+		t.Fatalf("re-authenticated caller refused: %v", err)
+	}
 	// Other sessions are independent.
 	if err := s.Touch("bob", issued); err != nil {
 		t.Fatal(err)
