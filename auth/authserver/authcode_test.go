@@ -108,7 +108,7 @@ func TestAuthorizationCodePKCEWithTOTP(t *testing.T) {
 		t.Fatal("code usable after a failed redemption")
 	}
 	// A fresh round trip succeeds.
-	resp, page = e.authorize(t, q)
+	_, page = e.authorize(t, q)
 	req = requestRE.FindStringSubmatch(page)[1]
 	r = e.login(t, req, "dr-lee", "correct horse battery", codeAt(time.Now().Add(30*time.Second)))
 	if r.StatusCode != http.StatusFound {

@@ -11,12 +11,15 @@ import (
 )
 
 // argon2id parameters (RFC 9106's second recommended option, memory-bound).
-const (
-	argonTime    = 3
-	argonMemory  = 64 * 1024
-	argonThreads = 2
-	argonKeyLen  = 32
+// A hash records its own parameters, so changing them leaves existing
+// hashes verifiable. A variable only so the tests can run cheaper.
+var (
+	argonTime    uint32 = 3
+	argonMemory  uint32 = 64 * 1024
+	argonThreads uint8  = 2
 )
+
+const argonKeyLen = 32
 
 func hashPassword(pw string) (string, error) {
 	salt := make([]byte, 16)

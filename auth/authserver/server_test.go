@@ -40,7 +40,6 @@ type env struct {
 	as     *authserver.Server
 	issuer string
 	v      *oidc.Verifier
-	now    time.Time
 	cfgMod func(*authserver.Config)
 }
 

@@ -257,7 +257,7 @@ func VerifySignature(raw string, alg string, keys []jose.JSONWebKey) error {
 	if keyFits(alg, nil) != nil {
 		return fail(CodeAlgNotAllowed, "alg not accepted")
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 	if err != nil {
 		return &Error{Code: CodeMalformed, Detail: "not a compact JWS", Err: err}
 	}
