@@ -52,6 +52,9 @@ type Hospital struct {
 	AuditDB string
 	// Seeded reports whether this start created the database and seeded it.
 	Seeded bool
+	// Auth is the issuer URL of the hospital's own authorization server
+	// (discovery at Auth + /.well-known/openid-configuration).
+	Auth string
 }
 
 // Network is a running dev network.
@@ -84,6 +87,8 @@ type EndpointHospital struct {
 	TokenFile string `json:"token_file"`
 	// AuditorTokenFile is the auditor's token file, next to TokenFile.
 	AuditorTokenFile string `json:"auditor_token_file"`
+	// Auth is the issuer URL of the hospital's own authorization server.
+	Auth string `json:"auth"`
 }
 
 // Start brings the network up and returns once every server listens. Stop
@@ -118,7 +123,7 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 			return fail(fmt.Errorf("devnet: %s: %w", id, err))
 		}
 		n.Hospitals = append(n.Hospitals, *h)
-		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token", AuditorTokenFile: id + ".auditor.token"})
+		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token", AuditorTokenFile: id + ".auditor.token", Auth: h.Auth})
 	}
 	if err := writeJSONFile(n.EndpointsFile, eps); err != nil {
 		return fail(err)
@@ -136,10 +141,6 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	tokens, _, err := fhirserver.LoadOrCreateTokens(filepath.Join(devDir, id+".token"))
-	if err != nil {
-		return nil, err
-	}
 	dbPath := filepath.Join(dir, "fhir.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -148,15 +149,23 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		return nil, err
 	}
 	n.close = append(n.close, st.Close)
-	auditorTokens, _, err := fhirserver.LoadOrCreateTokens(filepath.Join(devDir, id+".auditor.token"))
+	authDB, err := openAuthDB(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := fhirserver.NewStaticTokens(tokens...)
+	n.close = append(n.close, authDB.Close)
+	// The listener comes first: the issuer and audience of the hospital's
+	// tokens are URLs on it.
+	ln, err := listen(opts.BasePort, i)
 	if err != nil {
 		return nil, err
 	}
-	if err := auth.AddAuditorTokens(auditorTokens...); err != nil {
+	n.close = append(n.close, func() error { ln.Close(); return nil })
+	root := "http://" + ln.Addr().String()
+	base := root + fhirserver.BasePath
+	issuer := root + authPath
+	auth, err := newBearerAuth(issuer, base)
+	if err != nil {
 		return nil, err
 	}
 	// Keyring (dev master key file), audit log and de-identification keys
@@ -166,38 +175,58 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		return nil, err
 	}
 	n.close = append(n.close, node.Close)
-	ln, err := listen(opts.BasePort, i)
+	ha, err := newHospitalAuth(ctx, authDB, node.Keys, id, issuer, base, devDir)
 	if err != nil {
 		return nil, err
 	}
-	base := "http://" + ln.Addr().String() + fhirserver.BasePath
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing})
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: auditorTokens[0], AuditDB: filepath.Join(dir, "audit.db")}
-	if fresh && !opts.NoSeed {
-		if err := seed(ctx, srv, tokens[0], id); err != nil {
-			ln.Close()
-			return nil, err
+	mux := http.NewServeMux()
+	mux.Handle(authPath+"/", http.StripPrefix(authPath, ha.as.Handler()))
+	mux.Handle("GET "+fhirserver.BasePath+"/.well-known/smart-configuration", ha.as.SMARTConfiguration())
+	mux.Handle("/", srv)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := fhirserver.Serve(ctx, ln, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.setErr(err)
 		}
-		h.Seeded = true
+	}()
+	// Tokens come from the hospital's own authorization server, through
+	// its token endpoint, and are rewritten before they expire.
+	tokens, err := ha.refresh(ctx)
+	if err != nil {
+		return nil, err
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := fhirserver.Serve(ctx, ln, srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.mu.Lock()
-			if n.err == nil {
-				n.err = err
-			}
-			n.mu.Unlock()
-		}
+		ha.keepFresh(ctx, func(err error) { logger.Error("dev token refresh failed", "err", err) })
 	}()
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer}
+	if fresh && !opts.NoSeed {
+		if err := seed(ctx, srv, tokens[0], id); err != nil {
+			return nil, err
+		}
+		h.Seeded = true
+	}
 	return h, nil
 }
+
+func (n *Network) setErr(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err == nil {
+		n.err = err
+	}
+}
+
+// authPath is where a hospital's authorization server is mounted; its
+// issuer is http://127.0.0.1:PORT/auth.
+const authPath = "/auth"
 
 // listen takes the hospital's stable port, or any free one when it is busy.
 func listen(basePort, i int) (net.Listener, error) {

@@ -8,6 +8,10 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
+
+	"phix/access/roles"
+	"phix/access/scopes"
 )
 
 // Principal is who made a request.
@@ -16,6 +20,18 @@ type Principal struct {
 	// Role is what the caller may do; "" counts as RoleClinician (the
 	// behaviour of authenticators written before roles).
 	Role Role
+
+	// The fields below are set by BearerAuth (OIDC/SMART tokens); the
+	// static-token authenticator leaves them empty.
+
+	Issuer   string       // the token's iss
+	ClientID string       // the OAuth client the token was issued to
+	Roles    []roles.Role // checked for separation of duties
+	Org      string       // the caller's organisation
+	Purpose  string       // purpose of use (v3 PurposeOfUse), e.g. TREAT
+	FHIRUser string       // the user's FHIR resource, e.g. Practitioner/1
+	Scopes   *scopes.Set  // the token's SMART scopes
+	Expires  time.Time    // the token's exp
 }
 
 // Authenticator decides who a request comes from. The static-token

@@ -19,6 +19,9 @@ const (
 	RoleClinician Role = "clinician"
 	// RoleAuditor reads the audit log (/audit/, AuditEvent) and nothing else.
 	RoleAuditor Role = "auditor"
+	// RoleNoData is a caller with neither clinical nor audit roles (the
+	// administrators, a token without roles): no clinical data, no audit log.
+	RoleNoData Role = "no-data"
 )
 
 // isAuditPath reports whether a request path belongs to the audit endpoints

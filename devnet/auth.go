@@ -1,0 +1,208 @@
+package devnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	_ "modernc.org/sqlite" // the auth database
+
+	"phix/access/breakglass"
+	"phix/auth/authserver"
+	"phix/auth/oidc"
+	"phix/auth/secretbox"
+	"phix/auth/totp"
+	"phix/fhirserver"
+	"phix/kms"
+	"phix/suite"
+)
+
+// tokenRefresh is how often the dev token files are rewritten: tokens live
+// authserver.MaxTokenLifetime (300 s), so a file read at any time holds a
+// token valid for at least another minute.
+const tokenRefresh = authserver.MaxTokenLifetime - 60*time.Second
+
+// devClient is one machine client of a hospital's authorization server
+// whose tokens the dev network writes to a file. Its private key lives in
+// memory only: every start makes a new key and re-registers the client.
+type devClient struct {
+	id, file, scope string
+	roles           []string
+	purpose         string
+	key             ed25519.PrivateKey
+	kid             string
+}
+
+// hospitalAuth is a hospital's own authorization server and its dev clients.
+type hospitalAuth struct {
+	as      *authserver.Server
+	clients []*devClient
+	http    *http.Client
+}
+
+// openAuthDB opens DIR/<hospital>/auth.db with the tables of the
+// authorization server, TOTP and break-glass.
+func openAuthDB(ctx context.Context, dir string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "auth.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []func(context.Context, *sql.DB) error{authserver.Migrate, totp.Migrate, breakglass.Migrate} {
+		if err := m(ctx, db); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// newBearerAuth returns the hospital's authenticator: tokens of its own
+// authorization server (issuer), for its FHIR base (audience), verified
+// through auth/oidc like any external IdP's.
+func newBearerAuth(issuer, audience string) (*fhirserver.BearerAuth, error) {
+	v, err := oidc.New(oidc.Options{}, oidc.Provider{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime})
+	if err != nil {
+		return nil, err
+	}
+	return fhirserver.NewBearerAuth(fhirserver.BearerAuthOptions{Verifier: v})
+}
+
+// newHospitalAuth opens the authorization server (keys sealed under the
+// hospital's data KEK) and registers the dev clients: the
+// clinician-administrator and the auditor (DESIGN.md, "The dev network").
+func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospital, issuer, audience, devDir string) (*hospitalAuth, error) {
+	box, err := secretbox.FromKMS(ctx, keys, hospital, suite.Intl)
+	if err != nil {
+		return nil, err
+	}
+	as, err := authserver.New(ctx, authserver.Config{Issuer: issuer, Audience: audience, DB: db, Sealer: box})
+	if err != nil {
+		return nil, err
+	}
+	h := &hospitalAuth{as: as, http: &http.Client{Timeout: 10 * time.Second}}
+	for _, c := range []*devClient{
+		{id: hospital + "-admin", file: filepath.Join(devDir, hospital+".token"), scope: "system/*.cruds", roles: []string{"clinician"}, purpose: "TREAT"},
+		{id: hospital + "-auditor", file: filepath.Join(devDir, hospital+".auditor.token"), scope: "system/AuditEvent.rs", roles: []string{"auditor"}, purpose: "HOPERAT"},
+	} {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		var kid [8]byte
+		_, _ = rand.Read(kid[:])
+		c.key, c.kid = priv, fmt.Sprintf("dev-%x", kid)
+		jwks := &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: c.kid, Algorithm: "EdDSA", Use: "sig"}}}
+		if err := as.RegisterClient(ctx, authserver.Client{ID: c.id, JWKS: jwks, Scope: c.scope, ClientCredentials: true,
+			Roles: c.roles, Org: hospital, Purpose: c.purpose}); err != nil {
+			return nil, err
+		}
+		h.clients = append(h.clients, c)
+	}
+	return h, nil
+}
+
+// refresh obtains a token for every dev client through the token endpoint
+// (SMART Backend Services: client_credentials with a private_key_jwt
+// assertion) and writes the token files atomically (mode 0600). It returns
+// the tokens in client order.
+func (h *hospitalAuth) refresh(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, c := range h.clients {
+		tok, err := h.token(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("token for %s: %w", c.id, err)
+		}
+		if err := writeSecretFile(c.file, tok+"\n"); err != nil {
+			return nil, err
+		}
+		out = append(out, tok)
+	}
+	return out, nil
+}
+
+func (h *hospitalAuth) token(ctx context.Context, c *devClient) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: c.key, KeyID: c.kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:])
+	claims, _ := json.Marshal(map[string]any{"iss": c.id, "sub": c.id, "aud": h.as.TokenURL(),
+		"exp": time.Now().Add(4 * time.Minute).Unix(), "jti": base64.RawURLEncoding.EncodeToString(jti[:])})
+	obj, err := signer.Sign(claims)
+	if err != nil {
+		return "", err
+	}
+	assertion, err := obj.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {c.scope},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.as.TokenURL(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		return "", fmt.Errorf("token endpoint answered %d %s", resp.StatusCode, body.Error)
+	}
+	return body.AccessToken, nil
+}
+
+// keepFresh rewrites the token files every tokenRefresh until ctx ends.
+func (h *hospitalAuth) keepFresh(ctx context.Context, onErr func(error)) {
+	t := time.NewTicker(tokenRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := h.refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				onErr(err)
+			}
+		}
+	}
+}
+
+// writeSecretFile writes a 0600 file atomically (temporary file + rename).
+func writeSecretFile(path, content string) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,150 @@
+package fhirserver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+
+	"phix/access/roles"
+	"phix/access/scopes"
+	"phix/auth/oidc"
+	"phix/auth/session"
+)
+
+// TokenVerifier checks a bearer token's signature, issuer, audience and
+// validity (auth/oidc.Verifier: the node's own authorization server and any
+// configured external IdP alike).
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*oidc.Claims, error)
+}
+
+// BearerAuthOptions configures BearerAuth.
+type BearerAuthOptions struct {
+	Verifier TokenVerifier // required
+	// Idle logs sessions off after inactivity (nil: 15 minutes).
+	Idle *session.Idle
+	// Lockout refuses a source address after repeated invalid tokens
+	// (nil: 5 failures in 15 minutes lock it for 15 minutes).
+	Lockout *session.Lockout
+	// Allowlist restricts source addresses per client and organisation
+	// (nil: no restriction).
+	Allowlist *session.Allowlist
+	// DefaultPurpose applies when a token carries no purpose_of_use claim
+	// (default "TREAT").
+	DefaultPurpose string
+	// Claim names (defaults "roles", "org", "purpose_of_use"): external
+	// IdPs name them as their operators chose.
+	RolesClaim, OrgClaim, PurposeClaim string
+}
+
+// BearerAuth authenticates OIDC/SMART bearer tokens and applies the session
+// rules: lockout, IP allowlist, idle logoff, separation of duties.
+type BearerAuth struct{ o BearerAuthOptions }
+
+// Errors of BearerAuth (wrapped with ErrUnauthenticated; never shown to
+// clients, never holding the token).
+var (
+	errTokenRoles  = errors.New("fhirserver: token roles refused (unknown role or separation of duties)")
+	errTokenScopes = errors.New("fhirserver: token scope does not parse")
+)
+
+// NewBearerAuth returns a BearerAuth.
+func NewBearerAuth(o BearerAuthOptions) (*BearerAuth, error) {
+	if o.Verifier == nil {
+		return nil, errors.New("fhirserver: BearerAuth needs a Verifier")
+	}
+	if o.Idle == nil {
+		o.Idle = &session.Idle{}
+	}
+	if o.Lockout == nil {
+		o.Lockout = session.NewLockout()
+	}
+	if o.DefaultPurpose == "" {
+		o.DefaultPurpose = "TREAT"
+	}
+	if o.RolesClaim == "" {
+		o.RolesClaim = "roles"
+	}
+	if o.OrgClaim == "" {
+		o.OrgClaim = "org"
+	}
+	if o.PurposeClaim == "" {
+		o.PurposeClaim = "purpose_of_use"
+	}
+	return &BearerAuth{o: o}, nil
+}
+
+// Authenticate implements Authenticator.
+func (a *BearerAuth) Authenticate(r *http.Request) (*Principal, error) {
+	ctx := r.Context()
+	ip := sourceAddr(r)
+	lockKey := "ip:" + ip.String()
+	if err := a.o.Lockout.Check(ctx, lockKey); err != nil {
+		return nil, errors.Join(ErrUnauthenticated, err)
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	fail := func(err error) (*Principal, error) {
+		_, _ = a.o.Lockout.Failure(ctx, lockKey)
+		return nil, errors.Join(ErrUnauthenticated, err)
+	}
+	c, err := a.o.Verifier.Verify(ctx, tok)
+	if err != nil {
+		return fail(err)
+	}
+	rs, err := roles.Parse(c.Strings(a.o.RolesClaim))
+	if err != nil {
+		return fail(errTokenRoles)
+	}
+	sc, err := scopes.Parse(c.Scope)
+	if err != nil {
+		return fail(errTokenScopes)
+	}
+	org := c.String(a.o.OrgClaim)
+	if err := a.o.Allowlist.Allow(c.ClientID, org, ip); err != nil {
+		return nil, errors.Join(ErrUnauthenticated, err)
+	}
+	if err := a.o.Idle.Touch(c.Issuer+"\x00"+c.Subject+"\x00"+c.ClientID, c.IssuedAt.Time()); err != nil {
+		return nil, errors.Join(ErrUnauthenticated, err)
+	}
+	a.o.Lockout.Success(lockKey)
+	purpose := c.String(a.o.PurposeClaim)
+	if purpose == "" {
+		purpose = a.o.DefaultPurpose
+	}
+	return &Principal{Subject: c.Subject, Role: coarseRole(rs), Issuer: c.Issuer, ClientID: c.ClientID, Roles: rs, Org: org,
+		Purpose: purpose, FHIRUser: c.String("fhirUser"), Scopes: sc, Expires: c.Expiry.Time()}, nil
+}
+
+// coarseRole maps the roles onto the server's path-level split: audit
+// endpoints for auditors, clinical endpoints for the clinical roles (the
+// policy engine refines what each may do), neither for the rest.
+func coarseRole(rs []roles.Role) Role {
+	if slices.Contains(rs, roles.Auditor) {
+		return RoleAuditor
+	}
+	for _, r := range []roles.Role{roles.Clinician, roles.Nurse, roles.Registrar, roles.Researcher} {
+		if slices.Contains(rs, r) {
+			return RoleClinician
+		}
+	}
+	return RoleNoData
+}
+
+// sourceAddr is the TCP peer (proxy headers are not trusted).
+func sourceAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	return a.Unmap()
+}
