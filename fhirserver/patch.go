@@ -243,6 +243,10 @@ func (s *Server) patchOne(ctx context.Context, tx store.Tx, typ, id string, p pa
 	if ifVersion > 0 && cur.Version != ifVersion {
 		return nil, errorf(CodeVersionConflict, "If-Match does not name the current version")
 	}
+	// A patch applies to what a reader sees: the plaintext, with protection on.
+	if cur, err = s.plain(ctx, cur); err != nil {
+		return nil, err
+	}
 	stored, err := fhir.Parse(cur.Body, fhir.ParseOptions{})
 	if err != nil {
 		return nil, &internalError{err}

@@ -158,10 +158,9 @@ func (s *Server) sealWrite(ctx context.Context, tx store.Tx, w *store.Write, res
 		return nil, errorf(CodeInternal, "internal error")
 	}
 	w.Index = entries
-	if pt, ok := tx.(*protectedTx); ok {
-		tx = pt.Tx // sealed already
-	}
-	rec, err := tx.Put(ctx, w)
+	// The body is sealed already: a protectedTx anywhere below must pass it
+	// through, and a Provenance wrapper above hashes the plaintext.
+	rec, err := tx.Put(withSealed(ctx, body), w)
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -444,7 +443,7 @@ func (pt *protectedTx) Search(ctx context.Context, q *search.Query) (*store.Sear
 // own writes go through sealWrite): the body is parsed and sealed here, so
 // nothing reaches the store in clear.
 func (pt *protectedTx) Put(ctx context.Context, w *store.Write) (*store.Record, error) {
-	if w.Deleted {
+	if _, sealed := sealedPlain(ctx); sealed || w.Deleted {
 		return pt.Tx.Put(ctx, w)
 	}
 	res, err := fhir.Parse(w.Body, fhir.ParseOptions{})
@@ -462,4 +461,20 @@ func (s *Server) plain(ctx context.Context, rec *store.Record) (*store.Record, e
 		return rec, nil
 	}
 	return s.openOne(ctx, rec)
+}
+
+// sealedKey marks the context of a Put whose body sealWrite has sealed.
+type sealedKey struct{}
+
+// withSealed marks ctx for one Put: its body is sealed and plain is the
+// plaintext it was sealed from. The mark stays with that call (the store
+// does not pass contexts on to other writes).
+func withSealed(ctx context.Context, plain []byte) context.Context {
+	return context.WithValue(ctx, sealedKey{}, plain)
+}
+
+// sealedPlain returns the plaintext body of a Put that sealWrite marked.
+func sealedPlain(ctx context.Context) ([]byte, bool) {
+	b, ok := ctx.Value(sealedKey{}).([]byte)
+	return b, ok
 }

@@ -74,7 +74,11 @@ func (p *provTx) Put(ctx context.Context, w *store.Write) (*store.Record, error)
 	}
 	t := provTarget{typ: w.Type, id: w.ID, version: w.Version, activity: activityOf(w)}
 	if !w.Deleted && p.s.cfg.Signing != nil {
-		if t.digest, err = p.s.cfg.Signing.digest(w.Type, w.Body); err != nil {
+		body := w.Body
+		if plain, ok := sealedPlain(ctx); ok {
+			body = plain // the target's hash is over what readers get back
+		}
+		if t.digest, err = p.s.cfg.Signing.digest(w.Type, body); err != nil {
 			return nil, &internalError{err}
 		}
 	}

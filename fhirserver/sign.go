@@ -492,6 +492,9 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		if ifVersion > 0 && cur.Version != ifVersion {
 			return errorf(CodeVersionConflict, "If-Match does not name the current version")
 		}
+		if cur, err = s.plain(r.Context(), cur); err != nil {
+			return err
+		}
 		res, err := s.storedResource(r.Context(), cur)
 		if err != nil {
 			return err
