@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"phix/errcode"
 	"strconv"
 	"strings"
 	"time"
@@ -423,6 +424,8 @@ func (s *Server) checkTarget(ctx context.Context, ref, want string) string {
 			return "deleted"
 		}
 		return "mismatch"
+	case tampered(err):
+		return "mismatch" // changed in the database: the protection layer caught it first
 	case err != nil:
 		return "missing"
 	case want == "":
@@ -438,4 +441,11 @@ func (s *Server) checkTarget(ctx context.Context, ref, want string) string {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// tampered reports whether err is the protection layer's integrity failure (PHI-6005).
+func tampered(err error) bool {
+	var e *Error
+	return errcode.CodeOf(err) == errcode.HMACVerificationFailed ||
+		(errors.As(err, &e) && e.Code() == Code(errcode.HMACVerificationFailed))
 }

@@ -119,7 +119,7 @@ func TestSignVerify(t *testing.T) {
 	for _, sid := range []string{"intl", "gm"} {
 		t.Run(sid, func(t *testing.T) {
 			mod, sg := withSigning(t, sid)
-			e := newEnv(t, openSQLite(t), mod)
+			e := newEnv(t, openSQLite(t), mod, noProtect) // signatures alone: a database edit must reach $verify
 			p := patient("Signee", "Sam")
 			p["meta"] = map[string]any{"security": []any{map[string]any{"system": fhir.SystemConfidentiality, "code": "R"}}}
 			id := e.do("POST", "/Patient", p).want(t, 201).str("id")
@@ -232,7 +232,7 @@ func tamper(t testing.TB, st store.Store, typ, id string, edit func(map[string]a
 // reported as such when they reach storage some other way.
 func TestSignatureForgery(t *testing.T) {
 	mod, _ := withSigning(t, "intl")
-	e := newEnv(t, openSQLite(t), mod)
+	e := newEnv(t, openSQLite(t), mod, noProtect) // signatures alone: a database edit must reach $verify
 	id := e.do("POST", "/Patient", patient("Forge", "Fay")).want(t, 201).str("id")
 	signed := e.do("POST", "/Patient/"+id+"/$sign", nil).want(t, 200)
 
@@ -430,4 +430,20 @@ func TestSignKeyRotation(t *testing.T) {
 	if v.valid || v.sigs[0]["status"] != sigUnknownKey || v.sigs[1]["status"] != sigValid {
 		t.Fatalf("after retiring v1: %+v", v)
 	}
+}
+
+// TestSignTamperProtected: with field protection on, a database edit of a
+// signed resource is caught by the resource HMAC before any signature is
+// looked at: $verify answers PHI-6005.
+func TestSignTamperProtected(t *testing.T) {
+	mod, _ := withSigning(t, "intl")
+	e := newEnv(t, openSQLite(t), mod)
+	id := e.do("POST", "/Patient", patient("Signee", "Sam")).want(t, 201).str("id")
+	e.do("POST", "/Patient/"+id+"/$sign", nil).want(t, 200)
+	v := decodeVerify(t, e.do("GET", "/Patient/"+id+"/$verify", nil).want(t, 200))
+	if !v.valid || v.count != 1 {
+		t.Fatalf("signed: %+v", v)
+	}
+	tamper(t, e.store, "Patient", id, func(obj map[string]any) { obj["gender"] = "male" })
+	e.do("GET", "/Patient/"+id+"/$verify", nil).wantCode(t, "PHI-6005")
 }
