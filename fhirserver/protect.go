@@ -30,6 +30,10 @@ type Protector interface {
 	BlindQuery(ctx context.Context, q *search.Query) error
 	// Forget drops a patient's cached keys.
 	Forget(patientID string)
+	// BlindFullText and BlindFullTextQuery turn the full-text words of a
+	// resource (_text, _content) and of a query into blind tokens.
+	BlindFullText(ctx context.Context, d search.FullTextDoc) (search.FullTextDoc, error)
+	BlindFullTextQuery(ctx context.Context, q *search.FullTextQuery, narrative bool) (*search.FullTextQuery, error)
 }
 
 // KeyEraser destroys a patient's data key under dual control (kms
@@ -158,6 +162,13 @@ func (s *Server) sealWrite(ctx context.Context, tx store.Tx, w *store.Write, res
 		return nil, errorf(CodeInternal, "internal error")
 	}
 	w.Index = entries
+	// Full text is tokenized from the plaintext and stored as blind tokens:
+	// the store would otherwise see only sealed values.
+	ft, err := s.protect.BlindFullText(ctx, search.FullTextOf(res.Object))
+	if err != nil {
+		return nil, s.protectErr(err)
+	}
+	w.FullText = &ft
 	// The body is sealed already: a protectedTx anywhere below must pass it
 	// through, and a Provenance wrapper above hashes the plaintext.
 	rec, err := tx.Put(withSealed(ctx, body), w)
@@ -286,6 +297,19 @@ func (s *Server) blindQuery(ctx context.Context, q *search.Query) (*search.Query
 	var cp *search.Query
 	for i, c := range q.Clauses {
 		if c.Param == nil {
+			continue
+		}
+		if search.IsFullText(c.Param) {
+			if cp == nil {
+				c2 := *q
+				c2.Clauses = slices.Clone(q.Clauses)
+				cp = &c2
+			}
+			nc, err := s.blindFullText(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			cp.Clauses[i] = nc
 			continue
 		}
 		if _, b := phi.Blinded[c.Param.Code]; !b {
@@ -477,4 +501,25 @@ func withSealed(ctx context.Context, plain []byte) context.Context {
 func sealedPlain(ctx context.Context) ([]byte, bool) {
 	b, ok := ctx.Value(sealedKey{}).([]byte)
 	return b, ok
+}
+
+// blindFullText returns a copy of a _text/_content clause whose words are
+// blind tokens, as the index holds them.
+func (s *Server) blindFullText(ctx context.Context, c search.Clause) (search.Clause, error) {
+	c.Values = slices.Clone(c.Values)
+	for i := range c.Values {
+		q := c.Values[i].Text
+		if q == nil {
+			var err error
+			if q, err = search.ParseFullText(c.Values[i].Raw); err != nil {
+				return c, errorf(CodeInvalidSearch, c.Param.Code+": "+err.Error())
+			}
+		}
+		bq, err := s.protect.BlindFullTextQuery(ctx, q, search.IsNarrativeText(c.Param))
+		if err != nil {
+			return c, s.protectErr(err)
+		}
+		c.Values[i].Text = bq
+	}
+	return c, nil
 }

@@ -193,6 +193,10 @@ func TestProtectRawPHIScan(t *testing.T) {
 		if r := e.do("GET", "/Patient?family="+urlq(fam), nil).want(t, 200); r.total() < 1 {
 			t.Fatalf("blind search on an imported family name: total %d", r.total())
 		}
+		// So does full-text search, on blind word tokens.
+		if r := e.do("GET", "/Patient?_content="+urlq(fam), nil).want(t, 200); r.total() < 1 {
+			t.Fatalf("blind full-text search on an imported family name: total %d", r.total())
+		}
 		if hits := findPHI(db.dump(t), words, values); len(hits) > 0 {
 			t.Fatalf("%d PHI values found in the raw %s database (not printed)", len(hits), db.name)
 		}

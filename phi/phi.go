@@ -57,6 +57,7 @@ type Protector struct {
 	alg   string
 	mac   string
 	blind *cache
+	words *cache // full-text word -> blind token
 }
 
 // New returns a Protector.
@@ -79,7 +80,8 @@ func New(cfg Config) (*Protector, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Protector{cfg: cfg, keys: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Now), blind: newCache(1024, cfg.CacheTTL, cfg.Now)}
+	p := &Protector{cfg: cfg, keys: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Now), blind: newCache(1024, cfg.CacheTTL, cfg.Now),
+		words: newCache(1<<16, cfg.CacheTTL, cfg.Now)}
 	switch cfg.Suite.ID() {
 	case suite.GM:
 		p.alg, p.mac = "SM4-GCM", "HMAC-SM3"

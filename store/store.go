@@ -75,6 +75,11 @@ type Write struct {
 	// Index holds the search entries for this version. The store replaces the
 	// resource's previous entries with these (a deletion removes them all).
 	Index []search.Entry
+	// FullText, when non-nil, is the full-text document (_text, _content)
+	// to index instead of tokenizing Body. The FHIR server sets it with
+	// field protection on: Body is sealed, so the server tokenizes the
+	// plaintext and gives blind tokens (docs/searchable-encryption.md).
+	FullText *search.FullTextDoc
 	// Version is the version number the server stamped into Body's meta: it
 	// must be the current version plus one. The store refuses anything else
 	// with ErrConflict, which is what makes concurrent writers safe.

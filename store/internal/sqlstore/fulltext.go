@@ -22,11 +22,18 @@ import (
 // SQLite, a plain table with tsvector columns on PostgreSQL).
 const FullTextTable = "idx_fulltext"
 
-// FullText returns the full-text document of a write: empty for a deletion,
-// or for a body that is not a JSON object (the store does not validate
+// FullText returns the full-text document of a write: the one the writer
+// gave (blind tokens, with field protection), else the tokens of Body;
+// empty for a deletion, or for a body that is not a JSON object (the store does not validate
 // bodies; such a resource is simply not found by full-text search).
 func FullText(w *store.Write) search.FullTextDoc {
-	if w.Deleted || len(w.Body) == 0 {
+	if w.Deleted {
+		return search.FullTextDoc{}
+	}
+	if w.FullText != nil {
+		return *w.FullText
+	}
+	if len(w.Body) == 0 {
 		return search.FullTextDoc{}
 	}
 	var obj map[string]any
