@@ -15,8 +15,15 @@ run: build
 vet:
 	$(GO) vet ./...
 
+# The conformance suites (FHIRPath, patch) append their passed/failed/skipped
+# line to $PHIX_CONFORMANCE_OUT; it is printed after the run, and a suite that
+# did not report fails the target. Each suite also fails under its floor.
 test: vet
-	$(GO) test -race $(TESTFLAGS) ./...
+	@out=$$(mktemp); PHIX_CONFORMANCE_OUT=$$out $(GO) test -race $(TESTFLAGS) ./...; rc=$$?; \
+	echo "== conformance"; cat $$out; \
+	for s in 'fhirpath conformance:' 'patch conformance:'; do \
+	  grep -q "^$$s" $$out || { echo "conformance line missing: $$s"; rc=1; }; done; \
+	rm -f $$out; exit $$rc
 
 # Benchmarks over ../shared/testdata. BENCH narrows them, e.g. make bench BENCH=Import.
 BENCH ?= .
