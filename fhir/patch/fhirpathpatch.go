@@ -361,6 +361,9 @@ func prune(v any) bool {
 				continue // compacted with its value list below
 			}
 			exts, _ := t["_"+k].([]any)
+			if !hasHole(list, exts) {
+				continue
+			}
 			vals := list[:0:0]
 			var keep []any
 			for i, y := range list {
@@ -408,6 +411,17 @@ func prune(v any) bool {
 		return empty
 	}
 	return false
+}
+
+// hasHole reports whether some index of a value list is null in both the
+// list and its "_x" list (a position nothing fills any more).
+func hasHole(vals, exts []any) bool {
+	for i, v := range vals {
+		if v == nil && (i >= len(exts) || exts[i] == nil) {
+			return true
+		}
+	}
+	return len(vals) == 0
 }
 
 func (op *fpOp) eval(doc map[string]any) (fhirpath.Collection, error) {
