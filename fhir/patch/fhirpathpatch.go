@@ -472,10 +472,16 @@ func (op *fpOp) apply(doc map[string]any) error {
 			return err
 		}
 		target, ok := it.Raw().(map[string]any)
+		defPath := it.DefinitionPath()
 		if !ok {
-			return errAt(CodeInvalidPath, -1, "path", "add needs a path to a complex element")
+			// A primitive: its id and extensions live in the "_name" sibling.
+			par, key, idx, located := it.Location()
+			if !located || !fhir.IsPrimitiveType(it.FHIRType()) {
+				return errAt(CodeInvalidPath, -1, "path", "add needs a path to an element")
+			}
+			target, defPath = primitiveSibling(par, key, idx), "Element"
 		}
-		return addElement(target, it.DefinitionPath(), op.name, op.val)
+		return addElement(target, defPath, op.name, op.val)
 	case "replace":
 		it, err := single(items, "replace")
 		if err != nil {
@@ -529,6 +535,29 @@ func (op *fpOp) apply(doc map[string]any) error {
 		return nil
 	}
 	return errAt(CodeInvalid, -1, "type", "unknown operation type")
+}
+
+// primitiveSibling returns (creating it) the object holding the id and
+// extensions of the primitive at par[key] or par[key][idx]. An object left
+// empty is pruned after the operations.
+func primitiveSibling(par map[string]any, key string, idx int) map[string]any {
+	if idx < 0 {
+		m, ok := par["_"+key].(map[string]any)
+		if !ok {
+			m = map[string]any{}
+			par["_"+key] = m
+		}
+		return m
+	}
+	vals, exts := listAt(par, key)
+	exts = padTo(exts, len(vals))
+	m, ok := exts[idx].(map[string]any)
+	if !ok {
+		m = map[string]any{}
+		exts[idx] = m
+	}
+	par["_"+key] = exts
+	return m
 }
 
 func single(items fhirpath.Collection, what string) (fhirpath.Item, error) {

@@ -215,6 +215,26 @@ func TestFHIRPathPatch(t *testing.T) {
 					t.Errorf("contact = %s", canon(t, c))
 				}
 			}},
+		{name: "add an extension to a primitive in a list",
+			patch: params(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.name.given[0]"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["_given"]) != `[{"extension":[{"url":"urn:y","valueCode":"z"}]},{"extension":[{"url":"urn:x","valueString":"x"}]}]` {
+					t.Errorf("_given = %s", canon(t, n["_given"]))
+				}
+			}},
+		{name: "add and delete an extension on a single primitive",
+			patch: params(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.birthDate"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`,
+				`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.active"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`,
+				`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.active.extension"}`),
+			check: func(t *testing.T, out map[string]any) {
+				if canon(t, out["_birthDate"]) != `{"extension":[{"url":"urn:y","valueCode":"z"}]}` || out["birthDate"] != "1970-01-02" {
+					t.Errorf("birthDate %v _birthDate %s", out["birthDate"], canon(t, out["_birthDate"]))
+				}
+				if _, ok := out["_active"]; ok || out["active"] != true {
+					t.Errorf("active %v _active %v", out["active"], out["_active"])
+				}
+			}},
 		{name: "syntax error has position",
 			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.where(use = )"}`),
 			code:  CodeInvalidPath, op: 0, pos: 26},
