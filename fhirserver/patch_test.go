@@ -89,6 +89,8 @@ func testPatch(t *testing.T, e *env) {
 		{"Parameters that is no patch", `{"resourceType":"Parameters","parameter":[{"name":"x","valueString":"y"}]}`, nil, 400, "patch-invalid"},
 		{"other resource as patch", `{"resourceType":"Patient"}`, nil, 400, "patch-invalid"},
 		{"XML", `<x/>`, []string{"Content-Type", "application/fhir+xml"}, 415, string(CodeUnsupportedMedia)},
+		{"Latin-1 JSON Patch", `[]`, []string{"Content-Type", jsonPatchCT + "; charset=iso-8859-1"}, 415, string(CodeUnsupportedMedia)},
+		{"FHIR version 3", `{"resourceType":"Parameters"}`, []string{"Content-Type", "application/fhir+json; fhirVersion=3.0"}, 415, string(CodeUnsupportedVersion)},
 		{"too deep", `[{"op":"add","path":"/extension","value":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]`, []string{"Content-Type", jsonPatchCT}, 400, string(CodeTooDeep)},
 	}
 	for _, f := range fails {
