@@ -167,7 +167,9 @@ func parseFPOp(i int, v any) (fpOp, error) {
 	if err != nil {
 		return op, err
 	}
-	if op.path, err = fhirpath.Cached(path); err != nil {
+	// Compile, not Cached: client paths are rarely repeated and would evict
+	// the server's own expressions (search, invariants) from the shared cache.
+	if op.path, err = fhirpath.Compile(path); err != nil {
 		return op, fromFHIRPath(CodeInvalidPath, i, "path", err)
 	}
 	if _, ok := seen["name"]; ok {
