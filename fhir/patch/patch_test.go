@@ -235,6 +235,22 @@ func TestFHIRPathPatch(t *testing.T) {
 					t.Errorf("active %v _active %v", out["active"], out["_active"])
 				}
 			}},
+		{name: "move keeps primitive extensions aligned",
+			patch: params(`{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name.given"},{"name":"source","valueInteger":1},{"name":"destination","valueInteger":0}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Li","Wei"]` || canon(t, n["_given"]) != `[{"extension":[{"url":"urn:x","valueString":"x"}]},null]` {
+					t.Errorf("given = %s _given = %s", canon(t, n["given"]), canon(t, n["_given"]))
+				}
+			}},
+		{name: "insert keeps primitive extensions aligned",
+			patch: params(`{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.name.given"},{"name":"index","valueInteger":0},{"name":"value","valueString":"Da"}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Da","Wei","Li"]` || canon(t, n["_given"]) != `[null,null,{"extension":[{"url":"urn:x","valueString":"x"}]}]` {
+					t.Errorf("given = %s _given = %s", canon(t, n["given"]), canon(t, n["_given"]))
+				}
+			}},
 		{name: "syntax error has position",
 			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.where(use = )"}`),
 			code:  CodeInvalidPath, op: 0, pos: 26},
