@@ -346,28 +346,32 @@ func (p *FHIRPathPatch) ApplyTo(resource map[string]any) (map[string]any, error)
 func prune(v any) bool {
 	switch t := v.(type) {
 	case map[string]any:
+		// Children first; list members that become empty turn into nulls,
+		// so a value list and its "_x" list keep their alignment.
 		for k, x := range t {
-			list, isList := x.([]any)
-			if !isList {
-				if prune(x) {
-					delete(t, k)
+			if list, ok := x.([]any); ok {
+				for i, y := range list {
+					if prune(y) {
+						list[i] = nil
+					}
 				}
 				continue
 			}
-			for i, y := range list {
-				if prune(y) {
-					list[i] = nil
-				}
+			if prune(x) {
+				delete(t, k)
 			}
-			if strings.HasPrefix(k, "_") {
-				continue // compacted with its value list below
+		}
+		// Then drop the positions that neither list fills any more.
+		for k, x := range t {
+			list, ok := x.([]any)
+			if !ok || strings.HasPrefix(k, "_") {
+				continue
 			}
 			exts, _ := t["_"+k].([]any)
 			if !hasHole(list, exts) {
 				continue
 			}
-			vals := list[:0:0]
-			var keep []any
+			var vals, keep []any
 			for i, y := range list {
 				var e any
 				if i < len(exts) {
@@ -381,21 +385,10 @@ func prune(v any) bool {
 			}
 			setList(t, k, vals, keep)
 		}
+		// An "_x" list of nulls says nothing.
 		for k, x := range t {
-			if list, ok := x.([]any); ok && strings.HasPrefix(k, "_") {
-				if _, hasVal := t[k[1:]]; !hasVal {
-					// extensions of values that are gone, or of primitives
-					// that only have extensions: keep the non-null ones.
-					allNil := true
-					for _, e := range list {
-						if e != nil {
-							allNil = false
-						}
-					}
-					if allNil {
-						delete(t, k)
-					}
-				}
+			if list, ok := x.([]any); ok && strings.HasPrefix(k, "_") && allNull(list) {
+				delete(t, k)
 			}
 		}
 		return len(t) == 0
@@ -413,6 +406,15 @@ func prune(v any) bool {
 		return empty
 	}
 	return false
+}
+
+func allNull(list []any) bool {
+	for _, e := range list {
+		if e != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // hasHole reports whether some index of a value list is null in both the

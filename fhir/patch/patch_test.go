@@ -251,6 +251,18 @@ func TestFHIRPathPatch(t *testing.T) {
 					t.Errorf("given = %s _given = %s", canon(t, n["given"]), canon(t, n["_given"]))
 				}
 			}},
+		{name: "deleting the only extension of an extension-only primitive removes the item",
+			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given[1].extension"}`,
+				`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given[0]"}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Li"]` {
+					t.Errorf("given = %s", canon(t, n["given"]))
+				}
+				if _, ok := n["_given"]; ok {
+					t.Errorf("_given = %s", canon(t, n["_given"]))
+				}
+			}},
 		{name: "syntax error has position",
 			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.where(use = )"}`),
 			code:  CodeInvalidPath, op: 0, pos: 26},
@@ -334,5 +346,20 @@ func TestErrorText(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(err.Error()), []byte("operation 0")) {
 		t.Errorf("error text lacks the operation: %v", err)
+	}
+}
+
+func TestExtensionOnlyPrimitive(t *testing.T) {
+	in := obj(t, `{"resourceType":"Patient","name":[{"given":[null,"B"],"_given":[{"extension":[{"url":"urn:x","valueCode":"unknown"}]},null]}]}`)
+	p, err := ParseFHIRPathPatchJSON([]byte(params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given.extension"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.ApplyTo(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := canon(t, out["name"]); got != `[{"given":["B"]}]` {
+		t.Errorf("name = %s", got)
 	}
 }
