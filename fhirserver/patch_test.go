@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"phix/audit"
+	"phix/internal/testenv"
 )
 
 const jsonPatchCT = "application/json-patch+json"
@@ -260,4 +261,45 @@ func TestPatchAudited(t *testing.T) {
 			t.Fatalf("audit events contain %q", phi)
 		}
 	}
+}
+
+// BenchmarkPatchVsPut: a 3-operation JSON Patch of a Synthea Patient over
+// HTTP next to a PUT of the whole (already patched) Patient, both through
+// parse, validation, invariants and the store:
+//
+//	go test -run '^$' -bench PatchVsPut -count 5 ./fhirserver
+func BenchmarkPatchVsPut(b *testing.B) {
+	var patientJSON []byte
+	for _, raw := range testenv.SyntheaResources(b) {
+		var head struct{ ResourceType string }
+		if json.Unmarshal(raw, &head) == nil && head.ResourceType == "Patient" {
+			patientJSON = raw
+			break
+		}
+	}
+	if patientJSON == nil {
+		testenv.Missing(b, "no Synthea Patient")
+	}
+	benchBackends(b, func(b *testing.B, open storeFactory) {
+		e := newEnv(b, open(b))
+		var obj map[string]any
+		if err := json.Unmarshal(patientJSON, &obj); err != nil {
+			b.Fatal(err)
+		}
+		id, _ := obj["id"].(string)
+		e.do("PUT", "/Patient/"+id, obj).want(b, 201)
+		ops := `[{"op":"replace","path":"/name/0/family","value":"Patched"},{"op":"add","path":"/active","value":true},{"op":"test","path":"/id","value":"` + id + `"}]`
+		b.Run("patch", func(b *testing.B) {
+			for b.Loop() {
+				e.do("PATCH", "/Patient/"+id, ops, "Content-Type", jsonPatchCT, "Prefer", "return=minimal").want(b, 200)
+			}
+		})
+		b.Run("put", func(b *testing.B) {
+			cur := e.do("GET", "/Patient/"+id, nil).want(b, 200).obj
+			delete(cur, "meta")
+			for b.Loop() {
+				e.do("PUT", "/Patient/"+id, cur, "Prefer", "return=minimal").want(b, 200)
+			}
+		})
+	})
 }
