@@ -96,13 +96,16 @@ func FuzzRequest(f *testing.F) {
 		{"GET", "/Patient?name=x&_sort=-birthdate&_count=2&_include=Patient:organization", ""},
 		{"GET", "/Observation?value-quantity=gt5.4|http://unitsofmeasure.org|mg&date=le2020", ""},
 		{"GET", "/_history?_since=2020-01-01&_count=1", ""},
+		{"PATCH", "/Patient/a", `[{"op":"add","path":"/active","value":true},{"op":"test","path":"/id","value":"a"}]`},
+		{"PATCH", "/Patient?_id=a", `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"gender"},{"name":"value","valueCode":"other"}]}]}`},
+		{"POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W3sib3AiOiJyZW1vdmUiLCJwYXRoIjoiL2FjdGl2ZSJ9XQ=="},"request":{"method":"PATCH","url":"Patient/a"}}]}`},
 	}
 	for _, sd := range seeds {
 		f.Add(sd.method, sd.path, sd.body)
 	}
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		switch method {
-		case "GET", "POST", "PUT", "DELETE":
+		case "GET", "POST", "PUT", "DELETE", "PATCH":
 		default:
 			method = "GET"
 		}
@@ -115,6 +118,9 @@ func FuzzRequest(f *testing.F) {
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/fhir+json")
+		if method == "PATCH" && strings.HasPrefix(body, "[") {
+			req.Header.Set("Content-Type", "application/json-patch+json")
+		}
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

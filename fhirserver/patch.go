@@ -106,9 +106,13 @@ func (s *Server) readPatch(w http.ResponseWriter, r *http.Request) (*patchBody, 
 	ct := r.Header.Get("Content-Type")
 	mt := ""
 	if ct != "" {
+		var params map[string]string
 		var err error
-		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+		if mt, params, err = mime.ParseMediaType(ct); err != nil {
 			return nil, errorf(CodeUnsupportedMedia, "unparseable Content-Type")
+		}
+		if cs, ok := params["charset"]; ok && mt == MediaTypeJSONPatch && !strings.EqualFold(cs, "utf-8") {
+			return nil, errorf(CodeUnsupportedMedia, "charset must be UTF-8")
 		}
 	}
 	switch mt {

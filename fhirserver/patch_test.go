@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"phix/audit"
+	"phix/internal/testenv"
 )
 
 const jsonPatchCT = "application/json-patch+json"
@@ -89,6 +90,8 @@ func testPatch(t *testing.T, e *env) {
 		{"Parameters that is no patch", `{"resourceType":"Parameters","parameter":[{"name":"x","valueString":"y"}]}`, nil, 400, "patch-invalid"},
 		{"other resource as patch", `{"resourceType":"Patient"}`, nil, 400, "patch-invalid"},
 		{"XML", `<x/>`, []string{"Content-Type", "application/fhir+xml"}, 415, string(CodeUnsupportedMedia)},
+		{"Latin-1 JSON Patch", `[]`, []string{"Content-Type", jsonPatchCT + "; charset=iso-8859-1"}, 415, string(CodeUnsupportedMedia)},
+		{"FHIR version 3", `{"resourceType":"Parameters"}`, []string{"Content-Type", "application/fhir+json; fhirVersion=3.0"}, 415, string(CodeUnsupportedVersion)},
 		{"too deep", `[{"op":"add","path":"/extension","value":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]`, []string{"Content-Type", jsonPatchCT}, 400, string(CodeTooDeep)},
 	}
 	for _, f := range fails {
@@ -258,4 +261,45 @@ func TestPatchAudited(t *testing.T) {
 			t.Fatalf("audit events contain %q", phi)
 		}
 	}
+}
+
+// BenchmarkPatchVsPut: a 3-operation JSON Patch of a Synthea Patient over
+// HTTP next to a PUT of the whole (already patched) Patient, both through
+// parse, validation, invariants and the store:
+//
+//	go test -run '^$' -bench PatchVsPut -count 5 ./fhirserver
+func BenchmarkPatchVsPut(b *testing.B) {
+	var patientJSON []byte
+	for _, raw := range testenv.SyntheaResources(b) {
+		var head struct{ ResourceType string }
+		if json.Unmarshal(raw, &head) == nil && head.ResourceType == "Patient" {
+			patientJSON = raw
+			break
+		}
+	}
+	if patientJSON == nil {
+		testenv.Missing(b, "no Synthea Patient")
+	}
+	benchBackends(b, func(b *testing.B, open storeFactory) {
+		e := newEnv(b, open(b))
+		var obj map[string]any
+		if err := json.Unmarshal(patientJSON, &obj); err != nil {
+			b.Fatal(err)
+		}
+		id, _ := obj["id"].(string)
+		e.do("PUT", "/Patient/"+id, obj).want(b, 201)
+		ops := `[{"op":"replace","path":"/name/0/family","value":"Patched"},{"op":"add","path":"/active","value":true},{"op":"test","path":"/id","value":"` + id + `"}]`
+		b.Run("patch", func(b *testing.B) {
+			for b.Loop() {
+				e.do("PATCH", "/Patient/"+id, ops, "Content-Type", jsonPatchCT, "Prefer", "return=minimal").want(b, 200)
+			}
+		})
+		b.Run("put", func(b *testing.B) {
+			cur := e.do("GET", "/Patient/"+id, nil).want(b, 200).obj
+			delete(cur, "meta")
+			for b.Loop() {
+				e.do("PUT", "/Patient/"+id, cur, "Prefer", "return=minimal").want(b, 200)
+			}
+		})
+	})
 }

@@ -167,7 +167,9 @@ func parseFPOp(i int, v any) (fpOp, error) {
 	if err != nil {
 		return op, err
 	}
-	if op.path, err = fhirpath.Cached(path); err != nil {
+	// Compile, not Cached: client paths are rarely repeated and would evict
+	// the server's own expressions (search, invariants) from the shared cache.
+	if op.path, err = fhirpath.Compile(path); err != nil {
 		return op, fromFHIRPath(CodeInvalidPath, i, "path", err)
 	}
 	if _, ok := seen["name"]; ok {
@@ -344,25 +346,32 @@ func (p *FHIRPathPatch) ApplyTo(resource map[string]any) (map[string]any, error)
 func prune(v any) bool {
 	switch t := v.(type) {
 	case map[string]any:
+		// Children first; list members that become empty turn into nulls,
+		// so a value list and its "_x" list keep their alignment.
 		for k, x := range t {
-			list, isList := x.([]any)
-			if !isList {
-				if prune(x) {
-					delete(t, k)
+			if list, ok := x.([]any); ok {
+				for i, y := range list {
+					if prune(y) {
+						list[i] = nil
+					}
 				}
 				continue
 			}
-			for i, y := range list {
-				if prune(y) {
-					list[i] = nil
-				}
+			if prune(x) {
+				delete(t, k)
 			}
-			if strings.HasPrefix(k, "_") {
-				continue // compacted with its value list below
+		}
+		// Then drop the positions that neither list fills any more.
+		for k, x := range t {
+			list, ok := x.([]any)
+			if !ok || strings.HasPrefix(k, "_") {
+				continue
 			}
 			exts, _ := t["_"+k].([]any)
-			vals := list[:0:0]
-			var keep []any
+			if !hasHole(list, exts) {
+				continue
+			}
+			var vals, keep []any
 			for i, y := range list {
 				var e any
 				if i < len(exts) {
@@ -376,21 +385,10 @@ func prune(v any) bool {
 			}
 			setList(t, k, vals, keep)
 		}
+		// An "_x" list of nulls says nothing.
 		for k, x := range t {
-			if list, ok := x.([]any); ok && strings.HasPrefix(k, "_") {
-				if _, hasVal := t[k[1:]]; !hasVal {
-					// extensions of values that are gone, or of primitives
-					// that only have extensions: keep the non-null ones.
-					allNil := true
-					for _, e := range list {
-						if e != nil {
-							allNil = false
-						}
-					}
-					if allNil {
-						delete(t, k)
-					}
-				}
+			if list, ok := x.([]any); ok && strings.HasPrefix(k, "_") && allNull(list) {
+				delete(t, k)
 			}
 		}
 		return len(t) == 0
@@ -408,6 +406,26 @@ func prune(v any) bool {
 		return empty
 	}
 	return false
+}
+
+func allNull(list []any) bool {
+	for _, e := range list {
+		if e != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// hasHole reports whether some index of a value list is null in both the
+// list and its "_x" list (a position nothing fills any more).
+func hasHole(vals, exts []any) bool {
+	for i, v := range vals {
+		if v == nil && (i >= len(exts) || exts[i] == nil) {
+			return true
+		}
+	}
+	return len(vals) == 0
 }
 
 func (op *fpOp) eval(doc map[string]any) (fhirpath.Collection, error) {
@@ -458,10 +476,16 @@ func (op *fpOp) apply(doc map[string]any) error {
 			return err
 		}
 		target, ok := it.Raw().(map[string]any)
+		defPath := it.DefinitionPath()
 		if !ok {
-			return errAt(CodeInvalidPath, -1, "path", "add needs a path to a complex element")
+			// A primitive: its id and extensions live in the "_name" sibling.
+			par, key, idx, located := it.Location()
+			if !located || !fhir.IsPrimitiveType(it.FHIRType()) {
+				return errAt(CodeInvalidPath, -1, "path", "add needs a path to an element")
+			}
+			target, defPath = primitiveSibling(par, key, idx), "Element"
 		}
-		return addElement(target, it.DefinitionPath(), op.name, op.val)
+		return addElement(target, defPath, op.name, op.val)
 	case "replace":
 		it, err := single(items, "replace")
 		if err != nil {
@@ -515,6 +539,29 @@ func (op *fpOp) apply(doc map[string]any) error {
 		return nil
 	}
 	return errAt(CodeInvalid, -1, "type", "unknown operation type")
+}
+
+// primitiveSibling returns (creating it) the object holding the id and
+// extensions of the primitive at par[key] or par[key][idx]. An object left
+// empty is pruned after the operations.
+func primitiveSibling(par map[string]any, key string, idx int) map[string]any {
+	if idx < 0 {
+		m, ok := par["_"+key].(map[string]any)
+		if !ok {
+			m = map[string]any{}
+			par["_"+key] = m
+		}
+		return m
+	}
+	vals, exts := listAt(par, key)
+	exts = padTo(exts, len(vals))
+	m, ok := exts[idx].(map[string]any)
+	if !ok {
+		m = map[string]any{}
+		exts[idx] = m
+	}
+	par["_"+key] = exts
+	return m
 }
 
 func single(items fhirpath.Collection, what string) (fhirpath.Item, error) {

@@ -54,8 +54,14 @@ func FuzzFHIRPathPatch(f *testing.F) {
 		in := obj(t, testPatient)
 		before := canon(t, in)
 		p, err := ParseFHIRPathPatchJSON([]byte(doc))
+		var out map[string]any
 		if err == nil {
-			_, err = p.ApplyTo(in)
+			out, err = p.ApplyTo(in)
+		}
+		if err == nil {
+			if msg := shapeProblem(out, true); msg != "" {
+				t.Fatalf("patched resource is not FHIR JSON shaped: %s: %s", msg, canon(t, out))
+			}
 		}
 		if err != nil {
 			if _, ok := AsError(err); !ok {
@@ -69,4 +75,36 @@ func FuzzFHIRPathPatch(f *testing.F) {
 			t.Fatal("the input was modified")
 		}
 	})
+}
+
+// shapeProblem checks what FHIR JSON requires and a patch must keep: no
+// empty objects or arrays, and a primitive list and its "_x" list of equal
+// length.
+func shapeProblem(v any, root bool) string {
+	switch t := v.(type) {
+	case map[string]any:
+		if len(t) == 0 && !root {
+			return "empty object"
+		}
+		for k, x := range t {
+			if l, ok := x.([]any); ok {
+				if len(l) == 0 {
+					return "empty array " + k
+				}
+				if e, ok := t["_"+k].([]any); ok && len(e) != len(l) {
+					return "misaligned " + k
+				}
+			}
+			if msg := shapeProblem(x, false); msg != "" {
+				return msg
+			}
+		}
+	case []any:
+		for _, x := range t {
+			if msg := shapeProblem(x, false); msg != "" {
+				return msg
+			}
+		}
+	}
+	return ""
 }

@@ -215,6 +215,54 @@ func TestFHIRPathPatch(t *testing.T) {
 					t.Errorf("contact = %s", canon(t, c))
 				}
 			}},
+		{name: "add an extension to a primitive in a list",
+			patch: params(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.name.given[0]"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["_given"]) != `[{"extension":[{"url":"urn:y","valueCode":"z"}]},{"extension":[{"url":"urn:x","valueString":"x"}]}]` {
+					t.Errorf("_given = %s", canon(t, n["_given"]))
+				}
+			}},
+		{name: "add and delete an extension on a single primitive",
+			patch: params(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.birthDate"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`,
+				`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.active"},{"name":"name","valueString":"extension"},{"name":"value","valueExtension":{"url":"urn:y","valueCode":"z"}}`,
+				`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.active.extension"}`),
+			check: func(t *testing.T, out map[string]any) {
+				if canon(t, out["_birthDate"]) != `{"extension":[{"url":"urn:y","valueCode":"z"}]}` || out["birthDate"] != "1970-01-02" {
+					t.Errorf("birthDate %v _birthDate %s", out["birthDate"], canon(t, out["_birthDate"]))
+				}
+				if _, ok := out["_active"]; ok || out["active"] != true {
+					t.Errorf("active %v _active %v", out["active"], out["_active"])
+				}
+			}},
+		{name: "move keeps primitive extensions aligned",
+			patch: params(`{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name.given"},{"name":"source","valueInteger":1},{"name":"destination","valueInteger":0}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Li","Wei"]` || canon(t, n["_given"]) != `[{"extension":[{"url":"urn:x","valueString":"x"}]},null]` {
+					t.Errorf("given = %s _given = %s", canon(t, n["given"]), canon(t, n["_given"]))
+				}
+			}},
+		{name: "insert keeps primitive extensions aligned",
+			patch: params(`{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.name.given"},{"name":"index","valueInteger":0},{"name":"value","valueString":"Da"}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Da","Wei","Li"]` || canon(t, n["_given"]) != `[null,null,{"extension":[{"url":"urn:x","valueString":"x"}]}]` {
+					t.Errorf("given = %s _given = %s", canon(t, n["given"]), canon(t, n["_given"]))
+				}
+			}},
+		{name: "deleting the only extension of an extension-only primitive removes the item",
+			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given[1].extension"}`,
+				`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given[0]"}`),
+			check: func(t *testing.T, out map[string]any) {
+				n := out["name"].([]any)[0].(map[string]any)
+				if canon(t, n["given"]) != `["Li"]` {
+					t.Errorf("given = %s", canon(t, n["given"]))
+				}
+				if _, ok := n["_given"]; ok {
+					t.Errorf("_given = %s", canon(t, n["_given"]))
+				}
+			}},
 		{name: "syntax error has position",
 			patch: params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.where(use = )"}`),
 			code:  CodeInvalidPath, op: 0, pos: 26},
@@ -298,5 +346,20 @@ func TestErrorText(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(err.Error()), []byte("operation 0")) {
 		t.Errorf("error text lacks the operation: %v", err)
+	}
+}
+
+func TestExtensionOnlyPrimitive(t *testing.T) {
+	in := obj(t, `{"resourceType":"Patient","name":[{"given":[null,"B"],"_given":[{"extension":[{"url":"urn:x","valueCode":"unknown"}]},null]}]}`)
+	p, err := ParseFHIRPathPatchJSON([]byte(params(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given.extension"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.ApplyTo(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := canon(t, out["name"]); got != `[{"given":["B"]}]` {
+		t.Errorf("name = %s", got)
 	}
 }

@@ -297,9 +297,11 @@ func writeXHTML(b *strings.Builder, d *xml.Decoder, se xml.StartElement, depth i
 	b.WriteString(se.Name.Local)
 	for _, a := range se.Attr {
 		b.WriteByte(' ')
-		switch {
-		case a.Name.Space == "xmlns":
+		switch a.Name.Space {
+		case "xmlns":
 			b.WriteString("xmlns:" + a.Name.Local)
+		case "http://www.w3.org/XML/1998/namespace", "xml":
+			b.WriteString("xml:" + a.Name.Local)
 		default:
 			b.WriteString(a.Name.Local)
 		}

@@ -34,6 +34,9 @@ func TestParse(t *testing.T) {
 	if string(b) != exp {
 		t.Errorf("got  %s\nwant %s", b, exp)
 	}
+	if c, err := CanonicalXHTML(`<div xmlns="http://www.w3.org/1999/xhtml" xml:lang="en"><p title="a&quot;b">x</p></div>`); err != nil || c != `<div xmlns="http://www.w3.org/1999/xhtml" xml:lang="en"><p title="a&quot;b">x</p></div>` {
+		t.Errorf("canonical div with attributes = %q, %v", c, err)
+	}
 	c, err := CanonicalXHTML(`<div xmlns="http://www.w3.org/1999/xhtml"><p>A &amp; B<br></br></p></div>`)
 	if err != nil || c != got["text"].(map[string]any)["div"] {
 		t.Errorf("canonical div = %q, %v", c, err)
