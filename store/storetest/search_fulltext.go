@@ -112,6 +112,13 @@ func testSearchFullText(t *testing.T, open Opener) {
 		})
 	}
 
+	// At the end of a chain.
+	obs := ftWrite("Observation", "o2", 1, "", nil)
+	obs.Index = []search.Entry{ref("subject", "Patient", "e")}
+	put(t, s, obs)
+	expect(t, s, ftQuery(t, "Observation", "subject:Patient._text=肺癌"), "Observation/o2")
+	expect(t, s, ftQuery(t, "Observation", "subject:Patient._text=fracture"))
+
 	// A page smaller than the matches still reports the full total.
 	qq := ftQuery(t, "", "_content=bone&_count=1")
 	res, err := s.Search(ctx, qq)
