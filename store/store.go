@@ -25,8 +25,8 @@ var (
 	// names the field, never its value.
 	ErrInvalid = errors.New("store: invalid input")
 	// ErrUnsupported reports a search feature the store does not execute yet
-	// (composite parameters, terminology modifiers such as :in/:below on
-	// tokens, full-text _text/_content).
+	// (terminology modifiers such as :in/:below on tokens, special
+	// parameters, _query, _filter).
 	ErrUnsupported = errors.New("store: unsupported search feature")
 	// ErrTooMany reports a search refused because it would exceed a limit
 	// (included resources, :iterate rounds). It wraps ErrInvalid, so callers

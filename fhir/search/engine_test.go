@@ -382,3 +382,108 @@ func TestExtractMatchesEngineEveryParameter(t *testing.T) {
 	}
 	t.Logf("%d parameters, %d elements compared, skipped datatypes %v", params, elements, skipped)
 }
+
+// setPath puts v at steps under obj, creating or reusing the objects on the
+// way (an array step reuses its first item; a where(child='value') step gets
+// that child).
+func setPath(obj map[string]any, steps []search.Step, v any) {
+	cur := obj
+	for i, s := range steps {
+		if i == len(steps)-1 {
+			if m, ok := v.(map[string]any); ok && s.WhereChild != "" {
+				m = maps.Clone(m)
+				m[s.WhereChild] = s.WhereValue
+				v = m
+			}
+			cur[s.Name] = v
+			return
+		}
+		var next map[string]any
+		switch x := cur[s.Name].(type) {
+		case map[string]any:
+			next = x
+		case []any:
+			next, _ = x[0].(map[string]any)
+		}
+		if next == nil {
+			next = map[string]any{}
+			if s.Item > 0 {
+				cur[s.Name] = []any{next}
+			} else {
+				cur[s.Name] = next
+			}
+		}
+		if s.WhereChild != "" {
+			next[s.WhereChild] = s.WhereValue
+		}
+		cur = next
+	}
+}
+
+// TestExtractMatchesEngineComposites: for every composite and each of its
+// base elements, a synthetic resource with a value for every component
+// under that base gives the same groups on both paths.
+func TestExtractMatchesEngineComposites(t *testing.T) {
+	compared, skipped := 0, 0
+	for _, p := range search.AllParams() {
+		if p.Type != search.TypeComposite || !search.Indexed(p) {
+			continue
+		}
+		for _, base := range p.Elements {
+			rt := base.Resource
+			obj := map[string]any{"resourceType": rt, "id": "s1"}
+			ok := true
+			for k, cp := range p.ComponentParams {
+				var el *search.Element
+				for i := range cp.Elements {
+					e := &cp.Elements[i]
+					if e.Resource != rt || len(e.Steps) <= len(base.Steps) {
+						continue
+					}
+					same := true
+					for j := range base.Steps {
+						same = same && e.Steps[j].Name == base.Steps[j].Name
+					}
+					if same {
+						el = e
+						break
+					}
+				}
+				if el == nil {
+					if strings.HasPrefix(p.Components[k].Expression, "%resource") && len(cp.Elements) > 0 {
+						el = &cp.Elements[0] // a path from the resource itself
+					} else {
+						ok = false
+						break
+					}
+				}
+				v, vok := leaf(cp, el.DataType, el.Target)
+				if !vok {
+					ok = false
+					break
+				}
+				setPath(obj, el.Steps, v)
+			}
+			if !ok {
+				skipped++
+				continue
+			}
+			r := resourceOf(obj)
+			fast := entryKeys(search.ExtractParam(r, p))
+			eng, err := search.ExtractParamFHIRPath(r, p)
+			if err != nil {
+				t.Errorf("%s: %v", p.URL, err)
+				continue
+			}
+			compared++
+			ek := entryKeys(eng)
+			if len(fast) == 0 {
+				t.Errorf("%s at base %v: no entries", p.URL, base.Steps)
+			}
+			if !slices.Equal(fast, ek) && !precisionOnly(fast, ek) {
+				t.Errorf("%s at base %v:\n fast   %s\n engine %s", p.URL, base.Steps, strings.Join(fast, "\n        "), strings.Join(ek, "\n        "))
+			}
+		}
+	}
+	t.Logf("%d composite bases compared, %d skipped", compared, skipped)
+}

@@ -272,8 +272,12 @@ func documentTokens(text string) []string {
 // FullTextTokens returns the tokens a query word or phrase is matched by, in
 // order (the document stream without its unigram tail).
 func FullTextTokens(s string) []string {
-	return tokenize(NormalizeString(s), nil, MaxFullTextTerms*8, nil)
+	return tokenize(NormalizeString(s), nil, maxQueryTokens, nil)
 }
+
+// maxQueryTokens bounds the tokens of one query phrase; a longer phrase is
+// refused rather than cut (a cut phrase would match more than asked).
+const maxQueryTokens = 256
 
 // FTOp is the kind of a FullTextQuery node.
 type FTOp int
@@ -499,6 +503,10 @@ func (p *ftParser) primary(depth int) *FullTextQuery {
 		toks := FullTextTokens(text)
 		if len(toks) == 0 {
 			return nil // punctuation only: no constraint
+		}
+		if len(toks) >= maxQueryTokens {
+			p.err = errFT("too many words in one phrase")
+			return nil
 		}
 		p.terms++
 		if p.terms > MaxFullTextTerms {

@@ -125,6 +125,7 @@ func TestParseFullText(t *testing.T) {
 		"", "   ", "!!!", `"unterminated`, "(bone", "bone)", "OR bone", "bone OR", "AND x", "x AND", "x AND AND y",
 		"x OR OR y", "()", strings.Repeat("(", 40) + "x" + strings.Repeat(")", 40),
 		strings.Repeat("w ", search.MaxFullTextTerms+1),
+		`"` + strings.Repeat("长", 300) + `"`,
 	} {
 		if q, err := search.ParseFullText(in); err == nil {
 			t.Errorf("%q: parsed as %s, want an error", in, ftString(q))

@@ -74,8 +74,8 @@ func (o *ParseOptions) defaults() {
 // system-level search, where only the parameters every type shares and _type
 // apply). Repeated parameters are ANDed, comma-separated values ORed.
 //
-// Unknown parameters, and the ones not supported yet (chaining, _has,
-// composite, _text, _content...), are Warnings in lenient mode and errors in
+// Unknown parameters, and the ones not supported yet (_query, _filter,
+// special parameters...), are Warnings in lenient mode and errors in
 // strict mode. A value that does not parse, a bad modifier and an exceeded
 // limit are errors in both modes. Errors are *Error and never quote a value.
 func Parse(resourceType string, values url.Values, opts ParseOptions) (*Query, []Warning, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -148,14 +149,22 @@ func load() *registry {
 	return reg
 }
 
-// fixComposite corrects an R4 defect: DocumentReference-relationship gives
-// its components the expressions of each other (relatesto, a reference, is
-// "code"; relation, a token, is "target"). R4B and R5 publish "target" and
-// "code"; applying that makes the parameter searchable as defined.
+// fixComposite corrects two R4 defects in composite components, so that the
+// FHIRPath engine and the fast path read them as intended:
+//   - DocumentReference-relationship gives its components each other's
+//     expressions (relatesto, a reference, is "code"; relation, a token, is
+//     "target"); R4B and R5 publish "target" and "code".
+//   - Observation-code-value-date's value component is
+//     "value.as(DateTime) | value.as(Period)": DateTime is the System type,
+//     which a FHIR dateTime is not, so a strict engine selects nothing; the
+//     FHIR type dateTime is meant (Observation-value-date says "dateTime").
 func fixComposite(p *Param) {
 	if p.URL == "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship" && len(p.Components) == 2 &&
 		p.Components[0].Expression == "code" && p.Components[1].Expression == "target" {
 		p.Components[0].Expression, p.Components[1].Expression = "target", "code"
+	}
+	for i := range p.Components {
+		p.Components[i].Expression = strings.ReplaceAll(p.Components[i].Expression, "as(DateTime)", "as(dateTime)")
 	}
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +115,13 @@ func testSearchFullText(t *testing.T, open Opener) {
 		})
 	}
 
+	// At the end of a chain.
+	obs := ftWrite("Observation", "o2", 1, "", nil)
+	obs.Index = []search.Entry{ref("subject", "Patient", "e")}
+	put(t, s, obs)
+	expect(t, s, ftQuery(t, "Observation", "subject:Patient._text=肺癌"), "Observation/o2")
+	expect(t, s, ftQuery(t, "Observation", "subject:Patient._text=fracture"))
+
 	// A page smaller than the matches still reports the full total.
 	qq := ftQuery(t, "", "_content=bone&_count=1")
 	res, err := s.Search(ctx, qq)
@@ -160,6 +170,19 @@ func testSearchFullText(t *testing.T, open Opener) {
 	put(t, s, ftWrite("Patient", "big", 1, "<p>"+big+"</p>", nil))
 	expect(t, s, ftQuery(t, "Patient", "_text=echo 回声"), "Patient/big")
 	expect(t, s, ftQuery(t, "Patient", `_text="echo echo"`), "Patient/big")
+
+	// Awkward text round-trips on both engines: each is found by itself as
+	// a phrase, and no query syntax of either engine leaks through.
+	tricky := []string{`NEAR(a b)`, `a:b c^d`, `-x +y`, `'quoted' "dq"`, `back\slash`, `ﬁ ß Ǆ`, `東京タワー`,
+		`ＡＢＣ１２３`, `Ελληνικά`, `Ωmega`, `100% & <b>bold</b>`, `x*y`, `AND OR NOT`, `u张 u`}
+	for i, text := range tricky {
+		id := fmt.Sprintf("tricky%d", i)
+		put(t, s, ftWrite("Basic", id, 1, "<p>"+html.EscapeString(text)+"</p>", nil))
+		esc := strings.NewReplacer(`\`, `\\`, ",", `\,`, `"`, " ").Replace(text)
+		if got := ids(t, s, ftQuery(t, "Basic", "_text="+url.QueryEscape(`"`+esc+`"`))); !slices.Contains(got, "Basic/"+id) {
+			t.Errorf("tricky text %d not found by its phrase: %v", i, got)
+		}
+	}
 
 	// Modifiers are meaningless on full text: refused, never ignored.
 	c := ftQuery(t, "Patient", "_text=bone").Clauses[0]
