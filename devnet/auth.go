@@ -69,10 +69,17 @@ func openAuthDB(ctx context.Context, dir string) (*sql.DB, error) {
 }
 
 // newBearerAuth returns the hospital's authenticator: tokens of its own
-// authorization server (issuer), for its FHIR base (audience), verified
-// through auth/oidc like any external IdP's.
-func newBearerAuth(issuer, audience string) (*fhirserver.BearerAuth, error) {
-	v, err := oidc.New(oidc.Options{}, oidc.Provider{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime})
+// authorization server (issuer), for its FHIR base (audience), and of the
+// external providers, all verified through auth/oidc.
+func newBearerAuth(issuer, audience string, external []oidc.Provider) (*fhirserver.BearerAuth, error) {
+	ps := []oidc.Provider{{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime}}
+	for _, p := range external {
+		if len(p.Audience) == 0 {
+			p.Audience = []string{audience}
+		}
+		ps = append(ps, p)
+	}
+	v, err := oidc.New(oidc.Options{}, ps...)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 
+	"phix/auth/oidc"
 	"phix/fhirserver"
 	"phix/store/sqlite"
 )
@@ -38,6 +39,10 @@ type Options struct {
 	Logger   *slog.Logger // request logs; nil discards
 	// NoSeed skips the demo data written on first start.
 	NoSeed bool
+	// IdPs are external OpenID providers whose tokens every hospital
+	// accepts besides its own authorization server's. An empty Audience
+	// means the hospital's FHIR base URL.
+	IdPs []oidc.Provider
 }
 
 // Hospital is one running hospital node.
@@ -164,7 +169,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
 	issuer := root + authPath
-	auth, err := newBearerAuth(issuer, base)
+	auth, err := newBearerAuth(issuer, base, opts.IdPs)
 	if err != nil {
 		return nil, err
 	}
