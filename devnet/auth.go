@@ -117,7 +117,50 @@ func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospita
 		}
 		h.clients = append(h.clients, c)
 	}
+	if err := devLogin(ctx, as, hospital, devDir); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// DevAppClientID is the public SMART app registered on every hospital's
+// authorization server for trying the authorization-code flow; it may
+// redirect only to DevAppRedirectURI.
+const (
+	DevAppClientID    = "phix-dev-app"
+	DevAppRedirectURI = "http://127.0.0.1:8765/callback"
+)
+
+// devLogin registers the dev SMART app and the hospital's dev clinician,
+// whose user name and password are DIR/dev/<hospital>.login (0600, two
+// lines; created once with a random password, kept).
+func devLogin(ctx context.Context, as *authserver.Server, hospital, devDir string) error {
+	if err := as.RegisterClient(ctx, authserver.Client{ID: DevAppClientID, Name: "phix dev app",
+		RedirectURIs: []string{DevAppRedirectURI}, Scope: "openid fhirUser user/*.cruds patient/*.rs"}); err != nil {
+		return err
+	}
+	path := filepath.Join(devDir, hospital+".login")
+	user := hospital + "-clinician"
+	b, err := os.ReadFile(path)
+	var password string
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		var pw [18]byte
+		_, _ = rand.Read(pw[:])
+		password = base64.RawURLEncoding.EncodeToString(pw[:])
+		if err := writeSecretFile(path, user+"\n"+password+"\n"); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 2 {
+			return fmt.Errorf("%s: want two lines, user name and password", path)
+		}
+		user, password = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+	}
+	return as.SetUser(ctx, authserver.User{Name: user, Roles: []string{"clinician"}, Org: hospital, Purpose: "TREAT"}, password)
 }
 
 // refresh obtains a token for every dev client through the token endpoint

@@ -3,9 +3,17 @@ package devnet
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +106,62 @@ func TestExternalIdP(t *testing.T) {
 	}
 	if st, _ := get(t, h.FHIR+"/Patient", h.Token); st != 200 {
 		t.Fatalf("own token next to the external IdP: %d", st)
+	}
+}
+
+// TestDevLoginAuthorizationCode runs the SMART App Launch flow against a
+// dev hospital: the dev app, PKCE S256, the login form with the dev
+// clinician's credentials, the code exchange, and a FHIR read with the
+// resulting token.
+func TestDevLoginAuthorizationCode(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Start(context.Background(), Options{DataDir: dir, BasePort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := n.Hospitals[0]
+	b, err := os.ReadFile(filepath.Join(dir, "dev", h.ID+".login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := strings.Fields(string(b))
+	verifier := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {DevAppClientID}, "redirect_uri": {DevAppRedirectURI},
+		"scope": {"openid user/Patient.rs"}, "state": {"xyz"}, "aud": {h.FHIR},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(h.Auth + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="request" value="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("login form: %d", resp.StatusCode)
+	}
+	resp, err = noFollow.PostForm(h.Auth+"/authorize", url.Values{"request": {string(m[1])}, "username": {creds[0]}, "password": {creds[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc.Query().Get("state") != "xyz" {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	resp, err = http.PostForm(h.Auth+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {DevAppRedirectURI}, "client_id": {DevAppClientID}, "code_verifier": {verifier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if st, obj := get(t, h.FHIR+"/Patient?_summary=count", tok.AccessToken); st != 200 || obj["total"].(float64) != 2 {
+		t.Fatalf("FHIR with the user's token: %d %v", st, obj)
 	}
 }
