@@ -10,6 +10,7 @@ import (
 
 	"github.com/pquerna/otp"
 	ptotp "github.com/pquerna/otp/totp"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"phix/access/breakglass"
@@ -17,17 +18,31 @@ import (
 	"phix/access/roles"
 	"phix/auth/secretbox"
 	"phix/auth/totp"
+	"phix/internal/testenv"
 	"phix/suite"
 )
 
 func TestBreakGlassLifecycle(t *testing.T) {
-	ctx := context.Background()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	testLifecycle(t, db)
+}
+
+func TestPostgres(t *testing.T) {
+	db, err := sql.Open("pgx", testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	testLifecycle(t, db)
+}
+
+func testLifecycle(t *testing.T, db *sql.DB) {
+	ctx := context.Background()
 	if err := totp.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
