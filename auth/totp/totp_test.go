@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pquerna/otp"
 	ptotp "github.com/pquerna/otp/totp"
-	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"phix/auth/secretbox"
