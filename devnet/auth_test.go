@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,31 @@ func TestDevLoginAuthorizationCode(t *testing.T) {
 	resp.Body.Close()
 	if st, obj := get(t, h.FHIR+"/Patient?_summary=count", tok.AccessToken); st != 200 || obj["total"].(float64) != 2 {
 		t.Fatalf("FHIR with the user's token: %d %v", st, obj)
+	}
+}
+
+// TestPolicyDirectory: each hospital's policy files are on disk for the
+// operator, and an edit is picked up while the network runs.
+func TestPolicyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Start(context.Background(), Options{DataDir: dir, BasePort: -1, NoSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := n.Hospitals[0]
+	if len(h.Policy.PolicyIDs()) == 0 {
+		t.Fatal("no policy loaded")
+	}
+	extra := filepath.Join(dir, h.ID, "policy", "local.cedar")
+	if err := os.WriteFile(extra, []byte(`@id("local-extra") forbid (principal, action, resource) when { context.purpose == "HPAYMT" };`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(h.Policy.PolicyIDs(), "local-extra") {
+		if time.Now().After(deadline) {
+			t.Fatal("policy edit not picked up")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 
+	"phix/access/policy"
 	"phix/auth/oidc"
 	"phix/fhirserver"
 	"phix/store/sqlite"
@@ -60,6 +61,10 @@ type Hospital struct {
 	// Auth is the issuer URL of the hospital's own authorization server
 	// (discovery at Auth + /.well-known/openid-configuration).
 	Auth string
+	// Policy is the hospital's access policy, loaded from
+	// DIR/<hospital>/policy/*.cedar (the shipped set, copied on first
+	// start) and reloaded on SIGHUP or when a file changes.
+	Policy *policy.Engine
 }
 
 // Network is a running dev network.
@@ -211,7 +216,20 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		defer n.wg.Done()
 		ha.keepFresh(ctx, func(err error) { logger.Error("dev token refresh failed", "err", err) })
 	}()
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer}
+	policyDir := filepath.Join(dir, "policy")
+	if err := policy.WriteDefault(policyDir); err != nil {
+		return nil, err
+	}
+	pe, err := policy.Load(policyDir)
+	if err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		pe.Watch(ctx, 0, logger)
+	}()
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer, Policy: pe}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			return nil, err
