@@ -94,7 +94,10 @@ func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospita
 	if err != nil {
 		return nil, err
 	}
-	as, err := authserver.New(ctx, authserver.Config{Issuer: issuer, Audience: audience, DB: db, Sealer: box})
+	// Users with TOTPRequired give a code at login; their secrets are
+	// sealed in the same database.
+	second := totp.New(db, box, "phix "+hospital)
+	as, err := authserver.New(ctx, authserver.Config{Issuer: issuer, Audience: audience, DB: db, Sealer: box, TOTP: second})
 	if err != nil {
 		return nil, err
 	}
