@@ -48,6 +48,7 @@ type devClient struct {
 // hospitalAuth is a hospital's own authorization server and its dev clients.
 type hospitalAuth struct {
 	as      *authserver.Server
+	totp    *totp.Manager
 	clients []*devClient
 	http    *http.Client
 }
@@ -101,7 +102,7 @@ func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospita
 	if err != nil {
 		return nil, err
 	}
-	h := &hospitalAuth{as: as, http: &http.Client{Timeout: 10 * time.Second}}
+	h := &hospitalAuth{as: as, totp: second, http: &http.Client{Timeout: 10 * time.Second}}
 	for _, c := range []*devClient{
 		{id: hospital + "-admin", file: filepath.Join(devDir, hospital+".token"), scope: "system/*.cruds", roles: []string{"clinician"}, purpose: "TREAT"},
 		{id: hospital + "-auditor", file: filepath.Join(devDir, hospital+".auditor.token"), scope: "system/AuditEvent.rs", roles: []string{"auditor"}, purpose: "HOPERAT"},

@@ -18,6 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
+	ptotp "github.com/pquerna/otp/totp"
+
+	"phix/access/breakglass"
+	"phix/access/policy"
+	"phix/access/roles"
 	"phix/auth/authserver"
 	"phix/auth/oidc"
 	"phix/auth/secretbox"
@@ -190,5 +196,55 @@ func TestPolicyDirectory(t *testing.T) {
 			t.Fatal("policy edit not picked up")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBreakGlassAlertInAuditLog: a grant opened on a dev hospital is a
+// security alert in its audit log (AuditEvent DCM 110113 / 110127) that the
+// auditor reads, without the justification; the grant waits in the review
+// queue.
+func TestBreakGlassAlertInAuditLog(t *testing.T) {
+	ctx := context.Background()
+	n, err := Start(ctx, Options{DataDir: t.TempDir(), BasePort: -1, NoSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := n.Hospitals[0]
+	user := h.ID + "-clinician"
+	enr, err := h.TOTP.Begin(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	code := func(at time.Time) string {
+		c, _ := ptotp.GenerateCodeCustom(enr.Secret, at, ptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		return c
+	}
+	if err := h.TOTP.Confirm(ctx, user, code(at.Add(-30*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	const why = "unconscious patient brought in by ambulance"
+	g, err := h.BreakGlass.Open(ctx, breakglass.Request{Principal: policy.Principal{ID: user, Roles: []roles.Role{roles.Clinician}, Org: h.ID},
+		Patient: "Patient/p-unknown", Purpose: "ETREAT", Justification: why, TOTPCode: code(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := h.BreakGlass.Pending(ctx); len(q) != 1 || q[0].ID != g.ID {
+		t.Fatal("grant not in the review queue")
+	}
+	req, _ := http.NewRequest("GET", h.FHIR+"/AuditEvent?_count=100", nil)
+	req.Header.Set("Authorization", "Bearer "+h.AuditorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"110127"`) || !strings.Contains(string(body), `"110113"`) {
+		t.Fatalf("break-glass alert not in the audit log: %d", resp.StatusCode)
+	}
+	if strings.Contains(string(body), "ambulance") || strings.Contains(string(body), "p-unknown") {
+		t.Fatal("justification or patient id in the audit log")
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"strconv"
 	"sync"
 
+	"phix/access/breakglass"
 	"phix/access/policy"
 	"phix/auth/oidc"
+	"phix/auth/totp"
 	"phix/fhirserver"
 	"phix/store/sqlite"
 )
@@ -65,6 +67,11 @@ type Hospital struct {
 	// DIR/<hospital>/policy/*.cedar (the shipped set, copied on first
 	// start) and reloaded on SIGHUP or when a file changes.
 	Policy *policy.Engine
+	// TOTP enrols and verifies second factors (secrets sealed in auth.db).
+	TOTP *totp.Manager
+	// BreakGlass opens emergency grants (policy, justification, TOTP),
+	// audited as security alerts, in a review queue for the auditor.
+	BreakGlass *breakglass.Service
 }
 
 // Network is a running dev network.
@@ -229,7 +236,13 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		defer n.wg.Done()
 		pe.Watch(ctx, 0, logger)
 	}()
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer, Policy: pe}
+	bg, err := breakglass.New(authDB, pe, ha.totp)
+	if err != nil {
+		return nil, err
+	}
+	bg.OnGrant = breakglass.AuditAlert(node.Audit, node.Pseudonyms)
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer,
+		Policy: pe, TOTP: ha.totp, BreakGlass: bg}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			return nil, err

@@ -72,7 +72,7 @@ func testLifecycle(t *testing.T, db *sql.DB) {
 	}
 	svc.Now = func() time.Time { return now }
 	var alerts []breakglass.Grant
-	svc.OnGrant = func(g breakglass.Grant) { alerts = append(alerts, g) }
+	svc.OnGrant = func(_ context.Context, g breakglass.Grant) error { alerts = append(alerts, g); return nil }
 	dr := policy.Principal{ID: "dr-lee", Roles: []roles.Role{roles.Clinician}, Org: "hospital-a"}
 	req := breakglass.Request{Principal: dr, Patient: "Patient/p1", Purpose: "ETREAT", Justification: "unconscious patient in ED, no care team yet", TOTPCode: code()}
 
