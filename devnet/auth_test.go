@@ -248,3 +248,80 @@ func TestBreakGlassAlertInAuditLog(t *testing.T) {
 		t.Fatal("justification or patient id in the audit log")
 	}
 }
+
+func call(t *testing.T, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestBreakGlassAPI: the clinician-administrator opens a grant over HTTP
+// (justification and TOTP code required), the auditor sees it in the
+// review queue and closes it; the clinician may not review.
+func TestBreakGlassAPI(t *testing.T) {
+	ctx := context.Background()
+	n, err := Start(ctx, Options{DataDir: t.TempDir(), BasePort: -1, NoSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := n.Hospitals[0]
+	root := strings.TrimSuffix(h.FHIR, "/fhir/r4") + "/break-glass"
+	subject := h.ID + "-admin"
+	enr, err := h.TOTP.Begin(ctx, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(at time.Time) string {
+		c, _ := ptotp.GenerateCodeCustom(enr.Secret, at, ptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		return c
+	}
+	if err := h.TOTP.Confirm(ctx, subject, code(time.Now().Add(-30*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	open := func(totp, justification string) (int, []byte) {
+		return call(t, "POST", root+"/", h.Token, `{"patient":"Patient/p1","purpose":"BTG","justification":"`+justification+`","totp":"`+totp+`"}`)
+	}
+	if st, b := open(code(time.Now()), "too short"); st != 400 || !strings.Contains(string(b), "break-glass-justification") {
+		t.Fatalf("short justification: %d %s", st, b)
+	}
+	if st, _ := open("000000", "patient arrived unconscious, no records"); st != 401 && code(time.Now()) != "000000" {
+		t.Fatalf("wrong TOTP: %d", st)
+	}
+	st, b := open(code(time.Now()), "patient arrived unconscious, no records")
+	if st != 201 {
+		t.Fatalf("open: %d %s", st, b)
+	}
+	var g struct{ ID, End string }
+	json.Unmarshal(b, &g)
+	if st, _ := call(t, "GET", root+"/reviews", h.Token, ""); st != 403 {
+		t.Fatalf("clinician read the review queue: %d", st)
+	}
+	st, b = call(t, "GET", root+"/reviews", h.AuditorToken, "")
+	if st != 200 || !strings.Contains(string(b), g.ID) || !strings.Contains(string(b), "unconscious") {
+		t.Fatalf("review queue: %d %s", st, b)
+	}
+	if st, _ := call(t, "POST", root+"/reviews/"+g.ID, h.Token, `{"outcome":"appropriate"}`); st != 403 {
+		t.Fatalf("clinician closed a review: %d", st)
+	}
+	if st, b := call(t, "POST", root+"/reviews/"+g.ID, h.AuditorToken, `{"outcome":"appropriate"}`); st != 204 {
+		t.Fatalf("auditor close: %d %s", st, b)
+	}
+	if st, _ := call(t, "POST", root+"/reviews/"+g.ID, h.AuditorToken, `{"outcome":"appropriate"}`); st != 409 {
+		t.Fatalf("closed twice: %d", st)
+	}
+	if st, _ := call(t, "POST", root+"/reviews/"+g.ID, "", `{"outcome":"appropriate"}`); st != 401 {
+		t.Fatalf("no token: %d", st)
+	}
+	if st, _ := call(t, "POST", root+"/", h.Token, `{"patient":1}`); st != 400 {
+		t.Fatalf("malformed body: %d", st)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"phix/access/policy"
 	"phix/access/roles"
+	"phix/auth/session"
 	"phix/errcode"
 )
 
@@ -35,6 +36,7 @@ const (
 	CodeReviewer      Code = "break-glass-reviewer"       // reviewer is not an auditor, or reviews their own grant
 	CodeClosed        Code = "break-glass-already-closed" // the review is done
 	CodeOutcome       Code = "break-glass-outcome"        // outcome not appropriate/inappropriate
+	CodeLocked        Code = "break-glass-locked"         // too many wrong second-factor codes
 )
 
 // Error is a refusal; it names no person or patient.
@@ -96,6 +98,9 @@ type Service struct {
 	// it fails the grant is removed and Open fails: no emergency access
 	// without its alert.
 	OnGrant func(context.Context, Grant) error
+	// Lockout stops guessing of TOTP codes: five wrong codes lock the
+	// principal's break-glass for 15 minutes (default session.NewLockout()).
+	Lockout *session.Lockout
 	Now     func() time.Time
 }
 
@@ -114,7 +119,7 @@ func New(db *sql.DB, p *policy.Engine, totp SecondFactor) (*Service, error) {
 	if db == nil || p == nil || totp == nil {
 		return nil, errors.New("breakglass: needs a database, a policy engine and a second factor")
 	}
-	return &Service{db: db, policy: p, totp: totp}, nil
+	return &Service{db: db, policy: p, totp: totp, Lockout: session.NewLockout()}, nil
 }
 
 func (s *Service) now() time.Time {
@@ -156,9 +161,15 @@ func (s *Service) Open(ctx context.Context, r Request) (Grant, error) {
 	if !d.Allow {
 		return Grant{}, &Error{Code: CodeNotEligible, Reasons: d.Reasons}
 	}
+	lockKey := "break-glass:" + r.Principal.ID
+	if err := s.Lockout.Check(ctx, lockKey); err != nil {
+		return Grant{}, &Error{Code: CodeLocked}
+	}
 	if r.TOTPCode == "" || s.totp.Verify(ctx, r.Principal.ID, r.TOTPCode) != nil {
+		_, _ = s.Lockout.Failure(ctx, lockKey)
 		return Grant{}, &Error{Code: CodeSecondFactor}
 	}
+	s.Lockout.Success(lockKey)
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	now := s.now()

@@ -100,6 +100,18 @@ func testLifecycle(t *testing.T, db *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Guessing codes locks break-glass for the principal.
+	nurse := req
+	nurse.Principal = policy.Principal{ID: "nurse-ng", Roles: []roles.Role{roles.Nurse}}
+	for range 5 {
+		nurse.TOTPCode = "12345"
+		if _, err := svc.Open(ctx, nurse); breakglass.CodeOf(err) != breakglass.CodeSecondFactor {
+			t.Fatalf("guess: %v", err)
+		}
+	}
+	if _, err := svc.Open(ctx, nurse); breakglass.CodeOf(err) != breakglass.CodeLocked {
+		t.Fatalf("not locked after 5 wrong codes: %v", err)
+	}
 	if g.End.Sub(g.Start) != 60*time.Minute || len(alerts) != 1 || alerts[0].ID != g.ID {
 		t.Fatalf("grant %+v, %d alerts", g, len(alerts))
 	}
