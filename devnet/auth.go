@@ -48,6 +48,7 @@ type devClient struct {
 // hospitalAuth is a hospital's own authorization server and its dev clients.
 type hospitalAuth struct {
 	as      *authserver.Server
+	totp    *totp.Manager
 	clients []*devClient
 	http    *http.Client
 }
@@ -69,10 +70,17 @@ func openAuthDB(ctx context.Context, dir string) (*sql.DB, error) {
 }
 
 // newBearerAuth returns the hospital's authenticator: tokens of its own
-// authorization server (issuer), for its FHIR base (audience), verified
-// through auth/oidc like any external IdP's.
-func newBearerAuth(issuer, audience string) (*fhirserver.BearerAuth, error) {
-	v, err := oidc.New(oidc.Options{}, oidc.Provider{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime})
+// authorization server (issuer), for its FHIR base (audience), and of the
+// external providers, all verified through auth/oidc.
+func newBearerAuth(issuer, audience string, external []oidc.Provider) (*fhirserver.BearerAuth, error) {
+	ps := []oidc.Provider{{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime}}
+	for _, p := range external {
+		if len(p.Audience) == 0 {
+			p.Audience = []string{audience}
+		}
+		ps = append(ps, p)
+	}
+	v, err := oidc.New(oidc.Options{}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +95,14 @@ func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospita
 	if err != nil {
 		return nil, err
 	}
-	as, err := authserver.New(ctx, authserver.Config{Issuer: issuer, Audience: audience, DB: db, Sealer: box})
+	// Users with TOTPRequired give a code at login; their secrets are
+	// sealed in the same database.
+	second := totp.New(db, box, "phix "+hospital)
+	as, err := authserver.New(ctx, authserver.Config{Issuer: issuer, Audience: audience, DB: db, Sealer: box, TOTP: second})
 	if err != nil {
 		return nil, err
 	}
-	h := &hospitalAuth{as: as, http: &http.Client{Timeout: 10 * time.Second}}
+	h := &hospitalAuth{as: as, totp: second, http: &http.Client{Timeout: 10 * time.Second}}
 	for _, c := range []*devClient{
 		{id: hospital + "-admin", file: filepath.Join(devDir, hospital+".token"), scope: "system/*.cruds", roles: []string{"clinician"}, purpose: "TREAT"},
 		{id: hospital + "-auditor", file: filepath.Join(devDir, hospital+".auditor.token"), scope: "system/AuditEvent.rs", roles: []string{"auditor"}, purpose: "HOPERAT"},
@@ -110,7 +121,50 @@ func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospita
 		}
 		h.clients = append(h.clients, c)
 	}
+	if err := devLogin(ctx, as, hospital, devDir); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// DevAppClientID is the public SMART app registered on every hospital's
+// authorization server for trying the authorization-code flow; it may
+// redirect only to DevAppRedirectURI.
+const (
+	DevAppClientID    = "phix-dev-app"
+	DevAppRedirectURI = "http://127.0.0.1:8765/callback"
+)
+
+// devLogin registers the dev SMART app and the hospital's dev clinician,
+// whose user name and password are DIR/dev/<hospital>.login (0600, two
+// lines; created once with a random password, kept).
+func devLogin(ctx context.Context, as *authserver.Server, hospital, devDir string) error {
+	if err := as.RegisterClient(ctx, authserver.Client{ID: DevAppClientID, Name: "phix dev app",
+		RedirectURIs: []string{DevAppRedirectURI}, Scope: "openid fhirUser user/*.cruds patient/*.rs"}); err != nil {
+		return err
+	}
+	path := filepath.Join(devDir, hospital+".login")
+	user := hospital + "-clinician"
+	b, err := os.ReadFile(path)
+	var password string
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		var pw [18]byte
+		_, _ = rand.Read(pw[:])
+		password = base64.RawURLEncoding.EncodeToString(pw[:])
+		if err := writeSecretFile(path, user+"\n"+password+"\n"); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 2 {
+			return fmt.Errorf("%s: want two lines, user name and password", path)
+		}
+		user, password = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+	}
+	return as.SetUser(ctx, authserver.User{Name: user, Roles: []string{"clinician"}, Org: hospital, Purpose: "TREAT"}, password)
 }
 
 // refresh obtains a token for every dev client through the token endpoint

@@ -18,6 +18,10 @@ import (
 	"strconv"
 	"sync"
 
+	"phix/access/breakglass"
+	"phix/access/policy"
+	"phix/auth/oidc"
+	"phix/auth/totp"
 	"phix/fhirserver"
 	"phix/store/sqlite"
 )
@@ -38,6 +42,10 @@ type Options struct {
 	Logger   *slog.Logger // request logs; nil discards
 	// NoSeed skips the demo data written on first start.
 	NoSeed bool
+	// IdPs are external OpenID providers whose tokens every hospital
+	// accepts besides its own authorization server's. An empty Audience
+	// means the hospital's FHIR base URL.
+	IdPs []oidc.Provider
 }
 
 // Hospital is one running hospital node.
@@ -55,6 +63,15 @@ type Hospital struct {
 	// Auth is the issuer URL of the hospital's own authorization server
 	// (discovery at Auth + /.well-known/openid-configuration).
 	Auth string
+	// Policy is the hospital's access policy, loaded from
+	// DIR/<hospital>/policy/*.cedar (the shipped set, copied on first
+	// start) and reloaded on SIGHUP or when a file changes.
+	Policy *policy.Engine
+	// TOTP enrols and verifies second factors (secrets sealed in auth.db).
+	TOTP *totp.Manager
+	// BreakGlass opens emergency grants (policy, justification, TOTP),
+	// audited as security alerts, in a review queue for the auditor.
+	BreakGlass *breakglass.Service
 }
 
 // Network is a running dev network.
@@ -164,7 +181,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
 	issuer := root + authPath
-	auth, err := newBearerAuth(issuer, base)
+	auth, err := newBearerAuth(issuer, base, opts.IdPs)
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +201,28 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	if err != nil {
 		return nil, err
 	}
+	policyDir := filepath.Join(dir, "policy")
+	if err := policy.WriteDefault(policyDir); err != nil {
+		return nil, err
+	}
+	pe, err := policy.Load(policyDir)
+	if err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		pe.Watch(ctx, 0, logger)
+	}()
+	bg, err := breakglass.New(authDB, pe, ha.totp)
+	if err != nil {
+		return nil, err
+	}
+	bg.OnGrant = breakglass.AuditAlert(node.Audit, node.Pseudonyms)
 	mux := http.NewServeMux()
 	mux.Handle(authPath+"/", http.StripPrefix(authPath, ha.as.Handler()))
 	mux.Handle("GET "+fhirserver.BasePath+"/.well-known/smart-configuration", ha.as.SMARTConfiguration())
+	mux.Handle(breakGlassPath+"/", http.StripPrefix(breakGlassPath, bg.Handler(breakGlassCaller(auth))))
 	mux.Handle("/", srv)
 	n.wg.Add(1)
 	go func() {
@@ -206,7 +242,8 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		defer n.wg.Done()
 		ha.keepFresh(ctx, func(err error) { logger.Error("dev token refresh failed", "err", err) })
 	}()
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer}
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer,
+		Policy: pe, TOTP: ha.totp, BreakGlass: bg}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			return nil, err
@@ -225,8 +262,24 @@ func (n *Network) setErr(err error) {
 }
 
 // authPath is where a hospital's authorization server is mounted; its
-// issuer is http://127.0.0.1:PORT/auth.
-const authPath = "/auth"
+// issuer is http://127.0.0.1:PORT/auth. breakGlassPath is the break-glass
+// API (open a grant; the auditor's review queue).
+const (
+	authPath       = "/auth"
+	breakGlassPath = "/break-glass"
+)
+
+// breakGlassCaller names the caller of a break-glass request from its
+// bearer token (the same authenticator as the FHIR API).
+func breakGlassCaller(auth fhirserver.Authenticator) breakglass.Authenticator {
+	return func(r *http.Request) (policy.Principal, error) {
+		p, err := auth.Authenticate(r)
+		if err != nil {
+			return policy.Principal{}, err
+		}
+		return policy.Principal{ID: p.Subject, Roles: p.Roles, Org: p.Org}, nil
+	}
+}
 
 // listen takes the hospital's stable port, or any free one when it is busy.
 func listen(basePort, i int) (net.Listener, error) {

@@ -26,8 +26,9 @@ type BearerAuthOptions struct {
 	Verifier TokenVerifier // required
 	// Idle logs sessions off after inactivity (nil: 15 minutes).
 	Idle *session.Idle
-	// Lockout refuses a source address after repeated invalid tokens
-	// (nil: 5 failures in 15 minutes lock it for 15 minutes).
+	// Lockout refuses a claimed principal after repeated forged or
+	// otherwise invalid tokens (nil: 5 failures in 15 minutes lock it for
+	// 15 minutes).
 	Lockout *session.Lockout
 	// Allowlist restricts source addresses per client and organisation
 	// (nil: no restriction).
@@ -78,35 +79,46 @@ func NewBearerAuth(o BearerAuthOptions) (*BearerAuth, error) {
 }
 
 // Authenticate implements Authenticator.
+//
+// Lockout (MLPS 2.0 8.1.4.1) is per claimed principal: a token that parses
+// but fails verification for a reason an attacker would produce (forged
+// signature, wrong key or alg, wrong audience or issuer) counts against the
+// issuer and subject it claims; after MaxFailures that principal is refused,
+// valid tokens included, until the lock ends. Expired or not-yet-valid
+// tokens are ordinary client behaviour and do not count; nor does a token
+// that does not even parse (it claims no one, and keying it by source
+// address would lock every client behind one NAT or on loopback).
 func (a *BearerAuth) Authenticate(r *http.Request) (*Principal, error) {
 	ctx := r.Context()
-	ip := sourceAddr(r)
-	lockKey := "ip:" + ip.String()
-	if err := a.o.Lockout.Check(ctx, lockKey); err != nil {
-		return nil, errors.Join(ErrUnauthenticated, err)
-	}
 	tok, ok := bearer(r)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
-	fail := func(err error) (*Principal, error) {
-		_, _ = a.o.Lockout.Failure(ctx, lockKey)
+	claimed, err := oidc.Parse(tok)
+	if err != nil {
+		return nil, errors.Join(ErrUnauthenticated, err)
+	}
+	lockKey := "sub:" + claimed.Claims.Issuer + "\x00" + claimed.Claims.Subject
+	if err := a.o.Lockout.Check(ctx, lockKey); err != nil {
 		return nil, errors.Join(ErrUnauthenticated, err)
 	}
 	c, err := a.o.Verifier.Verify(ctx, tok)
 	if err != nil {
-		return fail(err)
+		if countsAsFailure(oidc.CodeOf(err)) {
+			_, _ = a.o.Lockout.Failure(ctx, lockKey)
+		}
+		return nil, errors.Join(ErrUnauthenticated, err)
 	}
 	rs, err := roles.Parse(c.Strings(a.o.RolesClaim))
 	if err != nil {
-		return fail(errTokenRoles)
+		return nil, errors.Join(ErrUnauthenticated, errTokenRoles)
 	}
 	sc, err := scopes.Parse(c.Scope)
 	if err != nil {
-		return fail(errTokenScopes)
+		return nil, errors.Join(ErrUnauthenticated, errTokenScopes)
 	}
 	org := c.String(a.o.OrgClaim)
-	if err := a.o.Allowlist.Allow(c.ClientID, org, ip); err != nil {
+	if err := a.o.Allowlist.Allow(c.ClientID, org, sourceAddr(r)); err != nil {
 		return nil, errors.Join(ErrUnauthenticated, err)
 	}
 	if err := a.o.Idle.Touch(c.Issuer+"\x00"+c.Subject+"\x00"+c.ClientID, c.IssuedAt.Time()); err != nil {
@@ -119,6 +131,17 @@ func (a *BearerAuth) Authenticate(r *http.Request) (*Principal, error) {
 	}
 	return &Principal{Subject: c.Subject, Role: coarseRole(rs), Issuer: c.Issuer, ClientID: c.ClientID, Roles: rs, Org: org,
 		Purpose: purpose, FHIRUser: c.String("fhirUser"), Scopes: sc, Expires: c.Expiry.Time()}, nil
+}
+
+// countsAsFailure reports whether a verification failure looks like an
+// attempt on the claimed principal rather than a stale or early token or a
+// provider outage.
+func countsAsFailure(c oidc.Code) bool {
+	switch c {
+	case oidc.CodeExpired, oidc.CodeNotYetValid, oidc.CodeProviderFailure, "":
+		return false
+	}
+	return true
 }
 
 // coarseRole maps the roles onto the server's path-level split: audit

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,14 +131,25 @@ func TestBearerAuthLockoutAllowlistIdle(t *testing.T) {
 	e.token = good
 	e.do("GET", "/Patient", nil).want(t, 401)
 	e.do("GET", "/Patient", nil).want(t, 401)
-	// Lockout: five invalid tokens lock the source address, so even a
-	// valid, fresh token is refused afterwards.
+	// Lockout: five forged tokens claiming svc2 lock svc2, so even its
+	// valid, fresh token is refused afterwards; svc3 is not affected, and
+	// garbage or expired tokens count against no one.
+	valid2 := issue(t, as, authserver.Principal{Subject: "svc2", ClientID: "svc2", Roles: []string{"clinician"}})
+	forged := valid2[:strings.LastIndex(valid2, ".")+1] + "AAAA" + valid2[strings.LastIndex(valid2, ".")+5:]
 	for range 5 {
-		e.token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
+		e.token = "not-a-token"
 		e.do("GET", "/Patient", nil).want(t, 401)
 	}
-	e.token = issue(t, as, authserver.Principal{Subject: "svc2", ClientID: "svc2", Roles: []string{"clinician"}})
+	e.token = valid2
+	e.do("GET", "/Patient", nil).want(t, 200)
+	for range 5 {
+		e.token = forged
+		e.do("GET", "/Patient", nil).want(t, 401)
+	}
+	e.token = valid2
 	e.do("GET", "/Patient", nil).want(t, 401)
+	e.token = issue(t, as, authserver.Principal{Subject: "svc3", ClientID: "svc3", Roles: []string{"clinician"}})
+	e.do("GET", "/Patient", nil).want(t, 200)
 	if a := sourceAddr(&http.Request{RemoteAddr: "[::ffff:127.0.0.1]:80"}); a != netip.MustParseAddr("127.0.0.1") {
 		t.Fatal(a)
 	}

@@ -17,6 +17,8 @@ import (
 
 	"phix/access/policy"
 	"phix/access/roles"
+	"phix/auth/session"
+	"phix/errcode"
 )
 
 // Code is a stable reason a break-glass operation was refused.
@@ -34,6 +36,7 @@ const (
 	CodeReviewer      Code = "break-glass-reviewer"       // reviewer is not an auditor, or reviews their own grant
 	CodeClosed        Code = "break-glass-already-closed" // the review is done
 	CodeOutcome       Code = "break-glass-outcome"        // outcome not appropriate/inappropriate
+	CodeLocked        Code = "break-glass-locked"         // too many wrong second-factor codes
 )
 
 // Error is a refusal; it names no person or patient.
@@ -73,8 +76,9 @@ type SecondFactor interface {
 // Grant is one break-glass grant and its review.
 type Grant struct {
 	ID            string
-	Subject       string // the principal's non-PHI id
-	Patient       string // "Patient/<id>": the logical id, not a name or MRN
+	Subject       string   // the principal's non-PHI id
+	Roles         []string // the principal's roles when the grant was opened (not stored)
+	Patient       string   // "Patient/<id>": the logical id, not a name or MRN
 	Purpose       string
 	Justification string // free text for the reviewer: kept in the queue only, never logged or audited
 	Start, End    time.Time
@@ -90,8 +94,13 @@ type Service struct {
 	policy *policy.Engine
 	totp   SecondFactor
 	// OnGrant is called after a grant is stored: the node raises its
-	// security alert (AuditEvent DCM 110113/110127) there.
-	OnGrant func(Grant)
+	// security alert there (AuditAlert: AuditEvent DCM 110113/110127). If
+	// it fails the grant is removed and Open fails: no emergency access
+	// without its alert.
+	OnGrant func(context.Context, Grant) error
+	// Lockout stops guessing of TOTP codes: five wrong codes lock the
+	// principal's break-glass for 15 minutes (default session.NewLockout()).
+	Lockout *session.Lockout
 	Now     func() time.Time
 }
 
@@ -110,7 +119,7 @@ func New(db *sql.DB, p *policy.Engine, totp SecondFactor) (*Service, error) {
 	if db == nil || p == nil || totp == nil {
 		return nil, errors.New("breakglass: needs a database, a policy engine and a second factor")
 	}
-	return &Service{db: db, policy: p, totp: totp}, nil
+	return &Service{db: db, policy: p, totp: totp, Lockout: session.NewLockout()}, nil
 }
 
 func (s *Service) now() time.Time {
@@ -152,13 +161,19 @@ func (s *Service) Open(ctx context.Context, r Request) (Grant, error) {
 	if !d.Allow {
 		return Grant{}, &Error{Code: CodeNotEligible, Reasons: d.Reasons}
 	}
+	lockKey := "break-glass:" + r.Principal.ID
+	if err := s.Lockout.Check(ctx, lockKey); err != nil {
+		return Grant{}, &Error{Code: CodeLocked}
+	}
 	if r.TOTPCode == "" || s.totp.Verify(ctx, r.Principal.ID, r.TOTPCode) != nil {
+		_, _ = s.Lockout.Failure(ctx, lockKey)
 		return Grant{}, &Error{Code: CodeSecondFactor}
 	}
+	s.Lockout.Success(lockKey)
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	now := s.now()
-	g := Grant{ID: hex.EncodeToString(id[:]), Subject: r.Principal.ID, Patient: r.Patient, Purpose: r.Purpose,
+	g := Grant{ID: hex.EncodeToString(id[:]), Subject: r.Principal.ID, Roles: roles.Strings(r.Principal.Roles), Patient: r.Patient, Purpose: r.Purpose,
 		Justification: strings.TrimSpace(r.Justification), Start: now, End: now.Add(r.Duration)}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO break_glass (id, subject, patient, purpose, justification, start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		g.ID, g.Subject, g.Patient, g.Purpose, g.Justification, g.Start.UnixMilli(), g.End.UnixMilli())
@@ -166,7 +181,10 @@ func (s *Service) Open(ctx context.Context, r Request) (Grant, error) {
 		return Grant{}, err
 	}
 	if s.OnGrant != nil {
-		s.OnGrant(g)
+		if err := s.OnGrant(ctx, g); err != nil {
+			_, _ = s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM break_glass WHERE id = $1`, g.ID)
+			return Grant{}, errcode.Wrap(errcode.AuditLogRequired, err, "break-glass alert could not be audited; no grant")
+		}
 	}
 	return g, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pquerna/otp"
 	ptotp "github.com/pquerna/otp/totp"
 	_ "modernc.org/sqlite"
@@ -17,17 +18,31 @@ import (
 	"phix/access/roles"
 	"phix/auth/secretbox"
 	"phix/auth/totp"
+	"phix/internal/testenv"
 	"phix/suite"
 )
 
 func TestBreakGlassLifecycle(t *testing.T) {
-	ctx := context.Background()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	testLifecycle(t, db)
+}
+
+func TestPostgres(t *testing.T) {
+	db, err := sql.Open("pgx", testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	testLifecycle(t, db)
+}
+
+func testLifecycle(t *testing.T, db *sql.DB) {
+	ctx := context.Background()
 	if err := totp.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +72,7 @@ func TestBreakGlassLifecycle(t *testing.T) {
 	}
 	svc.Now = func() time.Time { return now }
 	var alerts []breakglass.Grant
-	svc.OnGrant = func(g breakglass.Grant) { alerts = append(alerts, g) }
+	svc.OnGrant = func(_ context.Context, g breakglass.Grant) error { alerts = append(alerts, g); return nil }
 	dr := policy.Principal{ID: "dr-lee", Roles: []roles.Role{roles.Clinician}, Org: "hospital-a"}
 	req := breakglass.Request{Principal: dr, Patient: "Patient/p1", Purpose: "ETREAT", Justification: "unconscious patient in ED, no care team yet", TOTPCode: code()}
 
@@ -84,6 +99,18 @@ func TestBreakGlassLifecycle(t *testing.T) {
 	g, err := svc.Open(ctx, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Guessing codes locks break-glass for the principal.
+	nurse := req
+	nurse.Principal = policy.Principal{ID: "nurse-ng", Roles: []roles.Role{roles.Nurse}}
+	for range 5 {
+		nurse.TOTPCode = "12345"
+		if _, err := svc.Open(ctx, nurse); breakglass.CodeOf(err) != breakglass.CodeSecondFactor {
+			t.Fatalf("guess: %v", err)
+		}
+	}
+	if _, err := svc.Open(ctx, nurse); breakglass.CodeOf(err) != breakglass.CodeLocked {
+		t.Fatalf("not locked after 5 wrong codes: %v", err)
 	}
 	if g.End.Sub(g.Start) != 60*time.Minute || len(alerts) != 1 || alerts[0].ID != g.ID {
 		t.Fatalf("grant %+v, %d alerts", g, len(alerts))

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -180,4 +181,28 @@ func FuzzDecide(f *testing.F) {
 			t.Fatal("denial without reasons or code")
 		}
 	})
+}
+
+// TestDenialOperationOutcome: a denial renders as an OperationOutcome with
+// the PHI code and the policy ids, and nothing from the request.
+func TestDenialOperationOutcome(t *testing.T) {
+	e := engine(t)
+	i := in(roles.Clinician, "read", "Observation", "TREAT", func(i *policy.Input) {
+		i.Principal.ID = "Practitioner/dr-wang"
+		i.Resource.Labels = []string{"PSY"}
+		i.Treatment = policy.Treatment{}
+	})
+	oo := errcode.OperationOutcome(e.Decide(i).Err())
+	b, _ := json.Marshal(oo)
+	s := string(b)
+	for _, want := range []string{"PHI-6011", "treatment-relationship-required", "break-glass-available"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("OperationOutcome lacks %s: %s", want, s)
+		}
+	}
+	for _, leak := range []string{"dr-wang", "PSY", "hospital-a"} {
+		if strings.Contains(s, leak) {
+			t.Fatalf("OperationOutcome carries request data %q", leak)
+		}
+	}
 }

@@ -190,7 +190,8 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, id, client, scop
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'")
+	// No form-action: browsers apply it to the redirect back to the app.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_ = loginPage.Execute(w, map[string]string{"Request": id, "Client": client, "Scope": scope, "Message": msg})
 }

@@ -50,6 +50,13 @@ func newEnv(t testing.TB, mod func(*authserver.Config)) *env {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
+	return newEnvDB(t, db, mod)
+}
+
+// newEnvDB runs the server over a given database (SQLite or PostgreSQL).
+func newEnvDB(t testing.TB, db *sql.DB, mod func(*authserver.Config)) *env {
+	t.Helper()
+	var err error
 	t.Cleanup(func() { db.Close() })
 	if err := authserver.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)

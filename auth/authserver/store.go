@@ -22,7 +22,7 @@ import (
 // PostgreSQL: $n placeholders, portable types).
 func Migrate(ctx context.Context, db *sql.DB) error {
 	for _, q := range []string{
-		`CREATE TABLE IF NOT EXISTS as_keys (kid TEXT PRIMARY KEY, alg TEXT NOT NULL, created BIGINT NOT NULL, retired BIGINT NOT NULL DEFAULT 0, sealed BLOB NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS as_keys (kid TEXT PRIMARY KEY, alg TEXT NOT NULL, created BIGINT NOT NULL, retired BIGINT NOT NULL DEFAULT 0, sealed BYTEA NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS as_jti (client TEXT NOT NULL, jti TEXT NOT NULL, exp BIGINT NOT NULL, PRIMARY KEY (client, jti))`,
 		`CREATE TABLE IF NOT EXISTS as_clients (id TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS as_users (name TEXT PRIMARY KEY, doc TEXT NOT NULL)`,

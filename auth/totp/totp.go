@@ -71,7 +71,7 @@ func New(db *sql.DB, box secretbox.Sealer, issuer string) *Manager {
 func Migrate(ctx context.Context, db *sql.DB) error {
 	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS totp_secrets (
 		username TEXT PRIMARY KEY,
-		sealed BLOB NOT NULL,
+		sealed BYTEA NOT NULL,
 		confirmed INTEGER NOT NULL DEFAULT 0,
 		last_step BIGINT NOT NULL DEFAULT 0)`)
 	return err

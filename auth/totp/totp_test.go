@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pquerna/otp"
 	ptotp "github.com/pquerna/otp/totp"
 	_ "modernc.org/sqlite"
 
 	"phix/auth/secretbox"
 	"phix/auth/totp"
+	"phix/internal/testenv"
 	"phix/suite"
 )
 
@@ -25,6 +27,11 @@ func open(t *testing.T) (*totp.Manager, *sql.DB, *time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return openDB(t, db)
+}
+
+func openDB(t *testing.T, db *sql.DB) (*totp.Manager, *sql.DB, *time.Time) {
+	t.Helper()
 	t.Cleanup(func() { db.Close() })
 	if err := totp.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
@@ -48,8 +55,22 @@ func code(t *testing.T, secret string, at time.Time) string {
 }
 
 func TestEnrolVerifyReplay(t *testing.T) {
-	ctx := context.Background()
 	m, db, now := open(t)
+	testEnrolVerifyReplay(t, m, db, now)
+}
+
+func TestPostgres(t *testing.T) {
+	db, err := sql.Open("pgx", testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, db, now := openDB(t, db)
+	testEnrolVerifyReplay(t, m, db, now)
+	testConcurrentReplay(t, m, now)
+}
+
+func testEnrolVerifyReplay(t *testing.T, m *totp.Manager, db *sql.DB, now *time.Time) {
+	ctx := context.Background()
 	if err := m.Verify(ctx, "alice", "123456"); totp.CodeOf(err) != totp.CodeNotEnrolled {
 		t.Fatalf("verify before enrolment: %v", err)
 	}
@@ -119,8 +140,12 @@ func TestEnrolVerifyReplay(t *testing.T) {
 
 // Concurrent use of one code: exactly one wins.
 func TestConcurrentReplay(t *testing.T) {
-	ctx := context.Background()
 	m, _, now := open(t)
+	testConcurrentReplay(t, m, now)
+}
+
+func testConcurrentReplay(t *testing.T, m *totp.Manager, now *time.Time) {
+	ctx := context.Background()
 	e, _ := m.Begin(ctx, "bob")
 	if err := m.Confirm(ctx, "bob", code(t, e.Secret, *now)); err != nil {
 		t.Fatal(err)

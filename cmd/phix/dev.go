@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"phix/auth/oidc"
 	"phix/devnet"
 )
 
@@ -20,6 +21,8 @@ func runDev(ctx context.Context, args []string) error {
 	data := fs.String("data", "./phix-data", "data directory (databases, tokens, dev/endpoints.json)")
 	basePort := fs.Int("base-port", devnet.DefaultBasePort, "hospital-a's FHIR port; hospital-b uses the next (busy ports fall back to free ones)")
 	quiet := fs.Bool("quiet", false, "do not log requests")
+	idp := fs.String("oidc-issuer", "", "an external OpenID provider whose tokens the hospitals also accept (discovery at ISSUER/.well-known/openid-configuration)")
+	idpAud := fs.String("oidc-audience", "", "the aud the external provider's tokens carry (default: each hospital's FHIR base URL)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -30,7 +33,15 @@ func runDev(ctx context.Context, args []string) error {
 	if !*quiet {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	n, err := devnet.Start(ctx, devnet.Options{DataDir: *data, BasePort: *basePort, Logger: logger})
+	opts := devnet.Options{DataDir: *data, BasePort: *basePort, Logger: logger}
+	if *idp != "" {
+		p := oidc.Provider{Issuer: *idp}
+		if *idpAud != "" {
+			p.Audience = []string{*idpAud}
+		}
+		opts.IdPs = append(opts.IdPs, p)
+	}
+	n, err := devnet.Start(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"phix/auth/oidc"
 	"phix/fhirserver"
 	"phix/store"
 	"phix/store/postgres"
@@ -36,6 +37,8 @@ func runFHIR(ctx context.Context, args []string) error {
 	suiteID := fs.String("suite", "intl", "crypto suite of a new keyring: intl or gm")
 	noProtect := fs.Bool("no-protect", false, "store resources in clear, without field encryption, blind indexes and HMAC (benchmark baseline only; never with real data)")
 	auditorTokenFile := fs.String("auditor-token-file", "", "file with the auditor's bearer token(s), which read only /audit/ and AuditEvent; created when absent (default TOKEN-FILE with .auditor.token)")
+	oidcIssuer := fs.String("oidc-issuer", "", "accept only bearer tokens of this OpenID provider (discovery at ISSUER/.well-known/openid-configuration; roles in the \"roles\" claim) instead of the token files")
+	oidcAudience := fs.String("oidc-audience", "", "the aud the provider's tokens must carry (required with --oidc-issuer)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -74,12 +77,18 @@ func runFHIR(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	auth, err := fhirserver.NewStaticTokens(tokens...)
+	static, err := fhirserver.NewStaticTokens(tokens...)
 	if err != nil {
 		return err
 	}
-	if err := auth.AddAuditorTokens(auditorTokens...); err != nil {
+	if err := static.AddAuditorTokens(auditorTokens...); err != nil {
 		return err
+	}
+	var auth fhirserver.Authenticator = static
+	if *oidcIssuer != "" {
+		if auth, err = oidcAuth(*oidcIssuer, *oidcAudience); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: *dataDir, Hospital: *hospital, Suite: *suiteID, Auth: auth, Logger: logger})
@@ -110,6 +119,18 @@ func runFHIR(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "phix fhir: audit log %s\n", filepath.Join(*dataDir, "audit.db"))
 	fmt.Fprintf(os.Stderr, "phix fhir: serving http://%s%s\n", ln.Addr(), fhirserver.BasePath)
 	return fhirserver.Serve(ctx, ln, srv)
+}
+
+// oidcAuth accepts the tokens of one OpenID provider (docs/auth.md).
+func oidcAuth(issuer, audience string) (fhirserver.Authenticator, error) {
+	if audience == "" {
+		return nil, errors.New("--oidc-audience is required with --oidc-issuer")
+	}
+	v, err := oidc.New(oidc.Options{}, oidc.Provider{Issuer: issuer, Audience: []string{audience}})
+	if err != nil {
+		return nil, err
+	}
+	return fhirserver.NewBearerAuth(fhirserver.BearerAuthOptions{Verifier: v})
 }
 
 func isPostgresURL(s string) bool {
