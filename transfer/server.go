@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"phix/audit"
 	"phix/blob"
 	"phix/pki"
@@ -43,9 +45,13 @@ type Config struct {
 	// the sweeper erases it (default 24 h); retention_until erases sooner.
 	DeliveredGrace time.Duration
 	// ID names this coordinator in the audit log (default "coordinator").
-	ID     string
-	Logger *slog.Logger
-	Now    func() time.Time
+	ID string
+	// Metrics is the Prometheus registry the Server registers its series
+	// on (default: a registry of its own with the Go and process
+	// collectors; never the global default registry).
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the coordinator's HTTP API.
@@ -85,7 +91,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Policy.defaults()
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, metrics: newMetrics(cfg.Metrics)}
 	s.routes()
 	return s, nil
 }
@@ -203,8 +209,10 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) internal(err error) error {
-	// Store and blob errors carry no PHI, but keep them out of responses.
-	s.log.Error("internal error", slog.String("error", err.Error()))
+	// Driver text may quote SQL, paths or keys: log the kind only, and
+	// keep everything out of the response.
+	s.log.Error("internal error", slog.String("code", CodeInternal), slog.String("kind", ErrorKind(err)))
+	s.metrics.failure(CodeInternal)
 	return errf(500, CodeInternal, "Internal error", "the coordinator could not complete the request")
 }
 
@@ -252,7 +260,7 @@ func (s *Server) audit(ctx context.Context, ev audit.Event) {
 		ev.Who.Org = s.cfg.ID
 	}
 	if _, err := s.cfg.Auditor.Append(ctx, ev); err != nil {
-		s.log.Error("audit append failed", slog.String("error", err.Error()))
+		s.log.Error("audit append failed", slog.String("kind", ErrorKind(err)))
 	}
 }
 

@@ -290,11 +290,14 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 	}
 	cr := &chunkReader{r: r.Body, left: left, running: running, sum: sum, want: want}
+	s.metrics.activeUploads.Inc()
+	defer s.metrics.activeUploads.Dec()
 	size, err := s.cfg.Blobs.Append(ctx, fileKey(f.Transfer, f.Index), f.Offset, cr)
 	switch {
 	case errors.Is(err, errChecksum):
 		s.tusHeaders(w, f, cp)
-		s.metrics.inc("phix_transfer_failures_total", "code", CodeChecksumMismatch)
+		s.metrics.checksumFails.Inc()
+		s.metrics.failure(CodeChecksumMismatch)
 		writeProblem(w, errf(StatusChecksumMismatch, CodeChecksumMismatch, "Checksum mismatch", "the chunk does not match Upload-Checksum; the offset is unchanged"))
 		return
 	case errors.Is(err, errTooLong):
@@ -311,7 +314,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusBadRequest, CodeBadRequest, "Chunk not stored", "the chunk could not be read completely; the offset is unchanged"))
 		return
 	}
-	s.metrics.bytesIn.Add(cr.n)
+	s.metrics.bytesIn.Add(float64(cr.n))
 	old := f.Offset
 	f.Offset = size
 	if f.HashState != nil || old == 0 {
@@ -359,7 +362,7 @@ func (s *Server) tusDelete(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	_ = s.cfg.Store.KillCapabilities(ctx, CapUpload, t.ID, -1)
 	if _, err := s.cfg.Blobs.DeletePrefix(ctx, t.ID+"/"); err != nil {
-		s.log.Warn("erase after termination failed", "error", err.Error())
+		s.log.Warn("erase after termination failed", "kind", ErrorKind(err))
 	}
 	s.audit(ctx, audit.Event{Action: audit.ActionDelete, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
 		Who: audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "sender"}, What: audit.What{ResourceType: "Transfer"}})
