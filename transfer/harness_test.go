@@ -79,6 +79,9 @@ type env struct {
 	a, b  *party
 	c     *party // a US hospital
 	now   time.Time
+	// base, when set, replaces ts.URL for relative paths (a coordinator in
+	// a child process).
+	base string
 	// adminURL serves the admin API (the same server as ts unless ts is mutual TLS).
 	adminURL string
 	// clients, when set, are each hospital's mutual-TLS client; requests then
@@ -239,7 +242,11 @@ func (e *env) admin(method, path string, body any) *http.Response {
 func (e *env) do(p *party, method, url string, body io.Reader, hdr map[string]string) *http.Response {
 	e.t.Helper()
 	if strings.HasPrefix(url, "/") {
-		url = e.ts.URL + url
+		if e.base != "" {
+			url = e.base + url
+		} else {
+			url = e.ts.URL + url
+		}
 	}
 	req, _ := http.NewRequest(method, url, body)
 	client := http.DefaultClient
