@@ -304,6 +304,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusConflict, CodeConflict, "Transfer closed", "the transfer is "+t.Status))
 		return
 	}
+	for i := range files {
+		if err := s.settle(ctx, &files[i]); err != nil {
+			writeProblem(w, s.internal(err))
+			return
+		}
+	}
 	for _, f := range files {
 		if f.Status != FileComplete || f.Offset != f.Size {
 			writeProblem(w, errf(http.StatusConflict, CodeIncomplete, "Upload incomplete", "file "+strconv.Itoa(f.Index)+" has not been fully uploaded"))

@@ -105,6 +105,31 @@ func (s *Server) reconcile(ctx context.Context, f *File) error {
 	return s.cfg.Store.AdvanceFile(ctx, *f, old)
 }
 
+// settle reconciles a pending file with its blob and finishes it when all
+// its bytes are stored: a crash or a database outage between blob.Seal (or
+// the last Append) and the metadata update leaves such a file, which no
+// PATCH can finish (there is nothing left to send).
+func (s *Server) settle(ctx context.Context, f *File) error {
+	if f.Status != FilePending {
+		return nil
+	}
+	err := s.reconcile(ctx, f)
+	switch {
+	case errors.Is(err, ErrConflict), errors.Is(err, blob.ErrNotFound):
+		return nil // another request moved it, or nothing was written yet
+	case err != nil:
+		return err
+	}
+	if f.Size == 0 || f.Offset != f.Size {
+		return nil
+	}
+	err = s.finishFile(ctx, f, f.Offset)
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
 func (s *Server) tusHeaders(w http.ResponseWriter, f File, cp Capability) {
 	h := w.Header()
 	h.Set("Upload-Offset", strconv.FormatInt(f.Offset, 10))
@@ -151,11 +176,9 @@ func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, c caller) {
 	if !ok {
 		return
 	}
-	if f.Status == FilePending {
-		if err := s.reconcile(r.Context(), &f); err != nil && !errors.Is(err, ErrConflict) {
-			writeProblem(w, s.internal(err))
-			return
-		}
+	if err := s.settle(r.Context(), &f); err != nil {
+		writeProblem(w, s.internal(err))
+		return
 	}
 	s.tusHeaders(w, f, cp)
 	w.WriteHeader(http.StatusOK)
