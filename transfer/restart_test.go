@@ -3,8 +3,8 @@ package transfer_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +29,7 @@ import (
 )
 
 // freeLoopbackPort returns a port that was free on 127.0.0.1 a moment ago.
-func freeLoopbackPort(t *testing.T) int {
+func freeLoopbackPort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

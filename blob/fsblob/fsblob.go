@@ -153,7 +153,8 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		return m.committed, err
 	}
 	defer f.Close()
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	w := &writebackWriter{f: f, start: m.committed}
+	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 256<<10))
 	if err == nil && n > 0 {
 		err = f.Sync()
 	}
@@ -173,6 +174,27 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		return m.committed - n, err
 	}
 	return m.committed, nil
+}
+
+// writebackEvery is how many bytes an append writes before it starts their
+// write-back: receiving the next bytes and writing these to disk overlap,
+// so the final fsync waits for the tail only.
+const writebackEvery = 2 << 20
+
+type writebackWriter struct {
+	f              *os.File
+	start, pending int64
+}
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pending += int64(n)
+	if w.pending >= writebackEvery {
+		startWriteback(w.f, w.start, w.pending)
+		w.start += w.pending
+		w.pending = 0
+	}
+	return n, err
 }
 
 // openData opens the data file for appending, truncating bytes beyond the
