@@ -117,7 +117,7 @@ func newTLSEnv(t testing.TB, n *tlsNet, rejects chan<- string) *env {
 			return ts
 		},
 		after: func(e *env) {
-			v, err := pki.NewVerifier(pki.VerifierConfig{CA: n.ca.Certificate(), Pins: transfer.PinStore{Store: e.store}, CRL: n.ca.CRLSource()})
+			v, err := pki.NewVerifier(pki.VerifierConfig{CA: n.ca.Certificate(), Pins: transfer.NewPinStore(e.store), CRL: n.ca.CRLSource()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -265,7 +266,30 @@ func (s *Server) audit(ctx context.Context, ev audit.Event) {
 }
 
 // PinStore exposes the registry's certificate pins to pki's verifier.
-type PinStore struct{ Store Store }
+// Built with NewPinStore it remembers the pins it last read for each
+// hospital and serves them when a later read fails (a busy or briefly
+// unreachable database), for at most PinStaleFor: a handshake then does
+// not fail for a reason that has nothing to do with the certificate.
+// Suspension and removal are never served stale (a successful read that
+// says so forgets the entry), and every request still checks the
+// registry's status.
+type PinStore struct {
+	Store Store
+	last  *sync.Map // hospital id -> pinEntry
+}
+
+// PinStaleFor bounds how old remembered pins may be when the database
+// read fails.
+const PinStaleFor = time.Minute
+
+type pinEntry struct {
+	pins []string
+	at   time.Time
+}
+
+// NewPinStore returns a PinStore over st that serves recent pins when a
+// read fails.
+func NewPinStore(st Store) PinStore { return PinStore{Store: st, last: &sync.Map{}} }
 
 // Pins implements pki.PinStore: pins of an active hospital only.
 func (p PinStore) Pins(ctx context.Context, pr pki.Principal) ([]string, error) {
@@ -274,9 +298,23 @@ func (p PinStore) Pins(ctx context.Context, pr pki.Principal) ([]string, error) 
 	}
 	h, err := p.Store.Hospital(ctx, pr.ID)
 	if errors.Is(err, ErrNotFound) || (err == nil && h.Status != StatusActive) {
+		if p.last != nil {
+			p.last.Delete(pr.ID)
+		}
 		return nil, nil
 	}
-	return h.Pins, err
+	if err != nil {
+		if p.last != nil {
+			if v, ok := p.last.Load(pr.ID); ok && time.Since(v.(pinEntry).at) < PinStaleFor {
+				return v.(pinEntry).pins, nil
+			}
+		}
+		return nil, err
+	}
+	if p.last != nil {
+		p.last.Store(pr.ID, pinEntry{pins: h.Pins, at: time.Now()})
+	}
+	return h.Pins, nil
 }
 
 var _ pki.PinStore = PinStore{}

@@ -189,7 +189,7 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 	if err != nil {
 		return err
 	}
-	verifier, err := pki.NewVerifier(pki.VerifierConfig{CA: ca, Pins: transfer.PinStore{Store: st}, CRL: pki.CRLFile(cfg.TLS.CRL)})
+	verifier, err := pki.NewVerifier(pki.VerifierConfig{CA: ca, Pins: transfer.NewPinStore(st), CRL: pki.CRLFile(cfg.TLS.CRL)})
 	if err != nil {
 		return err
 	}
