@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"phix/blob/fsblob"
 	"phix/transfer"
 )
 
@@ -139,9 +140,12 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	}
 	const seed = 1
 	hash := genHash(seed, size)
-	b.Run("coordinator-mtls", func(b *testing.B) {
+	coordinator := func(b *testing.B, sync bool) {
 		n := newTLSNet(b)
 		e := newTLSEnv(b, n, nil)
+		if !sync {
+			e.blobs.(*fsblob.Store).NoDataSync()
+		}
 		client := e.clients[e.a.ID]
 		b.SetBytes(size)
 		b.ResetTimer()
@@ -162,7 +166,11 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-	})
+	}
+	// coordinator-mtls is the default (each acknowledged chunk fsynced);
+	// coordinator-mtls-nosync skips the data fsync, as tusd's filestore does.
+	b.Run("coordinator-mtls", func(b *testing.B) { coordinator(b, true) })
+	b.Run("coordinator-mtls-nosync", func(b *testing.B) { coordinator(b, false) })
 	b.Run("tusd-plaintext", func(b *testing.B) {
 		dir := b.TempDir()
 		base := startTusd(b, dir)

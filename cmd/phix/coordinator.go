@@ -244,7 +244,14 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 // openCoordinatorBlobs opens the configured blob backend.
 func openCoordinatorBlobs(ctx context.Context, cfg *coordinatorConfig) (blob.Store, error) {
 	if cfg.Blob.Backend == "fs" {
-		return fsblob.New(cfg.Blob.Dir, cfg.Blob.Region)
+		st, err := fsblob.New(cfg.Blob.Dir, cfg.Blob.Region)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Blob.NoDataSync {
+			st.NoDataSync()
+		}
+		return st, nil
 	}
 	s := cfg.Blob.S3
 	sc := s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, SigningRegion: s.SigningRegion,

@@ -51,8 +51,11 @@ type coordinatorConfig struct {
 		// Region is the store's data-residency label (checked by policy).
 		Region string `yaml:"region"`
 		// Dir is the fs backend's root (default DATA/blobs).
-		Dir string       `yaml:"dir"`
-		S3  s3BlobConfig `yaml:"s3"`
+		Dir string `yaml:"dir"`
+		// NoDataSync skips the fs backend's fsync of each acknowledged
+		// chunk (survives a process crash, not a power loss).
+		NoDataSync bool         `yaml:"no_data_sync"`
+		S3         s3BlobConfig `yaml:"s3"`
 	} `yaml:"blob"`
 
 	NATS struct {
