@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"phix/pki"
 )
 
 // TestCoordinatorExampleConfig loads the documented example file.
@@ -128,4 +133,83 @@ func FuzzCoordinatorConfig(f *testing.F) {
 		}
 		_ = c.resolve()
 	})
+}
+
+// TestCoordinatorServeWithConfig runs `phix coordinator serve --config`
+// with a pki-issued certificate and a YAML file, a flag overriding the
+// file's listen address, and checks health, readiness and metrics on the
+// admin listener.
+func TestCoordinatorServeWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	const pass = "operator passphrase"
+	if _, err := pkiRun(t, pass, "init", "--dir", ca); err != nil {
+		t.Fatal(err)
+	}
+	coord := filepath.Join(dir, "coordinator")
+	if _, err := pkiRun(t, pass, "issue", "--dir", ca, "--coordinator", "cn-east", "--ip", "127.0.0.1", "--out", coord); err != nil {
+		t.Fatal(err)
+	}
+	crl := filepath.Join(dir, "network.crl")
+	if _, err := pkiRun(t, pass, "crl", "--dir", ca, "--out", crl); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "admin.token")
+	os.WriteFile(tok, []byte("admin-token-for-test\n"), 0o600)
+	adminPort := freePort(t)
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:1
+admin_listen: 127.0.0.1:%d
+admin_token_file: %s
+data_dir: %s
+log_level: warn
+tls: {ca: %s, cert: %s, key: %s, crl: %s}
+blob: {backend: fs, region: CN-SH}
+policy: {allowed_regions: ["CN-*"]}
+capability_ttl: 5m
+`, adminPort, tok, filepath.Join(dir, "data"), filepath.Join(ca, pki.CACertFile), coord+".crt", coord+".key", crl)
+	file := filepath.Join(dir, "coordinator.yaml")
+	os.WriteFile(file, []byte(cfg), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- coordinatorServe(ctx, []string{"--config", file, "--listen", "127.0.0.1:0"}, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	if strings.HasSuffix(addr, ":1") {
+		t.Fatalf("--listen did not override the file: %s", addr)
+	}
+	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	waitUp(t, admin+"/healthz")
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		res, err := http.Get(admin + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || (p == "/metrics" && !strings.Contains(string(b), "phix_transfer_latency_seconds")) {
+			t.Fatalf("%s: %d %s", p, res.StatusCode, b)
+		}
+	}
+	req, _ := http.NewRequest("GET", admin+"/v1/admin/hospitals", nil)
+	req.Header.Set("Authorization", "Bearer admin-token-for-test")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("admin API with the token file's token: %d", res.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
 }
