@@ -241,8 +241,9 @@ func BenchmarkStreamMemory10GiB(b *testing.B) {
 	if err := syscall.Statfs(b.TempDir(), &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < size+(2<<30) {
 		b.Skipf("needs %d bytes free in the temp dir", size+(2<<30))
 	}
-	client := e.clients[e.a.ID]
-	rclient := e.clients[e.b.ID]
+	// The harness clients give up after 30 s; a 10 GiB download takes longer.
+	client, rclient := *e.clients[e.a.ID], *e.clients[e.b.ID]
+	client.Timeout, rclient.Timeout = 0, 0
 	b.SetBytes(size)
 	var peak int64
 	for range b.N {
@@ -268,7 +269,7 @@ func BenchmarkStreamMemory10GiB(b *testing.B) {
 		}()
 		v := e.create(e.a, e.requestSpecs(e.a, e.b, []transfer.FileSpec{{Name: "huge.bin", Size: size, HashAlg: "sha256", Hash: hash}}))
 		b.StartTimer()
-		if err := tusPatchChecksummed(client, e.ts.URL+v.Files[0].UploadURL, seed, size); err != nil {
+		if err := tusPatchChecksummed(&client, e.ts.URL+v.Files[0].UploadURL, seed, size); err != nil {
 			b.Fatal(err)
 		}
 		if code, prob := e.doJSON(e.a, "POST", "/v1/transfers/"+v.ID+"/complete", nil, nil); code != 200 {
@@ -283,8 +284,11 @@ func BenchmarkStreamMemory10GiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		h := sha256.New()
-		got, _ := io.Copy(h, bufio.NewReaderSize(res.Body, 1<<20))
+		got, err := io.Copy(h, bufio.NewReaderSize(res.Body, 1<<20))
 		res.Body.Close()
+		if err != nil {
+			b.Fatalf("download after %d bytes: %v", got, err)
+		}
 		b.StopTimer()
 		close(stop)
 		wg.Wait()

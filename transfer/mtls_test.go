@@ -114,6 +114,7 @@ func newTLSEnv(t testing.TB, n *tlsNet, rejects chan<- string) *env {
 			ts := httptest.NewUnstartedServer(h)
 			ts.TLS = &tls.Config{}                          // replaced in after, once the store exists
 			ts.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+			ts.Config.HTTP2 = transfer.HTTP2Config()
 			return ts
 		},
 		after: func(e *env) {

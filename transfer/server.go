@@ -161,6 +161,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
+// HTTP2Config is the HTTP/2 configuration for the coordinator's listener:
+// tus PATCH bodies are large streams, and Go's default 1 MiB receive
+// window per stream and connection keeps a single upload far below what
+// the TLS and disk paths sustain.
+func HTTP2Config() *http.HTTP2Config {
+	return &http.HTTP2Config{MaxReceiveBufferPerStream: 8 << 20, MaxReceiveBufferPerConnection: 32 << 20}
+}
+
 // caller is an authenticated hospital.
 type caller struct {
 	Hospital Hospital

@@ -208,8 +208,8 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 		return err
 	}
 	hs := &http.Server{Handler: srv, TLSConfig: tcfg, ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
-		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes, HTTP2: transfer.HTTP2Config(),
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	logger.Info("coordinator listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
