@@ -18,12 +18,12 @@ func capInvalid() error {
 func (s *Server) checkCapability(ctx context.Context, r *http.Request, c caller, kind string) (Capability, error) {
 	tok := r.PathValue("token")
 	if len(tok) != 43 { // base64url of 32 bytes
-		s.metrics.inc("phix_transfer_capability_rejections", "code", CodeCapInvalid)
+		s.metrics.capRejected(CodeCapInvalid)
 		return Capability{}, capInvalid()
 	}
 	cp, err := s.cfg.Store.Capability(ctx, tokenHash(tok))
 	if errors.Is(err, ErrNotFound) || (err == nil && cp.Kind != kind) {
-		s.metrics.inc("phix_transfer_capability_rejections", "code", CodeCapInvalid)
+		s.metrics.capRejected(CodeCapInvalid)
 		return cp, capInvalid()
 	}
 	if err != nil {
@@ -41,7 +41,7 @@ func (s *Server) checkCapability(ctx context.Context, r *http.Request, c caller,
 		e = errf(http.StatusGone, CodeCapExpired, "Capability expired", "the capability expired; request a new one")
 	}
 	if e != nil {
-		s.metrics.inc("phix_transfer_capability_rejections", "code", e.Code)
+		s.metrics.capRejected(e.Code)
 		return cp, e
 	}
 	return cp, nil

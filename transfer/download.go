@@ -8,14 +8,24 @@ import (
 	"phix/blob"
 )
 
+// countingWriter counts ciphertext bytes written with a 200 or 206 (not
+// the text of a 416).
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	status int
+	n      int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
+	if w.status == 0 || w.status == http.StatusOK || w.status == http.StatusPartialContent {
+		w.n += int64(n)
+	}
 	return n, err
 }
 
@@ -52,7 +62,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, c caller) {
 	cw := &countingWriter{ResponseWriter: w}
 	// ServeContent handles Range, If-Range, 206 and 416.
 	http.ServeContent(cw, r, "", t.Updated, readSeeker{rd})
-	s.metrics.bytesOut.Add(cw.n)
+	s.metrics.bytesOut.Add(float64(cw.n))
 }
 
 type readSeeker struct{ r *blob.Reader }

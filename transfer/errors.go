@@ -1,9 +1,19 @@
 package transfer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
+
+	"phix/audit"
+	"phix/blob"
+	"phix/queue"
 )
 
 // Error is a coordinator error with a stable code. Its Detail never holds PHI
@@ -90,4 +100,58 @@ func writeProblem(w http.ResponseWriter, err error) {
 		Code:    e.Code,
 		Reasons: e.Reasons,
 	})
+}
+
+// ErrorKind names err for a log line without its text, the way the FHIR
+// store logs database errors: driver, network and filesystem messages may
+// quote SQL, values, paths or object keys (which carry transfer ids), so
+// only a stable code or class is kept.
+func ErrorKind(err error) string {
+	switch {
+	case err == nil:
+		return "none"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline exceeded"
+	case errors.Is(err, ErrNotFound):
+		return "not found"
+	case errors.Is(err, ErrExists):
+		return "already exists"
+	case errors.Is(err, ErrConflict):
+		return "concurrent update"
+	}
+	// blob and queue sentinels start with their stable code ("BLOB-002 ...").
+	for _, s := range []error{blob.ErrInvalidKey, blob.ErrNotFound, blob.ErrExists, blob.ErrOffsetMismatch,
+		blob.ErrSealed, blob.ErrNotSealed, blob.ErrRange, blob.ErrCorrupt,
+		queue.ErrInvalid, queue.ErrUnavailable, queue.ErrClosed} {
+		if errors.Is(err, s) {
+			code, _, _ := strings.Cut(s.Error(), " ")
+			return code
+		}
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return "database error SQLSTATE " + pg.SQLState()
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		return "sqlite error code " + strconv.Itoa(lite.Code())
+	}
+	var fe *audit.FieldError
+	if errors.As(err, &fe) {
+		return "invalid audit field " + fe.Field
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "filesystem error " + pe.Op
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		if ne.Timeout() {
+			return "network timeout"
+		}
+		return "network error"
+	}
+	return fmt.Sprintf("error %T", err)
 }

@@ -3,12 +3,15 @@ package transfer_test
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"phix/audit"
 	"phix/transfer"
@@ -139,27 +142,134 @@ func runFlow(t *testing.T, e *env) {
 
 func TestFlowSQLite(t *testing.T) { runFlow(t, newEnv(t, "")) }
 
-func TestMetricsAndHealth(t *testing.T) {
+func TestHealth(t *testing.T) {
 	e := newEnv(t, "")
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, p := range []string{"/healthz", "/readyz"} {
 		res, err := http.Get(e.ts.URL + p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := readAll(res)
-		if res.StatusCode != 200 {
+		if body := readAll(res); res.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", p, res.StatusCode, body)
 		}
-		if p == "/metrics" && !strings.Contains(body, "phix_transfer_latency_seconds_count") {
-			t.Fatalf("metrics: %s", body)
-		}
-	}
-	req := e.request(e.a, e.b, map[string][]byte{"x.bin": []byte("x")}, func(r *transfer.Request, _ *transfer.ConsentStatement) { r.DataClass = "genomic" })
-	e.doJSON(e.a, "POST", "/v1/transfers", req, nil)
-	res, _ := http.Get(e.ts.URL + "/metrics")
-	if body := readAll(res); !strings.Contains(body, `phix_transfer_policy_denials_total{reason="receiver-not-entitled"} 1`) {
-		t.Fatalf("denial not counted: %s", body)
 	}
 }
 
-var _ = json.Marshal
+// scrape fetches /metrics over HTTP and parses the text exposition.
+func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, string) {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(res)
+	if res.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %s", res.StatusCode, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return mfs, body
+}
+
+// metricValue is the value of the series of family name whose labels
+// include want (a counter, gauge or a histogram's count).
+func metricValue(t *testing.T, mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	t.Helper()
+	mf := mfs[name]
+	if mf == nil {
+		t.Fatalf("metric %s missing", name)
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		for k, v := range want {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	t.Fatalf("metric %s%v missing", name, want)
+	return 0
+}
+
+// TestMetrics runs the whole flow plus a checksum failure and a policy
+// denial, scrapes /metrics and checks each series, and that no transfer
+// id, patient pseudonym or file name appears in the exposition.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, "")
+	runFlow(t, e) // files of 300000 and 1000 bytes; downloads 1000 + 300000 bytes
+
+	data := []byte("checksummed chunk")
+	req := e.request(e.a, e.b, map[string][]byte{"x.bin": data})
+	v := e.create(e.a, req)
+	res := e.patch(e.a, e.ts.URL+v.Files[0].UploadURL, 0, data, "sha256 "+b64sum([]byte("something else")))
+	res.Body.Close()
+	if res.StatusCode != transfer.StatusChecksumMismatch {
+		t.Fatalf("bad checksum: %d", res.StatusCode)
+	}
+	deny := e.request(e.a, e.b, map[string][]byte{"x.bin": []byte("x")}, func(r *transfer.Request, _ *transfer.ConsentStatement) { r.DataClass = "genomic" })
+	if code, _ := e.doJSON(e.a, "POST", "/v1/transfers", deny, nil); code != 403 {
+		t.Fatalf("denied transfer: %d", code)
+	}
+
+	mfs, body := scrape(t, e.ts.URL)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"phix_transfer_latency_seconds", map[string]string{"phase": "ready"}, 1},
+		{"phix_transfer_latency_seconds", map[string]string{"phase": "receipt"}, 1},
+		{"phix_transfer_bytes_received_total", nil, 301_000},
+		{"phix_transfer_bytes_sent_total", nil, 301_000},
+		{"phix_transfer_tus_checksum_failures_total", nil, 1},
+		{"phix_transfer_failures_total", map[string]string{"code": transfer.CodeChecksumMismatch}, 1},
+		{"phix_transfer_policy_denials_total", map[string]string{"reason": transfer.ReasonNotEntitled}, 1},
+		{"phix_transfer_transfers_total", map[string]string{"event": "created"}, 2},
+		{"phix_transfer_transfers_total", map[string]string{"event": "delivered"}, 1},
+		{"phix_transfer_active_uploads", nil, 0},
+	} {
+		if got := metricValue(t, mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %g, want %g", c.name, c.labels, got, c.want)
+		}
+	}
+	if mfs["go_goroutines"] == nil || mfs["process_resident_memory_bytes"] == nil {
+		t.Error("Go and process collectors missing")
+	}
+	var list struct{ Transfers []transfer.TransferView }
+	e.doJSON(e.a, "GET", "/v1/transfers?role=sender", nil, &list)
+	if len(list.Transfers) < 2 {
+		t.Fatalf("sender list: %+v", list)
+	}
+	for _, tv := range list.Transfers {
+		tr, _, err := e.store.Transfer(t.Context(), tv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets := []string{tr.ID, tr.Request.Patient, tr.Request.ConsentID}
+		for _, f := range tr.Request.Files {
+			secrets = append(secrets, f.Name)
+		}
+		for _, s := range secrets {
+			if strings.Contains(body, s) {
+				t.Fatalf("/metrics exposes %q", s)
+			}
+		}
+	}
+}

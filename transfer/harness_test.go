@@ -79,6 +79,9 @@ type env struct {
 	a, b  *party
 	c     *party // a US hospital
 	now   time.Time
+	// base, when set, replaces ts.URL for relative paths (a coordinator in
+	// a child process).
+	base string
 	// adminURL serves the admin API (the same server as ts unless ts is mutual TLS).
 	adminURL string
 	// clients, when set, are each hospital's mutual-TLS client; requests then
@@ -239,7 +242,11 @@ func (e *env) admin(method, path string, body any) *http.Response {
 func (e *env) do(p *party, method, url string, body io.Reader, hdr map[string]string) *http.Response {
 	e.t.Helper()
 	if strings.HasPrefix(url, "/") {
-		url = e.ts.URL + url
+		if e.base != "" {
+			url = e.base + url
+		} else {
+			url = e.ts.URL + url
+		}
 	}
 	req, _ := http.NewRequest(method, url, body)
 	client := http.DefaultClient
@@ -297,18 +304,25 @@ func sign(t testing.TB, k suite.SigningKey, msg []byte) string {
 
 // request builds a signed transfer request from sender to receiver.
 func (e *env) request(sender, receiver *party, files map[string][]byte, mut ...func(*transfer.Request, *transfer.ConsentStatement)) transfer.Request {
-	now := time.Now()
-	req := transfer.Request{Patient: "pseud-0001-abcd", ConsentID: "consent-1", Purpose: "TREAT", DataClass: "clinical",
-		RetentionUntil: now.Add(30 * 24 * time.Hour).Truncate(time.Second), Receiver: receiver.ID}
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
 	sortStrings(names)
+	specs := make([]transfer.FileSpec, 0, len(names))
 	for _, n := range names {
 		sum := sha256.Sum256(files[n])
-		req.Files = append(req.Files, transfer.FileSpec{Name: n, Size: int64(len(files[n])), HashAlg: "sha256", Hash: hex.EncodeToString(sum[:]), Sensitive: []string{"phi-encrypted"}})
+		specs = append(specs, transfer.FileSpec{Name: n, Size: int64(len(files[n])), HashAlg: "sha256", Hash: hex.EncodeToString(sum[:]), Sensitive: []string{"phi-encrypted"}})
 	}
+	return e.requestSpecs(sender, receiver, specs, mut...)
+}
+
+// requestSpecs builds a signed transfer request for files described by
+// specs (large files that are generated, never held in memory).
+func (e *env) requestSpecs(sender, receiver *party, specs []transfer.FileSpec, mut ...func(*transfer.Request, *transfer.ConsentStatement)) transfer.Request {
+	now := time.Now()
+	req := transfer.Request{Patient: "pseud-0001-abcd", ConsentID: "consent-1", Purpose: "TREAT", DataClass: "clinical",
+		RetentionUntil: now.Add(30 * 24 * time.Hour).Truncate(time.Second), Receiver: receiver.ID, Files: specs}
 	cs := transfer.ConsentStatement{ConsentID: req.ConsentID, Patient: req.Patient, Receiver: receiver.ID, Purposes: []string{"TREAT"},
 		IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour)}
 	for _, m := range mut {

@@ -1,102 +1,86 @@
 package transfer
 
 import (
-	"fmt"
 	"net/http"
-	"sort"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics is a small Prometheus text-format (0.0.4) registry. It avoids a
-// client_golang dependency for the handful of series the coordinator needs;
-// label values are codes only (never PHI, never tokens).
+// metrics holds the coordinator's Prometheus series on a registry of its
+// own (never the global default, so two Servers in one process do not
+// collide). Label values are stable codes, reasons and event names only:
+// never a patient pseudonym, a transfer id, a token or a file name.
 type metrics struct {
-	bytesIn, bytesOut atomic.Int64
-	mu                sync.Mutex
-	counters          map[string]map[string]float64 // name -> label set -> value
-	help              map[string]string
-	latency           histogram
+	reg           *prometheus.Registry
+	latency       *prometheus.HistogramVec // phase: ready (create→complete), receipt (complete→receipt)
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
+	failures      *prometheus.CounterVec // code
+	denials       *prometheus.CounterVec // reason
+	events        *prometheus.CounterVec // event
+	capRejections *prometheus.CounterVec // code
+	checksumFails prometheus.Counter
+	activeUploads prometheus.Gauge
 }
 
-var latencyBuckets = []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+// latencyBuckets span a small transfer on loopback (100 ms) to a large one
+// waiting a day for its receiver.
+var latencyBuckets = []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
 
-type histogram struct {
-	counts []uint64
-	sum    float64
-	n      uint64
-}
-
-func newMetrics() *metrics {
-	return &metrics{
-		counters: map[string]map[string]float64{},
-		help: map[string]string{
-			"phix_transfer_failures_total":        "Transfers that failed, by code.",
-			"phix_transfer_policy_denials_total":  "Policy denials, by reason.",
-			"phix_transfer_transfers_total":       "Transfers by final event (created, ready, delivered).",
-			"phix_transfer_capability_rejections": "Capabilities refused, by code.",
-		},
-		latency: histogram{counts: make([]uint64, len(latencyBuckets))},
+func newMetrics(reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	m := &metrics{
+		reg: reg,
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "phix_transfer_latency_seconds",
+			Help:    "Transfer latency by phase: ready = creation to complete (all files verified and enqueued); receipt = complete to the receiver's signed receipt.",
+			Buckets: latencyBuckets,
+		}, []string{"phase"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phix_transfer_bytes_received_total", Help: "Ciphertext bytes accepted by tus uploads."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phix_transfer_bytes_sent_total", Help: "Ciphertext bytes served by downloads."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phix_transfer_failures_total", Help: "Failures by stable problem code (transfers failed at finalize, rejected chunks, internal errors)."}, []string{"code"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phix_transfer_policy_denials_total", Help: "Policy denials by reason (one transfer may count under several reasons)."}, []string{"reason"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phix_transfer_transfers_total", Help: "Transfer lifecycle events (created, ready, delivered, withdrawn, expired, erased)."}, []string{"event"}),
+		capRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phix_transfer_capability_rejections_total", Help: "Capabilities refused, by code."}, []string{"code"}),
+		checksumFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phix_transfer_tus_checksum_failures_total", Help: "tus chunks refused with 460 because Upload-Checksum did not match."}),
+		activeUploads: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "phix_transfer_active_uploads", Help: "tus PATCH requests streaming into this replica now."}),
+	}
+	reg.MustRegister(m.latency, m.bytesIn, m.bytesOut, m.failures, m.denials, m.events, m.capRejections, m.checksumFails, m.activeUploads)
+	// Pre-create the phases so dashboards see zero rather than nothing.
+	m.latency.WithLabelValues("ready")
+	m.latency.WithLabelValues("receipt")
+	return m
 }
 
-func (m *metrics) inc(name, label, value string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := m.counters[name]
-	if c == nil {
-		c = map[string]float64{}
-		m.counters[name] = c
+func (m *metrics) event(name string)       { m.events.WithLabelValues(name).Inc() }
+func (m *metrics) failure(code string)     { m.failures.WithLabelValues(code).Inc() }
+func (m *metrics) denial(reason string)    { m.denials.WithLabelValues(reason).Inc() }
+func (m *metrics) capRejected(code string) { m.capRejections.WithLabelValues(code).Inc() }
+func (m *metrics) observe(phase string, d time.Duration) {
+	if d < 0 {
+		d = 0 // a skewed clock between replicas
 	}
-	c[label+`="`+value+`"`]++
-}
-
-// observeLatency records creation-to-ready time of a transfer.
-func (m *metrics) observeLatency(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v := d.Seconds()
-	for i, b := range latencyBuckets {
-		if v <= b {
-			m.latency.counts[i]++
-		}
-	}
-	m.latency.sum += v
-	m.latency.n++
+	m.latency.WithLabelValues(phase).Observe(d.Seconds())
 }
 
 func (m *metrics) handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		var b strings.Builder
-		fmt.Fprintf(&b, "# HELP phix_transfer_bytes_received_total Ciphertext bytes accepted by uploads.\n# TYPE phix_transfer_bytes_received_total counter\nphix_transfer_bytes_received_total %d\n", m.bytesIn.Load())
-		fmt.Fprintf(&b, "# HELP phix_transfer_bytes_sent_total Ciphertext bytes served by downloads.\n# TYPE phix_transfer_bytes_sent_total counter\nphix_transfer_bytes_sent_total %d\n", m.bytesOut.Load())
-		m.mu.Lock()
-		names := make([]string, 0, len(m.counters))
-		for n := range m.counters {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", n, m.help[n], n)
-			labels := make([]string, 0, len(m.counters[n]))
-			for l := range m.counters[n] {
-				labels = append(labels, l)
-			}
-			sort.Strings(labels)
-			for _, l := range labels {
-				fmt.Fprintf(&b, "%s{%s} %g\n", n, l, m.counters[n][l])
-			}
-		}
-		const h = "phix_transfer_latency_seconds"
-		fmt.Fprintf(&b, "# HELP %s Time from transfer creation to ready (all files verified and enqueued).\n# TYPE %s histogram\n", h, h)
-		for i, le := range latencyBuckets {
-			fmt.Fprintf(&b, "%s_bucket{le=\"%g\"} %d\n", h, le, m.latency.counts[i])
-		}
-		fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", h, m.latency.n, h, m.latency.sum, h, m.latency.n)
-		m.mu.Unlock()
-		w.Write([]byte(b.String()))
-	})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
+
+// Metrics returns the Server's Prometheus registry (for tests and for
+// embedding in another exporter).
+func (s *Server) Metrics() *prometheus.Registry { return s.metrics.reg }

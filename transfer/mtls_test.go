@@ -29,7 +29,7 @@ type tlsNet struct {
 	spareKey crypto.Signer
 }
 
-func newTLSNet(t *testing.T) *tlsNet {
+func newTLSNet(t testing.TB) *tlsNet {
 	t.Helper()
 	st, err := pki.NewDirStore(t.TempDir())
 	if err != nil {
@@ -46,7 +46,7 @@ func newTLSNet(t *testing.T) *tlsNet {
 }
 
 // issue makes a certificate for p, with key if given (else a new one).
-func (n *tlsNet) issue(t *testing.T, p pki.Principal, key crypto.Signer) (*pki.Issued, crypto.Signer) {
+func (n *tlsNet) issue(t testing.TB, p pki.Principal, key crypto.Signer) (*pki.Issued, crypto.Signer) {
 	t.Helper()
 	ctx := context.Background()
 	req := pki.IssueRequest{Principal: p, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
@@ -66,7 +66,7 @@ func (n *tlsNet) issue(t *testing.T, p pki.Principal, key crypto.Signer) (*pki.I
 }
 
 // client is a hospital client that verifies the coordinator.
-func (n *tlsNet) client(t *testing.T, cert *tls.Certificate, sni string) *http.Client {
+func (n *tlsNet) client(t testing.TB, cert *tls.Certificate, sni string) *http.Client {
 	t.Helper()
 	pins := pki.NewMemoryPins()
 	if err := pins.Add(pki.Coordinator("cn-east"), mustPin(t, n.coord)); err != nil {
@@ -86,7 +86,7 @@ func (n *tlsNet) client(t *testing.T, cert *tls.Certificate, sni string) *http.C
 	return c
 }
 
-func mustPin(t *testing.T, c *tls.Certificate) string {
+func mustPin(t testing.TB, c *tls.Certificate) string {
 	t.Helper()
 	pin, err := pki.PublicKeyPin(c.PrivateKey.(crypto.Signer).Public())
 	if err != nil {
@@ -97,7 +97,7 @@ func mustPin(t *testing.T, c *tls.Certificate) string {
 
 // newTLSEnv is newEnv behind pki.ServerTLSConfig with the registry's pins:
 // every hospital request is a real mutual-TLS client.
-func newTLSEnv(t *testing.T, n *tlsNet, rejects chan<- string) *env {
+func newTLSEnv(t testing.TB, n *tlsNet, rejects chan<- string) *env {
 	return newEnvWith(t, "", envSetup{
 		pre: func(e *env) {
 			for _, p := range []*party{e.a, e.b, e.c} {
@@ -114,10 +114,11 @@ func newTLSEnv(t *testing.T, n *tlsNet, rejects chan<- string) *env {
 			ts := httptest.NewUnstartedServer(h)
 			ts.TLS = &tls.Config{}                          // replaced in after, once the store exists
 			ts.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+			ts.Config.HTTP2 = transfer.HTTP2Config()
 			return ts
 		},
 		after: func(e *env) {
-			v, err := pki.NewVerifier(pki.VerifierConfig{CA: n.ca.Certificate(), Pins: transfer.PinStore{Store: e.store}, CRL: n.ca.CRLSource()})
+			v, err := pki.NewVerifier(pki.VerifierConfig{CA: n.ca.Certificate(), Pins: transfer.NewPinStore(e.store), CRL: n.ca.CRLSource()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,7 +54,7 @@ func (s *Server) withdrawConsent(w http.ResponseWriter, r *http.Request, c calle
 			case err == nil:
 				res.Stopped++
 				t.Status = TransferWithdrawn
-				s.metrics.inc("phix_transfer_transfers_total", "event", "withdrawn")
+				s.metrics.event("withdrawn")
 			case errors.Is(err, ErrConflict):
 				// Completed or delivered meanwhile: it is still erased below.
 			default:
@@ -92,7 +92,7 @@ func (s *Server) erase(ctx context.Context, t Transfer, why string) error {
 	s.audit(ctx, audit.Event{Action: audit.ActionDelete, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
 		What: audit.What{ResourceType: "Transfer"}, Why: &audit.Why{ConsentID: t.Request.ConsentID},
 		Decision: &audit.Decision{Effect: "permit", Policies: []string{"erase-" + why}}})
-	s.metrics.inc("phix_transfer_transfers_total", "event", "erased")
+	s.metrics.event("erased")
 	return nil
 }
 
@@ -126,7 +126,7 @@ func (s *Server) Sweep(ctx context.Context) (int, error) {
 					return n, err
 				}
 				if err == nil {
-					s.metrics.inc("phix_transfer_transfers_total", "event", "expired")
+					s.metrics.event("expired")
 				}
 			}
 			if err := s.erase(ctx, t, why); err != nil {
@@ -150,7 +150,7 @@ func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {
 	defer tk.Stop()
 	for {
 		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("retention sweep failed", slog.String("error", err.Error()))
+			s.log.Error("retention sweep failed", slog.String("kind", ErrorKind(err)))
 		}
 		select {
 		case <-ctx.Done():

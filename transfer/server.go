@@ -13,7 +13,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"phix/audit"
 	"phix/blob"
@@ -43,9 +46,13 @@ type Config struct {
 	// the sweeper erases it (default 24 h); retention_until erases sooner.
 	DeliveredGrace time.Duration
 	// ID names this coordinator in the audit log (default "coordinator").
-	ID     string
-	Logger *slog.Logger
-	Now    func() time.Time
+	ID string
+	// Metrics is the Prometheus registry the Server registers its series
+	// on (default: a registry of its own with the Go and process
+	// collectors; never the global default registry).
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the coordinator's HTTP API.
@@ -85,7 +92,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Policy.defaults()
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, metrics: newMetrics(cfg.Metrics)}
 	s.routes()
 	return s, nil
 }
@@ -154,6 +161,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
+// HTTP2Config is the HTTP/2 configuration for the coordinator's listener:
+// tus PATCH bodies are large streams, and Go's default 1 MiB receive
+// window per stream and connection keeps a single upload far below what
+// the TLS and disk paths sustain.
+func HTTP2Config() *http.HTTP2Config {
+	return &http.HTTP2Config{MaxReceiveBufferPerStream: 8 << 20, MaxReceiveBufferPerConnection: 32 << 20}
+}
+
 // caller is an authenticated hospital.
 type caller struct {
 	Hospital Hospital
@@ -203,8 +218,10 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) internal(err error) error {
-	// Store and blob errors carry no PHI, but keep them out of responses.
-	s.log.Error("internal error", slog.String("error", err.Error()))
+	// Driver text may quote SQL, paths or keys: log the kind only, and
+	// keep everything out of the response.
+	s.log.Error("internal error", slog.String("code", CodeInternal), slog.String("kind", ErrorKind(err)))
+	s.metrics.failure(CodeInternal)
 	return errf(500, CodeInternal, "Internal error", "the coordinator could not complete the request")
 }
 
@@ -252,12 +269,35 @@ func (s *Server) audit(ctx context.Context, ev audit.Event) {
 		ev.Who.Org = s.cfg.ID
 	}
 	if _, err := s.cfg.Auditor.Append(ctx, ev); err != nil {
-		s.log.Error("audit append failed", slog.String("error", err.Error()))
+		s.log.Error("audit append failed", slog.String("kind", ErrorKind(err)))
 	}
 }
 
 // PinStore exposes the registry's certificate pins to pki's verifier.
-type PinStore struct{ Store Store }
+// Built with NewPinStore it remembers the pins it last read for each
+// hospital and serves them when a later read fails (a busy or briefly
+// unreachable database), for at most PinStaleFor: a handshake then does
+// not fail for a reason that has nothing to do with the certificate.
+// Suspension and removal are never served stale (a successful read that
+// says so forgets the entry), and every request still checks the
+// registry's status.
+type PinStore struct {
+	Store Store
+	last  *sync.Map // hospital id -> pinEntry
+}
+
+// PinStaleFor bounds how old remembered pins may be when the database
+// read fails.
+const PinStaleFor = time.Minute
+
+type pinEntry struct {
+	pins []string
+	at   time.Time
+}
+
+// NewPinStore returns a PinStore over st that serves recent pins when a
+// read fails.
+func NewPinStore(st Store) PinStore { return PinStore{Store: st, last: &sync.Map{}} }
 
 // Pins implements pki.PinStore: pins of an active hospital only.
 func (p PinStore) Pins(ctx context.Context, pr pki.Principal) ([]string, error) {
@@ -266,9 +306,23 @@ func (p PinStore) Pins(ctx context.Context, pr pki.Principal) ([]string, error) 
 	}
 	h, err := p.Store.Hospital(ctx, pr.ID)
 	if errors.Is(err, ErrNotFound) || (err == nil && h.Status != StatusActive) {
+		if p.last != nil {
+			p.last.Delete(pr.ID)
+		}
 		return nil, nil
 	}
-	return h.Pins, err
+	if err != nil {
+		if p.last != nil {
+			if v, ok := p.last.Load(pr.ID); ok && time.Since(v.(pinEntry).at) < PinStaleFor {
+				return v.(pinEntry).pins, nil
+			}
+		}
+		return nil, err
+	}
+	if p.last != nil {
+		p.last.Store(pr.ID, pinEntry{pins: h.Pins, at: time.Now()})
+	}
+	return h.Pins, nil
 }
 
 var _ pki.PinStore = PinStore{}

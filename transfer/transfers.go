@@ -125,7 +125,7 @@ func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request, c caller
 		ev.Decision = &audit.Decision{Effect: "deny", Policies: dec.Reasons}
 		s.audit(ctx, ev)
 		for _, reason := range dec.Reasons {
-			s.metrics.inc("phix_transfer_policy_denials_total", "reason", reason)
+			s.metrics.denial(reason)
 		}
 		e := errf(http.StatusForbidden, CodePolicyDenied, "Transfer refused by policy", "see reasons")
 		e.Reasons = dec.Reasons
@@ -158,7 +158,7 @@ func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request, c caller
 	ev.Outcome = audit.OutcomeSuccess
 	ev.Decision = &audit.Decision{Effect: "permit", Policies: dec.Rules}
 	s.audit(ctx, ev)
-	s.metrics.inc("phix_transfer_transfers_total", "event", "created")
+	s.metrics.event("created")
 	w.Header().Set("Location", "/v1/transfers/"+id)
 	writeJSON(w, http.StatusCreated, v)
 }
@@ -304,6 +304,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusConflict, CodeConflict, "Transfer closed", "the transfer is "+t.Status))
 		return
 	}
+	for i := range files {
+		if err := s.settle(ctx, &files[i]); err != nil {
+			writeProblem(w, s.internal(err))
+			return
+		}
+	}
 	for _, f := range files {
 		if f.Status != FileComplete || f.Offset != f.Size {
 			writeProblem(w, errf(http.StatusConflict, CodeIncomplete, "Upload incomplete", "file "+strconv.Itoa(f.Index)+" has not been fully uploaded"))
@@ -338,8 +344,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, s.internal(err))
 		return
 	}
-	s.metrics.inc("phix_transfer_transfers_total", "event", "ready")
-	s.metrics.observeLatency(s.cfg.Now().Sub(t.Created))
+	s.metrics.event("ready")
+	s.metrics.observe("ready", s.cfg.Now().Sub(t.Created))
 	s.audit(ctx, audit.Event{Action: audit.ActionTransfer, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
 		Who: audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "sender"}, What: audit.What{ResourceType: "Transfer"},
 		DataClass: auditCode(t.Request.DataClass)})
@@ -350,7 +356,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, c caller) {
 func (s *Server) publish(ctx context.Context, t Transfer) error {
 	err := s.cfg.Queue.Publish(ctx, queue.Delivery{ID: t.ID, Receiver: t.Receiver, Transfer: t.ID})
 	if err != nil {
-		s.log.Warn("delivery publish failed", "error", err.Error())
+		s.log.Warn("delivery publish failed", "code", CodeUnavailable, "kind", ErrorKind(err))
 		return errf(http.StatusServiceUnavailable, CodeUnavailable, "Queue unavailable", "the delivery could not be enqueued; retry the request")
 	}
 	return nil
@@ -362,7 +368,7 @@ func (s *Server) fail(ctx context.Context, t Transfer, code string) {
 	_ = s.cfg.Store.SetTransferStatus(ctx, t.ID, []string{TransferUploading}, TransferFailed, nil, code)
 	_ = s.cfg.Store.KillCapabilities(ctx, CapUpload, t.ID, -1)
 	_, _ = s.cfg.Blobs.DeletePrefix(ctx, t.ID+"/")
-	s.metrics.inc("phix_transfer_failures_total", "code", code)
+	s.metrics.failure(code)
 	s.audit(ctx, audit.Event{Action: audit.ActionTransfer, Outcome: audit.OutcomeSeriousFailure, RequestID: t.ID,
 		Who: audit.Who{Org: t.Sender, Role: "sender"}, What: audit.What{ResourceType: "Transfer"}})
 }
@@ -399,7 +405,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	msgs, err := s.cfg.Queue.Fetch(ctx, c.Hospital.ID, 100, fetchWait)
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("inbox fetch failed", "error", err.Error())
+		s.log.Warn("inbox fetch failed", "kind", ErrorKind(err))
 	}
 	for _, m := range msgs {
 		d := m.Delivery()
@@ -457,6 +463,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	rec := &Receipt{ReceivedAt: rr.ReceivedAt.UTC(), Signature: rr.Signature}
+	readyAt := t.Updated // the last status change was to ready
 	if err := s.cfg.Store.SetTransferStatus(ctx, t.ID, []string{TransferReady}, TransferDelivered, rec, ""); err != nil {
 		if errors.Is(err, ErrConflict) {
 			writeProblem(w, errf(http.StatusConflict, CodeConflict, "Already delivered", "a receipt was already recorded"))
@@ -466,7 +473,8 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	_ = s.cfg.Store.KillCapabilities(ctx, CapDownload, t.ID, -1)
-	s.metrics.inc("phix_transfer_transfers_total", "event", "delivered")
+	s.metrics.event("delivered")
+	s.metrics.observe("receipt", s.cfg.Now().Sub(readyAt))
 	s.audit(ctx, audit.Event{Action: audit.ActionTransfer, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
 		Who: audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "receiver"}, What: audit.What{ResourceType: "Receipt"}})
 	t.Status, t.Receipt = TransferDelivered, rec

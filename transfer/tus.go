@@ -105,6 +105,31 @@ func (s *Server) reconcile(ctx context.Context, f *File) error {
 	return s.cfg.Store.AdvanceFile(ctx, *f, old)
 }
 
+// settle reconciles a pending file with its blob and finishes it when all
+// its bytes are stored: a crash or a database outage between blob.Seal (or
+// the last Append) and the metadata update leaves such a file, which no
+// PATCH can finish (there is nothing left to send).
+func (s *Server) settle(ctx context.Context, f *File) error {
+	if f.Status != FilePending {
+		return nil
+	}
+	err := s.reconcile(ctx, f)
+	switch {
+	case errors.Is(err, ErrConflict), errors.Is(err, blob.ErrNotFound):
+		return nil // another request moved it, or nothing was written yet
+	case err != nil:
+		return err
+	}
+	if f.Size == 0 || f.Offset != f.Size {
+		return nil
+	}
+	err = s.finishFile(ctx, f, f.Offset)
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
 func (s *Server) tusHeaders(w http.ResponseWriter, f File, cp Capability) {
 	h := w.Header()
 	h.Set("Upload-Offset", strconv.FormatInt(f.Offset, 10))
@@ -151,11 +176,9 @@ func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, c caller) {
 	if !ok {
 		return
 	}
-	if f.Status == FilePending {
-		if err := s.reconcile(r.Context(), &f); err != nil && !errors.Is(err, ErrConflict) {
-			writeProblem(w, s.internal(err))
-			return
-		}
+	if err := s.settle(r.Context(), &f); err != nil {
+		writeProblem(w, s.internal(err))
+		return
 	}
 	s.tusHeaders(w, f, cp)
 	w.WriteHeader(http.StatusOK)
@@ -290,11 +313,14 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 	}
 	cr := &chunkReader{r: r.Body, left: left, running: running, sum: sum, want: want}
+	s.metrics.activeUploads.Inc()
+	defer s.metrics.activeUploads.Dec()
 	size, err := s.cfg.Blobs.Append(ctx, fileKey(f.Transfer, f.Index), f.Offset, cr)
 	switch {
 	case errors.Is(err, errChecksum):
 		s.tusHeaders(w, f, cp)
-		s.metrics.inc("phix_transfer_failures_total", "code", CodeChecksumMismatch)
+		s.metrics.checksumFails.Inc()
+		s.metrics.failure(CodeChecksumMismatch)
 		writeProblem(w, errf(StatusChecksumMismatch, CodeChecksumMismatch, "Checksum mismatch", "the chunk does not match Upload-Checksum; the offset is unchanged"))
 		return
 	case errors.Is(err, errTooLong):
@@ -311,7 +337,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusBadRequest, CodeBadRequest, "Chunk not stored", "the chunk could not be read completely; the offset is unchanged"))
 		return
 	}
-	s.metrics.bytesIn.Add(cr.n)
+	s.metrics.bytesIn.Add(float64(cr.n))
 	old := f.Offset
 	f.Offset = size
 	if f.HashState != nil || old == 0 {
@@ -359,7 +385,7 @@ func (s *Server) tusDelete(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	_ = s.cfg.Store.KillCapabilities(ctx, CapUpload, t.ID, -1)
 	if _, err := s.cfg.Blobs.DeletePrefix(ctx, t.ID+"/"); err != nil {
-		s.log.Warn("erase after termination failed", "error", err.Error())
+		s.log.Warn("erase after termination failed", "kind", ErrorKind(err))
 	}
 	s.audit(ctx, audit.Event{Action: audit.ActionDelete, Outcome: audit.OutcomeSuccess, RequestID: t.ID,
 		Who: audit.Who{Org: c.Hospital.ID, CertFP: c.CertFP, Role: "sender"}, What: audit.What{ResourceType: "Transfer"}})

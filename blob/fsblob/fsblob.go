@@ -25,6 +25,7 @@ import (
 type Store struct {
 	root   string
 	region string
+	noSync bool
 	locks  keylock.Map
 }
 
@@ -47,6 +48,13 @@ func New(root, region string) (*Store, error) {
 	}
 	return &Store{root: abs, region: region}, nil
 }
+
+// NoDataSync makes Append skip the fsync of the appended bytes (the
+// metadata is still synced). An acknowledged append then survives a
+// process crash but not a power loss: after one, the object reads as
+// ErrCorrupt. For storage with a battery-backed write cache, and for
+// measuring the cost of the sync (BENCHMARKS.md). Call before use.
+func (s *Store) NoDataSync() { s.noSync = true }
 
 // Region implements blob.Store.
 func (s *Store) Region() string { return s.region }
@@ -153,8 +161,12 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		return m.committed, err
 	}
 	defer f.Close()
-	n, err := io.Copy(f, ctxReader{ctx, r})
-	if err == nil && n > 0 {
+	var w io.Writer = f
+	if !s.noSync {
+		w = &writebackWriter{f: f, start: m.committed}
+	}
+	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 256<<10))
+	if err == nil && n > 0 && !s.noSync {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -173,6 +185,27 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		return m.committed - n, err
 	}
 	return m.committed, nil
+}
+
+// writebackEvery is how many bytes an append writes before it starts their
+// write-back: receiving the next bytes and writing these to disk overlap,
+// so the final fsync waits for the tail only.
+const writebackEvery = 2 << 20
+
+type writebackWriter struct {
+	f              *os.File
+	start, pending int64
+}
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pending += int64(n)
+	if w.pending >= writebackEvery {
+		startWriteback(w.f, w.start, w.pending)
+		w.start += w.pending
+		w.pending = 0
+	}
+	return n, err
 }
 
 // openData opens the data file for appending, truncating bytes beyond the

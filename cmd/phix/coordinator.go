@@ -18,7 +18,9 @@ import (
 
 	"phix/audit"
 	"phix/audit/auditsqlite"
+	"phix/blob"
 	"phix/blob/fsblob"
+	"phix/blob/s3blob"
 	"phix/pki"
 	"phix/queue/natsq"
 	"phix/suite"
@@ -31,7 +33,8 @@ func init() {
 }
 
 const coordinatorUsage = `usage:
-  phix coordinator serve --db URL --data DIR --tls-ca FILE --tls-cert FILE --tls-key FILE --crl FILE [flags]
+  phix coordinator serve --config FILE [flags that override the file]
+  phix coordinator serve --data DIR --tls-ca FILE --tls-cert FILE --tls-key FILE --crl FILE [--db URL] [flags]
   phix coordinator hospitals add --db URL --file HOSPITAL.json
   phix coordinator hospitals list --db URL
   phix coordinator hospitals suspend --db URL ID`
@@ -112,67 +115,51 @@ func coordinatorHospitals(ctx context.Context, sub string, args []string, out io
 // coordinatorServe runs the coordinator until ctx ends. ready, if set,
 // receives the listening address (tests).
 func coordinatorServe(ctx context.Context, args []string, ready chan<- string) error {
+	cfg := defaultCoordinatorConfig()
+	path, err := configFlag(args)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		if cfg, err = loadCoordinatorConfig(path); err != nil {
+			return err
+		}
+	}
 	fs := flag.NewFlagSet("coordinator serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	listen := fs.String("listen", "127.0.0.1:8443", "listen address")
-	db := fs.String("db", "", "metadata database: postgres://... or a SQLite path (default DATA/coordinator.db)")
-	data := fs.String("data", "", "data directory (blobs, embedded NATS, audit log)")
-	region := fs.String("region", "CN-SH", "region of the blob store (data residency)")
-	allowed := fs.String("allowed-regions", "CN-*", "comma-separated allowed region patterns")
-	natsURL := fs.String("nats-url", "", "external NATS JetStream URL (default: embedded)")
-	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token")
-	caFile := fs.String("tls-ca", "", "network CA certificate (PEM)")
-	certFile := fs.String("tls-cert", "", "coordinator certificate (PEM)")
-	keyFile := fs.String("tls-key", "", "coordinator private key (PEM)")
-	crlFile := fs.String("crl", "", "the CA's current CRL (PEM or DER)")
-	auditKey := fs.String("audit-key", "", "audit checkpoint signing key file (created if absent; default DATA/audit.key)")
-	baseURL := fs.String("base-url", "", "external base URL for upload and download links")
-	sweepEvery := fs.Duration("sweep-interval", 5*time.Minute, "how often the retention sweeper erases expired and delivered ciphertext")
-	grace := fs.Duration("delivered-grace", 24*time.Hour, "how long ciphertext stays after the receipt (retention_until erases sooner)")
-	adminListen := fs.String("admin-listen", "", "loopback address for the admin API, health and metrics without client certificates (e.g. 127.0.0.1:8444)")
+	fs.String("config", "", "YAML configuration file (docs/examples/coordinator.yaml); flags override it")
+	cfg.bindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return errors.New("coordinator serve: --data is required")
-	}
-	if *caFile == "" || *certFile == "" || *keyFile == "" || *crlFile == "" {
-		return errors.New("coordinator serve: --tls-ca, --tls-cert, --tls-key and --crl are required (hospitals authenticate with mutual TLS)")
-	}
-	if *db == "" {
-		*db = filepath.Join(*data, "coordinator.db")
-	}
-	if *auditKey == "" {
-		*auditKey = filepath.Join(*data, "audit.key")
-	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
+	if err := cfg.resolve(); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	level, _ := cfg.slogLevel()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	st, err := transfersql.Open(ctx, *db)
+	st, err := transfersql.Open(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	blobs, err := fsblob.New(filepath.Join(*data, "blobs"), *region)
+	blobs, err := openCoordinatorBlobs(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	qcfg := natsq.Config{URL: *natsURL}
-	if *natsURL == "" {
-		qcfg.StoreDir = filepath.Join(*data, "nats")
-	}
-	q, err := natsq.Open(ctx, qcfg)
+	q, err := natsq.Open(ctx, natsq.Config{URL: cfg.NATS.URL, StoreDir: cfg.NATS.StoreDir})
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	signer, err := loadOrCreateAuditKey(*auditKey)
+	signer, err := loadOrCreateAuditKey(cfg.Audit.Key)
 	if err != nil {
 		return err
 	}
-	ab, err := auditsqlite.Open(ctx, filepath.Join(*data, "audit.db"))
+	ab, err := auditsqlite.Open(ctx, filepath.Join(cfg.DataDir, "audit.db"))
 	if err != nil {
 		return err
 	}
@@ -182,29 +169,31 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 	}
 	defer alog.Close()
 	var adminToken string
-	if *adminTokenFile != "" {
-		b, err := os.ReadFile(*adminTokenFile)
+	if cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(cfg.AdminTokenFile)
 		if err != nil {
 			return fmt.Errorf("coordinator serve: read --admin-token-file: %w", err)
 		}
 		adminToken = strings.TrimSpace(string(b))
 	}
 	srv, err := transfer.NewServer(transfer.Config{Store: st, Blobs: blobs, Queue: q, Auditor: alog, AdminToken: adminToken,
-		Policy: transfer.PolicyConfig{AllowedRegions: strings.Split(*allowed, ",")}, BaseURL: *baseURL, Logger: logger,
-		DeliveredGrace: *grace})
+		Policy: transfer.PolicyConfig{AllowedRegions: cfg.Policy.AllowedRegions, ConsentMaxAge: cfg.Policy.ConsentMaxAge,
+			MaxRetention: cfg.Policy.MaxRetention},
+		BaseURL: cfg.BaseURL, Logger: logger, ID: cfg.ID, CapabilityTTL: cfg.CapabilityTTL, MaxFileSize: cfg.Limits.MaxFileSize,
+		DeliveredGrace: cfg.Retention.DeliveredGrace})
 	if err != nil {
 		return err
 	}
 
-	ca, err := pki.ReadCertificateFile(*caFile)
+	ca, err := pki.ReadCertificateFile(cfg.TLS.CA)
 	if err != nil {
 		return err
 	}
-	verifier, err := pki.NewVerifier(pki.VerifierConfig{CA: ca, Pins: transfer.PinStore{Store: st}, CRL: pki.CRLFile(*crlFile)})
+	verifier, err := pki.NewVerifier(pki.VerifierConfig{CA: ca, Pins: transfer.NewPinStore(st), CRL: pki.CRLFile(cfg.TLS.CRL)})
 	if err != nil {
 		return err
 	}
-	pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	pair, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
 		return fmt.Errorf("coordinator serve: load TLS certificate: %w", err)
 	}
@@ -214,30 +203,31 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, TLSConfig: tcfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	hs := &http.Server{Handler: srv, TLSConfig: tcfg, ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout, IdleTimeout: cfg.Limits.IdleTimeout,
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes, HTTP2: transfer.HTTP2Config(),
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	logger.Info("coordinator listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	go srv.RunSweeper(ctx, *sweepEvery)
+	go srv.RunSweeper(ctx, cfg.Retention.SweepInterval)
 	errc := make(chan error, 2)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
-	if *adminListen != "" {
-		host, _, err := net.SplitHostPort(*adminListen)
+	if cfg.AdminListen != "" {
+		host, _, err := net.SplitHostPort(cfg.AdminListen)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			return errors.New("coordinator serve: --admin-listen must be a loopback address")
 		}
-		aln, err := net.Listen("tcp", *adminListen)
+		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			return err
 		}
 		// Hospital routes answer 401 here: there is no client certificate.
-		as := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+		as := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout, MaxHeaderBytes: cfg.Limits.MaxHeaderBytes}
 		go func() { errc <- as.Serve(aln) }()
 		defer as.Close()
 	}
@@ -249,6 +239,27 @@ func coordinatorServe(ctx context.Context, args []string, ready chan<- string) e
 		defer cancel()
 		return hs.Shutdown(sctx)
 	}
+}
+
+// openCoordinatorBlobs opens the configured blob backend.
+func openCoordinatorBlobs(ctx context.Context, cfg *coordinatorConfig) (blob.Store, error) {
+	if cfg.Blob.Backend == "fs" {
+		st, err := fsblob.New(cfg.Blob.Dir, cfg.Blob.Region)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Blob.NoDataSync {
+			st.NoDataSync()
+		}
+		return st, nil
+	}
+	s := cfg.Blob.S3
+	sc := s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, SigningRegion: s.SigningRegion,
+		Residency: cfg.Blob.Region, PartSize: s.PartSize}
+	if s.AccessKeyEnv != "" {
+		sc.AccessKey, sc.SecretKey = os.Getenv(s.AccessKeyEnv), os.Getenv(s.SecretKeyEnv)
+	}
+	return s3blob.New(ctx, sc)
 }
 
 func loadOrCreateAuditKey(path string) (suite.SigningKey, error) {
