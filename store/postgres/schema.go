@@ -118,6 +118,14 @@ ALTER TABLE idx_uri ADD COLUMN grp BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE idx_token ADD COLUMN type_system TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE idx_token ADD COLUMN type_code TEXT COLLATE "C" NOT NULL DEFAULT '';
 `,
+	// 4: reindex jobs (store/reindex): one JSON document per job, so a job
+	// survives a restart and resumes.
+	`
+CREATE TABLE reindex_jobs (
+	id TEXT COLLATE "C" PRIMARY KEY,
+	doc BYTEA NOT NULL
+);
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the

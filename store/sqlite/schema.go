@@ -118,4 +118,12 @@ ALTER TABLE idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE idx_token ADD COLUMN type_system TEXT NOT NULL DEFAULT '';
 ALTER TABLE idx_token ADD COLUMN type_code TEXT NOT NULL DEFAULT '';
 `,
+	// 4: reindex jobs (store/reindex): one JSON document per job, so a job
+	// survives a restart and resumes.
+	`
+CREATE TABLE reindex_jobs (
+	id TEXT PRIMARY KEY,
+	doc BLOB NOT NULL
+);
+`,
 }
