@@ -28,10 +28,10 @@ type Custom struct {
 }
 
 type customParam struct {
-	p       *Param
-	expr    *fhirpath.Expression
-	ready   bool
-	key     string // the caller's identity of the definition (a fingerprint)
+	p     *Param
+	expr  *fhirpath.Expression
+	ready bool
+	key   string // the caller's identity of the definition (a fingerprint)
 }
 
 // NewCustom returns an empty registry.
