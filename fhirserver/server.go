@@ -16,6 +16,7 @@ import (
 	"phix/audit"
 	"phix/deid"
 	"phix/store"
+	"phix/store/reindex"
 )
 
 // BasePath is where the API is mounted.
@@ -63,6 +64,11 @@ type Config struct {
 	// these keys; DeidOptions tunes the engines.
 	DeidKeys    deid.Keys
 	DeidOptions deid.Options
+
+	// Reindex, when set, enables custom SearchParameters and $reindex
+	// (docs/reindex.md). It must be a Manager opened on Store; the server
+	// then writes through Reindex.Store().
+	Reindex *reindex.Manager
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -114,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxConditionalDelete = DefaultMaxConditionalMatch
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.Reindex != nil {
+		cfg.Store = cfg.Reindex.Store()
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -160,6 +169,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}", s.methods(map[string]handlerFunc{
 		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handleNotSupported,
 	}))
+	mux.HandleFunc(b+"/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
+	mux.HandleFunc(b+"/$reindex-status", s.methods(map[string]handlerFunc{"GET": s.handleReindexStatus}))
+	mux.HandleFunc(b+"/{type}/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
 	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"phix/fhir"
-	"phix/fhir/search"
 	"phix/store"
 )
 
@@ -67,9 +66,13 @@ func (s *Server) put(ctx context.Context, tx store.Tx, res *fhir.Resource, id st
 	if err != nil {
 		return nil, errorf(CodeInternal, "internal error")
 	}
+	idx, err := s.index(res)
+	if err != nil {
+		return nil, err
+	}
 	rec, err := tx.Put(ctx, &store.Write{
 		Type: res.Type, ID: id, IfVersion: ifVersion, MustNotExist: mustNotExist,
-		Body: body, Method: method, LastUpdated: at, Index: search.Extract(res), Version: version,
+		Body: body, Method: method, LastUpdated: at, Index: idx, Version: version,
 	})
 	if err != nil {
 		return nil, storeError(err)

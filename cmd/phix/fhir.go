@@ -14,6 +14,7 @@ import (
 	"phix/fhirserver"
 	"phix/store"
 	"phix/store/postgres"
+	"phix/store/reindex"
 	"phix/store/sqlite"
 )
 
@@ -78,13 +79,19 @@ func runFHIR(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// Custom SearchParameters and background $reindex jobs (docs/reindex.md).
+	rx, err := reindex.Open(ctx, st, reindex.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer rx.Close()
 	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: *dataDir, Hospital: *hospital, Suite: *suiteID, Auth: auth, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer node.Close()
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Reindex: rx})
 	if err != nil {
 		return err
 	}
