@@ -23,7 +23,9 @@ import (
 // in the databases phix_bench_synthea_100k and phix_bench_synthea_1m of the
 // test server between runs. It runs only with PHIX_BENCH_1M=1:
 //
-//	PHIX_BENCH_1M=1 go test ./store/postgres/ -run '^$' -bench Synthea -benchtime 200x -timeout 3h
+//	PHIX_BENCH_1M=1 go test ./store/postgres/ -run '^$' -bench Synthea -benchtime 200x -count 5 -timeout 3h
+//
+// PHIX_BENCH_EXPLAIN=1 logs the plan of one query of each kind.
 func BenchmarkSynthea(b *testing.B) {
 	if os.Getenv(storetest.Bench1MEnv) == "" {
 		b.Skip("set " + storetest.Bench1MEnv + "=1 to load and search 1M resources")
@@ -43,7 +45,7 @@ func BenchmarkSynthea(b *testing.B) {
 			c.BenchSynthea(b, s, c.ReplaysFor(size.n), func() error {
 				_, err := s.pool.Exec(ctx, "ANALYZE")
 				return err
-			}, func(q storetest.Query) string { return explain(b, s, q.Query) })
+			}, explainer(func(q storetest.Query) string { return explain(b, s, q.Query) }))
 		})
 	}
 }
@@ -113,4 +115,12 @@ func explain(tb testing.TB, s *Store, q *search.Query) string {
 		rows.Close()
 	}
 	return out.String()
+}
+
+// explainer returns fn when PHIX_BENCH_EXPLAIN is set.
+func explainer(fn func(storetest.Query) string) func(storetest.Query) string {
+	if os.Getenv("PHIX_BENCH_EXPLAIN") == "" {
+		return nil
+	}
+	return fn
 }

@@ -270,8 +270,8 @@ func (c *Corpus) writes(b, r int, at time.Time) ([]*store.Write, error) {
 // Load stores replays 0..replays-1, skipping bundles already stored (a
 // previous run's), one transaction per bundle; preparing the next bundle
 // (parse and extract) overlaps with storing the current one. It logs the
-// rate to tb.
-func (c *Corpus) Load(tb testing.TB, s store.Store, replays int) {
+// rate to tb, and returns how many resources it stored.
+func (c *Corpus) Load(tb testing.TB, s store.Store, replays int) int {
 	tb.Helper()
 	ctx := context.Background()
 	type job struct {
@@ -329,6 +329,7 @@ func (c *Corpus) Load(tb testing.TB, s store.Store, replays int) {
 	if n > 0 {
 		tb.Logf("loaded %d resources (%d bundles) in %s: %.0f resources/s", n, bundles, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
 	}
+	return n
 }
 
 // Query is one benchmark query, parsed as the server would parse it.
@@ -411,14 +412,50 @@ func BenchQueries(b *testing.B, s store.Store, next func(r *rand.Rand) Query) {
 	b.ReportMetric(float64(included)/float64(b.N), "included/op")
 }
 
-// BenchSynthea loads replays into s (resuming an earlier load), calls
-// analyze, and runs the query benchmarks as sub-benchmarks. explain, when
-// not nil, is called with one query of each kind to log its plan.
-func (c *Corpus) BenchSynthea(b *testing.B, s store.Store, replays int, analyze func() error, explain func(q Query) string) {
-	c.Load(b, s, replays)
-	if err := analyze(); err != nil {
-		b.Fatal(err)
+// Read is the raw primitive the searches are compared with: reading one
+// random Observation by id.
+func (c *Corpus) Read(r *rand.Rand, replays int) (typ, id string) {
+	for {
+		b := c.Bundles[r.IntN(len(c.Bundles))]
+		e := b[r.IntN(len(b))]
+		if e.typ == "Observation" {
+			return e.typ, replayID(e.id, r.IntN(replays))
+		}
 	}
+}
+
+// BenchRead reads b.N random Observations and reports the median and p95.
+func (c *Corpus) BenchRead(b *testing.B, s store.Store, replays int) {
+	r := rand.New(rand.NewPCG(13, 14))
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		typ, id := c.Read(r, replays)
+		start := time.Now()
+		if _, err := s.Read(context.Background(), typ, id); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}
+
+// BenchSynthea loads replays into s (resuming an earlier load), calls
+// analyze when it stored anything, and runs the query benchmarks as
+// sub-benchmarks: read (the raw primitive: one Observation by id),
+// patient-code, chain2, page (a busy patient's page of Observations) and
+// include (the same page with three includes). explain, when not nil, is
+// called with one query of each kind to log its plan.
+func (c *Corpus) BenchSynthea(b *testing.B, s store.Store, replays int, analyze func() error, explain func(q Query) string) {
+	if c.Load(b, s, replays) > 0 {
+		if err := analyze(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("read", func(b *testing.B) { c.BenchRead(b, s, replays) })
 	r := rand.New(rand.NewPCG(3, 4))
 	kinds := []func(r *rand.Rand) Query{
 		func(r *rand.Rand) Query { return c.PatientCode(b, r, replays) },
