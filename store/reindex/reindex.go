@@ -490,9 +490,11 @@ func (m *Manager) run(j *Job) {
 	}
 }
 
-// extractor returns the batch extraction of a job: the named custom
-// parameters only, or every entry.
-func (m *Manager) extractor(j *Job) func(*store.Record) ([]search.Entry, error) {
+// extractor returns the batch extraction of a job: every entry of the
+// record, built-in and custom. For a job on some parameters the store keeps
+// only their codes; extracting everything keeps a code right even on a type
+// where it names a built-in parameter rather than the custom one.
+func (m *Manager) extractor(_ *Job) func(*store.Record) ([]search.Entry, error) {
 	return func(rec *store.Record) ([]search.Entry, error) {
 		res, err := fhir.Parse(rec.Body, fhir.ParseOptions{MaxDepth: 1 << 10})
 		if err != nil {
@@ -500,14 +502,7 @@ func (m *Manager) extractor(j *Job) func(*store.Record) ([]search.Entry, error) 
 			// lenient version) keeps no entries rather than stopping the job.
 			return nil, nil
 		}
-		if len(j.Params) == 0 {
-			return m.Extract(res), nil
-		}
-		var out []search.Entry
-		for _, p := range j.Params {
-			out = append(out, m.custom.ExtractCustom(res, p.URL)...)
-		}
-		return out, nil
+		return m.Extract(res), nil
 	}
 }
 
