@@ -342,6 +342,15 @@ func testCustomParameter(t *testing.T, open Opener) {
 		t.Fatalf("bad expression: %v, want a position", err)
 	}
 
+	if _, err := m.Start(ctx, []string{"NoSuchType"}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Start with an unknown type: %v", err)
+	}
+	if _, err := m.Start(ctx, nil, []string{"http://example.org/none"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Start with an unknown url: %v", err)
+	}
+	if _, err := m.Job(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown job: %v", err)
+	}
 	mustPutBody(t, hs, colorParam("sp1", "active", colorExpr), m.Extract)
 	// Registered: searches wait for the reindex (20 ms pauses between 9
 	// batches), new writes index it at once.
