@@ -2,6 +2,7 @@ package fhirserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -134,4 +135,27 @@ func TestReindexDisabled(t *testing.T) {
 	e.do("GET", "/$reindex-status?_jobId=x", nil).want(t, http.StatusNotImplemented)
 	// Without a Manager a SearchParameter is an ordinary resource.
 	e.do("POST", "/SearchParameter", colourParam("Patient.extension.value")).want(t, http.StatusCreated)
+}
+
+// FuzzReindexParameters feeds arbitrary JSON objects to the $reindex body
+// reader: it must not panic, and what it accepts has only non-empty values.
+func FuzzReindexParameters(f *testing.F) {
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"http://x/sp"},{"name":"type","valueCode":"Patient"}]}`)
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"url"}]}`)
+	f.Add(`{"resourceType":"Parameters","parameter":[1,null,{"name":5}]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var obj map[string]any
+		if json.Unmarshal([]byte(s), &obj) != nil {
+			return
+		}
+		urls, types, err := reindexParameters(obj)
+		if err != nil {
+			return
+		}
+		for _, v := range append(urls, types...) {
+			if v == "" {
+				t.Fatal("accepted an empty value")
+			}
+		}
+	})
 }
