@@ -150,7 +150,9 @@ func (m *Manager) apply(ctx context.Context, rec *store.Record) {
 	m.mu.Lock()
 	m.defIDs[rec.ID] = d.Param.URL
 	m.mu.Unlock()
-	if _, err := m.start(ctx, d.Param.Base, []ParamRef{{URL: d.Param.URL, Code: d.Param.Code, Fingerprint: fp}}); err != nil {
+	// The write has committed: the job must start even if the request that
+	// made it is gone.
+	if _, err := m.start(context.WithoutCancel(ctx), d.Param.Base, []ParamRef{{URL: d.Param.URL, Code: d.Param.Code, Fingerprint: fp}}); err != nil {
 		// The job is recreated at the next Open (an active parameter
 		// without a job gets one).
 		m.log.Error("reindex: cannot start job", "id", rec.ID, "err", err)
