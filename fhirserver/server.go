@@ -169,14 +169,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}", s.methods(map[string]handlerFunc{
 		"GET": s.handleRead, "PUT": s.handleUpdate, "DELETE": s.handleDelete, "PATCH": s.handleNotSupported,
 	}))
-	mux.HandleFunc(b+"/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
-	mux.HandleFunc(b+"/$reindex-status", s.methods(map[string]handlerFunc{"GET": s.handleReindexStatus}))
-	mux.HandleFunc(b+"/{type}/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
 	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))
+	// Custom SearchParameters: fhirserver/reindex.go.
+	mux.HandleFunc(b+"/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
+	mux.HandleFunc(b+"/$reindex-status", s.methods(map[string]handlerFunc{"GET": s.handleReindexStatus}))
+	mux.HandleFunc(b+"/{type}/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(CodeNotFound, "no such endpoint"))
 	})
