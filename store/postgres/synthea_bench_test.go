@@ -124,3 +124,16 @@ func explainer(fn func(storetest.Query) string) func(storetest.Query) string {
 	}
 	return fn
 }
+
+// BenchmarkReindex times the reindex job of a new custom parameter over the
+// Observations of 3 Synthea replays in a fresh database:
+//
+//	go test ./store/postgres/ -run '^$' -bench Reindex -benchtime 3x
+func BenchmarkReindex(b *testing.B) {
+	s, err := Open(context.Background(), testenv.Postgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchReindex(b, s, 3)
+}
