@@ -144,7 +144,11 @@ func (s *Server) sealWrite(ctx context.Context, tx store.Tx, w *store.Write, res
 		return nil, errorf(CodeInternal, "internal error")
 	}
 	if s.protect == nil {
-		w.Body, w.Index = body, search.Extract(res)
+		idx, err := s.index(res)
+		if err != nil {
+			return nil, err
+		}
+		w.Body, w.Index = body, idx
 		rec, err := tx.Put(ctx, w)
 		if err != nil {
 			return nil, storeError(err)
@@ -154,10 +158,14 @@ func (s *Server) sealWrite(ctx context.Context, tx store.Tx, w *store.Write, res
 	if res.Type == "Patient" && strings.HasPrefix(res.ID, reservedOwner) {
 		return nil, errorf(CodeInvalidID, "Patient ids starting with "+reservedOwner+" are reserved")
 	}
+	if err := s.checkDefinition(res); err != nil {
+		return nil, err
+	}
 	sealed, entries, err := s.protect.Seal(ctx, res, keyOwner(res))
 	if err != nil {
 		return nil, s.protectErr(err)
 	}
+	entries = append(entries, s.customEntries(sealed)...)
 	if w.Body, err = fhir.Marshal(sealed); err != nil {
 		return nil, errorf(CodeInternal, "internal error")
 	}

@@ -199,7 +199,7 @@ func (s *Server) matchCondition(ctx context.Context, rd store.Reader, typ, rawQu
 
 // parseQuery runs the search parser and maps its errors and warnings.
 func (s *Server) parseQuery(typ string, values url.Values, strict bool) (*search.Query, []Issue, error) {
-	q, warnings, err := search.Parse(typ, values, search.ParseOptions{Strict: strict, MaxCount: s.cfg.MaxPageSize})
+	q, warnings, err := search.Parse(typ, values, search.ParseOptions{Strict: strict, MaxCount: s.cfg.MaxPageSize, Custom: s.customParams()})
 	if err != nil {
 		var se *search.Error
 		if errors.As(err, &se) {

@@ -17,6 +17,7 @@ import (
 	"phix/deid"
 	"phix/errcode"
 	"phix/store"
+	"phix/store/reindex"
 )
 
 // BasePath is where the API is mounted.
@@ -77,6 +78,10 @@ type Config struct {
 	// Signing, when set, enables $sign/$verify and a signed Provenance for
 	// every create, update, delete and transaction (NewSigning; docs/fhir-api.md).
 	Signing *Signing
+	// Reindex, when set, enables custom SearchParameters and $reindex
+	// (docs/reindex.md). It must be a Manager opened on Store; the server
+	// then writes through Reindex.Store().
+	Reindex *reindex.Manager
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -133,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxConditionalDelete = DefaultMaxConditionalMatch
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.Reindex != nil {
+		cfg.Store = cfg.Reindex.Store()
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -159,6 +167,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Protector != nil {
 		s.protect = cfg.Protector
 		s.cfg.Store = &protectedStore{Store: cfg.Store, s: s}
+		if cfg.Reindex != nil {
+			// Stored bodies are sealed: jobs must open them to rebuild
+			// blind entries (reindexEntries).
+			cfg.Reindex.SetExtractor(s.reindexEntries)
+		}
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -197,6 +210,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}/$sign", s.methods(map[string]handlerFunc{"POST": s.handleSign}))
 	mux.HandleFunc(b+"/{type}/{id}/$verify", s.methods(map[string]handlerFunc{"POST": s.handleVerify, "GET": s.handleVerify}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}/$verify", s.methods(map[string]handlerFunc{"POST": s.handleVerify, "GET": s.handleVerify}))
+	// Custom SearchParameters: fhirserver/reindex.go.
+	mux.HandleFunc(b+"/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
+	mux.HandleFunc(b+"/$reindex-status", s.methods(map[string]handlerFunc{"GET": s.handleReindexStatus}))
+	mux.HandleFunc(b+"/{type}/$reindex", s.methods(map[string]handlerFunc{"POST": s.handleReindex}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(CodeNotFound, "no such endpoint"))
 	})

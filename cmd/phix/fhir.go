@@ -15,6 +15,7 @@ import (
 	"phix/fhirserver"
 	"phix/store"
 	"phix/store/postgres"
+	"phix/store/reindex"
 	"phix/store/sqlite"
 )
 
@@ -91,13 +92,19 @@ func runFHIR(ctx context.Context, args []string) error {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// Custom SearchParameters and background $reindex jobs (docs/reindex.md).
+	rx, err := reindex.Open(ctx, st, reindex.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer rx.Close()
 	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: *dataDir, Hospital: *hospital, Suite: *suiteID, Auth: auth, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer node.Close()
 	cfg := fhirserver.Config{Store: st, Auth: auth, BaseURL: *baseURL, Logger: logger, MaxBodyBytes: *maxBody,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing}
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing, Reindex: rx}
 	if *noProtect {
 		cfg.Protector, cfg.Eraser = nil, nil
 		fmt.Fprintln(os.Stderr, "phix fhir: WARNING: --no-protect stores PHI in clear")

@@ -41,7 +41,7 @@ func (p *parser) chain(types []string, key string, forward, has int) ([]Link, *P
 		if !IsResourceType(src) {
 			return nil, nil, "", &Error{Code: CodeUnknownType, Msg: "unknown resource type in _has"}
 		}
-		rp := Lookup(src, parts[2])
+		rp := p.find(src, parts[2])
 		if rp == nil {
 			return nil, nil, "", &Error{Code: CodeUnknownParam, Msg: "unknown reference parameter in _has"}
 		}
@@ -60,7 +60,7 @@ func (p *parser) chain(types []string, key string, forward, has int) ([]Link, *P
 	head, rest, dotted := strings.Cut(key, ".")
 	name, mod, _ := strings.Cut(head, ":")
 	if !dotted {
-		prm, _ := lookupIn(types, name)
+		prm, _ := p.lookupIn(types, name)
 		if prm == nil {
 			return nil, nil, "", &Error{Code: CodeUnknownParam, Msg: "unknown search parameter at the end of the chain"}
 		}
@@ -70,7 +70,7 @@ func (p *parser) chain(types []string, key string, forward, has int) ([]Link, *P
 	if forward > p.opts.MaxChainDepth {
 		return nil, nil, "", &Error{Code: CodeTooMany, Msg: "chain too long"}
 	}
-	rp, _ := lookupIn(types, name)
+	rp, _ := p.lookupIn(types, name)
 	if rp == nil {
 		return nil, nil, "", &Error{Code: CodeUnknownParam, Msg: "unknown search parameter in the chain"}
 	}
@@ -94,7 +94,7 @@ func (p *parser) chain(types []string, key string, forward, has int) ([]Link, *P
 		if i := strings.IndexAny(nextName, ":."); i >= 0 {
 			nextName = nextName[:i]
 		}
-		_, next = lookupIn(targets, nextName)
+		_, next = p.lookupIn(targets, nextName)
 		if len(next) == 0 {
 			return nil, nil, "", &Error{Code: CodeUnknownParam, Msg: "no target of the chain defines the next parameter"}
 		}
@@ -108,11 +108,11 @@ func (p *parser) chain(types []string, key string, forward, has int) ([]Link, *P
 
 // lookupIn finds name on the first of types defining it and returns it with
 // the types that define a parameter of that name and type.
-func lookupIn(types []string, name string) (*Param, []string) {
+func (p *parser) lookupIn(types []string, name string) (*Param, []string) {
 	var first *Param
 	var in []string
 	for _, t := range types {
-		prm := Lookup(t, name)
+		prm := p.find(t, name)
 		if prm == nil || first != nil && prm.Type != first.Type {
 			continue
 		}

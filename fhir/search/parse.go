@@ -35,6 +35,10 @@ type ParseOptions struct {
 	// both go into the Query for the store to enforce.
 	MaxIncluded      int
 	MaxIncludeRounds int
+	// Custom, when set, holds the runtime SearchParameters, consulted where
+	// the built-in registry has no parameter of the name. A custom parameter
+	// whose reindex has not completed is refused with CodeIndexing.
+	Custom *Custom
 }
 
 func (o *ParseOptions) defaults() {
@@ -231,6 +235,9 @@ func (p *parser) clause(key string, prm *Param, modifier, value string, chain []
 	if value == "" {
 		return nil // an empty value places no constraint
 	}
+	if err := p.ready(key, prm, chain); err != nil {
+		return err
+	}
 	if IsFullText(prm) {
 		return p.fullText(key, prm, modifier, value, chain)
 	}
@@ -308,10 +315,10 @@ func (p *parser) fullText(key string, prm *Param, modifier, value string, chain 
 // parameter every type shares, or one all of _type define with one type.
 func (p *parser) lookup(name string) *Param {
 	if p.q.Type != "" {
-		return Lookup(p.q.Type, name)
+		return p.find(p.q.Type, name)
 	}
 	if len(p.q.Types) == 0 {
-		prm := Lookup("Patient", name)
+		prm := p.find("Patient", name)
 		if prm != nil && isShared(prm) {
 			return prm
 		}
@@ -319,7 +326,7 @@ func (p *parser) lookup(name string) *Param {
 	}
 	var first *Param
 	for _, t := range p.q.Types {
-		prm := Lookup(t, name)
+		prm := p.find(t, name)
 		if prm == nil || first != nil && prm.Type != first.Type {
 			return nil
 		}
@@ -328,6 +335,27 @@ func (p *parser) lookup(name string) *Param {
 		}
 	}
 	return first
+}
+
+// find looks name up on typ in the built-in registry, then in the custom one.
+func (p *parser) find(typ, name string) *Param {
+	if prm := Lookup(typ, name); prm != nil {
+		return prm
+	}
+	return p.opts.Custom.Lookup(typ, name)
+}
+
+// ready refuses a clause that uses a custom parameter (as the terminal
+// parameter or as a chain link) whose reindex has not completed.
+func (p *parser) ready(key string, prm *Param, chain []Link) error {
+	pending := p.opts.Custom.Pending(prm)
+	for _, l := range chain {
+		pending = pending || p.opts.Custom.Pending(l.Param)
+	}
+	if pending {
+		return &Error{Param: safeName(key), Code: CodeIndexing, Msg: "the custom search parameter is being indexed; retry when its $reindex job has completed"}
+	}
+	return nil
 }
 
 func isShared(p *Param) bool {
@@ -366,6 +394,9 @@ func (p *parser) sort(value string) error {
 				return err
 			}
 			continue
+		}
+		if err := p.ready("_sort", prm, nil); err != nil {
+			return err
 		}
 		p.n++
 		if p.n > p.opts.MaxClauses {
@@ -410,9 +441,12 @@ func (p *parser) include(name, modifier, value string) error {
 				return invalid(key, "unknown source resource type")
 			}
 			if inc.Param != "*" {
-				prm := Lookup(inc.Source, inc.Param)
+				prm := p.find(inc.Source, inc.Param)
 				if prm == nil || prm.Type != TypeReference {
 					return invalid(key, "not a reference parameter of the source type")
+				}
+				if err := p.ready(key, prm, nil); err != nil {
+					return err
 				}
 				if inc.Target != "" && len(prm.Targets) > 0 && !contains(prm.Targets, inc.Target) {
 					return invalid(key, "target type is not a target of the parameter")

@@ -131,6 +131,14 @@ CREATE TABLE idx_fulltext (
 CREATE INDEX idx_fulltext_narrative ON idx_fulltext USING GIN (narrative);
 CREATE INDEX idx_fulltext_body ON idx_fulltext USING GIN (body);
 `,
+	// 5: reindex jobs (store/reindex): one JSON document per job, so a job
+	// survives a restart and resumes.
+	`
+CREATE TABLE reindex_jobs (
+	id TEXT COLLATE "C" PRIMARY KEY,
+	doc BYTEA NOT NULL
+);
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the

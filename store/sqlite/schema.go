@@ -129,4 +129,12 @@ CREATE VIRTUAL TABLE idx_fulltext USING fts5 (
 	content = '', contentless_delete = 1, tokenize = 'ascii'
 );
 `,
+	// 5: reindex jobs (store/reindex): one JSON document per job, so a job
+	// survives a restart and resumes.
+	`
+CREATE TABLE reindex_jobs (
+	id TEXT PRIMARY KEY,
+	doc BLOB NOT NULL
+);
+`,
 }

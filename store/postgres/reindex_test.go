@@ -1,0 +1,11 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"phix/store/storetest"
+)
+
+func TestReindexContract(t *testing.T) {
+	storetest.RunReindex(t, dbOpener())
+}

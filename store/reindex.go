@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+
+	"phix/fhir/search"
+)
+
+// Reindexer is implemented by stores that can rebuild the search index of
+// stored resources in place, in bounded batches, while reads and writes go
+// on, and that keep the state of reindex jobs (store/reindex runs them).
+// Both store/sqlite and store/postgres implement it.
+type Reindexer interface {
+	// ReindexBatch loads, in one write transaction, up to b.Limit current,
+	// non-deleted resources of b.Types (every type when empty) whose
+	// internal key is above b.After, in key order, and replaces their index
+	// entries with what b.Extract returns for them: all entries when
+	// b.Params is empty, else only the entries of those parameter codes
+	// (other entries are kept). It returns the last key processed (b.After
+	// when none) and how many resources it processed; fewer than b.Limit
+	// means the scan has reached the end.
+	ReindexBatch(ctx context.Context, b *ReindexBatch) (last int64, n int, err error)
+	// CountCurrent counts the current, non-deleted resources of types (every
+	// type when empty) whose key is above after.
+	CountCurrent(ctx context.Context, types []string, after int64) (int64, error)
+	// DropIndex removes every index entry of parameter code from resources
+	// of types, in bounded transactions.
+	DropIndex(ctx context.Context, types []string, code string) error
+	// PutJob stores (inserts or replaces) a reindex job document.
+	PutJob(ctx context.Context, id string, doc []byte) error
+	// Job returns one job document, or ErrNotFound.
+	Job(ctx context.Context, id string) ([]byte, error)
+	// Jobs returns every job document by id.
+	Jobs(ctx context.Context) (map[string][]byte, error)
+}
+
+// ReindexBatch is one step of a reindex: see Reindexer.ReindexBatch.
+type ReindexBatch struct {
+	Types  []string
+	Params []string // parameter codes; empty: every entry
+	After  int64
+	Limit  int
+	// Extract returns the index entries of a record (the current version;
+	// its Body is set). It runs inside the write transaction: it must be
+	// quick and must not use the store. An error aborts the batch.
+	Extract func(rec *Record) ([]search.Entry, error)
+}
+
+// MaxReindexBatch bounds ReindexBatch.Limit: a batch holds the write lock
+// (SQLite) or row locks (PostgreSQL) for its duration.
+const MaxReindexBatch = 2000

@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"phix/store"
+	"phix/store/internal/sqlstore"
+)
+
+var _ store.Reindexer = (*Store)(nil)
+
+// ReindexBatch implements store.Reindexer. The batch runs in one write
+// transaction (BEGIN IMMEDIATE): writers wait for it, so no write can slip
+// between reading a resource and replacing its entries; readers go on.
+func (s *Store) ReindexBatch(ctx context.Context, b *store.ReindexBatch) (last int64, n int, err error) {
+	if err := sqlstore.CheckReindexBatch(b); err != nil {
+		return 0, 0, err
+	}
+	last = b.After
+	err = s.Tx(ctx, func(stx store.Tx) error {
+		t := stx.(*tx)
+		q := t.q()
+		items, err := sqlstore.LoadReindexBatch(ctx, q, dialect, b.Types, b.After, b.Limit, false)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			rows, mask, err := sqlstore.ReindexRows(b, it)
+			if err != nil {
+				return err
+			}
+			if err := t.clearIndex(ctx, q, it, b.Params); err != nil {
+				return err
+			}
+			if err := t.insertIndex(ctx, q, it.PK, it.Rec.Type, rows); err != nil {
+				t.broken = err
+				return err
+			}
+			if _, err := q.exec(ctx, `UPDATE resources SET idx_mask = ?1 WHERE pk = ?2`, int64(mask), it.PK); err != nil {
+				t.broken = sqlstore.DBError("reindex: mask", err)
+				return t.broken
+			}
+			last = it.PK
+		}
+		n = len(items)
+		return nil
+	})
+	if err != nil {
+		return b.After, 0, err
+	}
+	return last, n, nil
+}
+
+// clearIndex removes the entries a reindex replaces: every entry (by the
+// old mask), or the entries of params.
+func (t *tx) clearIndex(ctx context.Context, q querier, it sqlstore.ReindexItem, params []string) error {
+	for i, tb := range sqlstore.Tables {
+		if it.Mask&tb.Bit == 0 {
+			continue
+		}
+		var err error
+		if len(params) == 0 {
+			_, err = q.exec(ctx, deleteSQL(i), it.PK)
+		} else {
+			args := []any{it.PK}
+			ph := make([]string, len(params))
+			for j, p := range params {
+				args = append(args, p)
+				ph[j] = fmt.Sprintf("?%d", j+2)
+			}
+			_, err = q.exec(ctx, "DELETE FROM "+tb.Name+" WHERE res_pk = ?1 AND param IN ("+strings.Join(ph, ", ")+")", args...)
+		}
+		if err != nil {
+			t.broken = sqlstore.DBError("reindex: clear", err)
+			return t.broken
+		}
+	}
+	return nil
+}
+
+// CountCurrent implements store.Reindexer.
+func (s *Store) CountCurrent(ctx context.Context, types []string, after int64) (int64, error) {
+	return sqlstore.CountCurrent(ctx, s.reader(), dialect, types, after)
+}
+
+// DropIndex implements store.Reindexer: DropBatch rows per transaction, so
+// writers are never held for long.
+func (s *Store) DropIndex(ctx context.Context, types []string, code string) error {
+	if code == "" {
+		return fmt.Errorf("%w: empty parameter code", store.ErrInvalid)
+	}
+	for _, tb := range sqlstore.Tables {
+		for {
+			args := []any{code}
+			cond := "param = ?1"
+			if len(types) > 0 {
+				ph := make([]string, len(types))
+				for i, t := range types {
+					args = append(args, t)
+					ph[i] = fmt.Sprintf("?%d", i+2)
+				}
+				cond += " AND rtype IN (" + strings.Join(ph, ", ") + ")"
+			}
+			var removed int64
+			err := s.Tx(ctx, func(stx store.Tx) error {
+				t := stx.(*tx)
+				res, err := t.tx.ExecContext(ctx, "DELETE FROM "+tb.Name+" WHERE rowid IN (SELECT rowid FROM "+tb.Name+" WHERE "+cond+fmt.Sprintf(" LIMIT %d)", sqlstore.DropBatch), args...)
+				if err != nil {
+					return sqlstore.DBError("reindex: drop", err)
+				}
+				removed, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if removed < sqlstore.DropBatch {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// PutJob implements store.Reindexer.
+func (s *Store) PutJob(ctx context.Context, id string, doc []byte) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty job id", store.ErrInvalid)
+	}
+	return s.Tx(ctx, func(stx store.Tx) error {
+		_, err := stx.(*tx).tx.ExecContext(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, id, doc)
+		return sqlstore.DBError("reindex: put job", err)
+	})
+}
+
+// Job implements store.Reindexer.
+func (s *Store) Job(ctx context.Context, id string) ([]byte, error) {
+	var doc []byte
+	err := s.r.QueryRowContext(ctx, `SELECT doc FROM reindex_jobs WHERE id = ?1`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: reindex job", store.ErrNotFound)
+	}
+	return doc, sqlstore.DBError("reindex: job", err)
+}
+
+// Jobs implements store.Reindexer.
+func (s *Store) Jobs(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, doc FROM reindex_jobs`)
+	if err != nil {
+		return nil, sqlstore.DBError("reindex: jobs", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, sqlstore.DBError("reindex: jobs", err)
+		}
+		out[id] = doc
+	}
+	return out, sqlstore.DBError("reindex: jobs", rows.Err())
+}

@@ -1,0 +1,11 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"phix/store/storetest"
+)
+
+func TestReindexContract(t *testing.T) {
+	storetest.RunReindex(t, fileOpener())
+}
