@@ -24,7 +24,7 @@ const testAudience = "urn:phix:test-fhir"
 // ownAS runs the node's authorization server on 127.0.0.1:0.
 func ownAS(t *testing.T) *authserver.Server {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "auth.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)") // as devnet opens it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 func TestBreakGlassLifecycle(t *testing.T) {
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "auth.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)") // as devnet opens it
 	if err != nil {
 		t.Fatal(err)
 	}

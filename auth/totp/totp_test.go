@@ -23,7 +23,7 @@ import (
 
 func open(t *testing.T) (*totp.Manager, *sql.DB, *time.Time) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "auth.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "auth.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)") // as devnet opens it
 	if err != nil {
 		t.Fatal(err)
 	}
