@@ -108,3 +108,8 @@ func vocabulary() map[string]bool {
 	})
 	return vocab
 }
+
+// VocabularyName reports whether every part of a parameter name is search
+// vocabulary, so the name can be recorded (an audit event) without risk of
+// carrying the client's free text.
+func VocabularyName(name string) bool { return name != "" && safeName(name) == name }
