@@ -222,7 +222,9 @@ func TestCoordinatorNoLeaks(t *testing.T) {
 		mutate(func(r *transfer.Request) { r.Receiver = fam }),
 		mutate(func(r *transfer.Request) { r.Receiver = "hospital-us" }),
 		mutate(func(r *transfer.Request) { r.Signature = base64.StdEncoding.EncodeToString([]byte(fam)) }),
-		mutate(func(r *transfer.Request) { r.ConsentProof.Statement = base64.StdEncoding.EncodeToString([]byte(`{"patient":"` + fam + `"}`)) }),
+		mutate(func(r *transfer.Request) {
+			r.ConsentProof.Statement = base64.StdEncoding.EncodeToString([]byte(`{"patient":"` + fam + `"}`))
+		}),
 		mutate(func(r *transfer.Request) { r.Files[0].Size = 1 << 50 }),
 		[]byte(`{"patient":"` + pseudonym + `","` + fam + `":"` + giv + `"}`),
 		[]byte(`{"patient":"` + pseudonym + `","consent_id":"` + consentID + `"`),
