@@ -318,3 +318,34 @@ func TestCoordinatorLeakScanControl(t *testing.T) {
 		t.Fatalf("clean text flagged: %v", got)
 	}
 }
+
+// panicIdentity stands in for a dependency that panics with request data.
+type panicIdentity struct{ msg string }
+
+func (p panicIdentity) Identify(*http.Request) (string, string, error) { panic(p.msg) }
+
+// TestCoordinatorPanicNoLeak: a handler panic whose value holds a name and
+// a capability token answers a plain problem+json 500 and logs neither.
+func TestCoordinatorPanicNoLeak(t *testing.T) {
+	fam, giv, _ := leakNames(t)
+	logs := newSyncBuf()
+	msg := "identify " + fam + " " + giv + " token Zm9yZ2VkLWNhcGFiaWxpdHk"
+	e := newEnv(t, "", func(c *transfer.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Identifier = panicIdentity{msg: msg}
+	})
+	n := &needles{words: []string{fam, giv}, secrets: []string{"Zm9yZ2VkLWNhcGFiaWxpdHk"}}
+	res := e.do(nil, "GET", "/v1/inbox", nil, nil)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 500 || res.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), transfer.CodeInternal) {
+		t.Fatalf("panic answer: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	log := logs.String()
+	if !strings.Contains(log, "panic in handler") {
+		t.Fatal("the panic was not logged")
+	}
+	if hits := append(n.find("body", body), n.find("log", []byte(log))...); len(hits) > 0 {
+		t.Fatalf("leaks: %v", hits)
+	}
+}
