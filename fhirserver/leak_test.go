@@ -354,8 +354,13 @@ func testNoPHILeaks(t *testing.T, l *leakEnv, bundles []testenv.Bundle) {
 		"/?_type=Patient&family=" + qe(fam),
 		"/?_type=" + qe(fam),
 		"/Patient?family=" + qe(fam) + "&_format=" + qe(giv),
+		"/Patient?_elements=" + qe(fam) + "&_summary=" + qe(giv) + "&_total=" + qe(fam),
+		"/Patient?_revinclude=" + qe(fam+":subject"),
+		"/Patient?_lastUpdated=" + qe(fam) + "&_id:" + qe(giv) + "=x",
+		"/Patient?organization.name=" + qe(fam) + "&general-practitioner:Practitioner.family=" + qe(giv),
 	} {
 		l.send(t, fmt.Sprintf("search #%d", i), "GET", path, nil)
+		l.send(t, fmt.Sprintf("strict search #%d", i), "GET", path, nil, "Prefer", "handling=strict")
 	}
 	l.send(t, "POST _search", "POST", "/Patient/_search", "family="+qe(fam)+"&birthdate="+qe(giv), "Content-Type", "application/x-www-form-urlencoded")
 
