@@ -358,6 +358,14 @@ func testNoPHILeaks(t *testing.T, l *leakEnv, bundles []testenv.Bundle) {
 		"/Patient?_revinclude=" + qe(fam+":subject"),
 		"/Patient?_lastUpdated=" + qe(fam) + "&_id:" + qe(giv) + "=x",
 		"/Patient?organization.name=" + qe(fam) + "&general-practitioner:Practitioner.family=" + qe(giv),
+		"/Observation?value-quantity=" + qe("1e400|"+fam+"|"+giv),
+		"/Observation?value-quantity=" + qe("ap-1e-400||"+fam),
+		"/RiskAssessment?probability=" + qe("9"+strings.Repeat("9", 400)),
+		"/Patient?birthdate=" + qe("9999-12-31T23:59:59+14:00") + "&family=" + qe(fam),
+		"/Patient?birthdate=" + qe("0001-01-01") + "&given:exact=" + qe(giv),
+		"/Observation?code=" + qe(fam+"|"+giv) + "&subject=" + qe("Patient/"+fam),
+		"/Observation?subject:identifier=" + qe("urn:x|"+p.identifier) + "&patient=" + qe(p.phone),
+		"/Patient?telecom:not=" + qe(p.phone) + "&identifier:of-type=" + qe("x|y|"+fam),
 	} {
 		l.send(t, fmt.Sprintf("search #%d", i), "GET", path, nil)
 		l.send(t, fmt.Sprintf("strict search #%d", i), "GET", path, nil, "Prefer", "handling=strict")

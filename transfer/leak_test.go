@@ -199,6 +199,9 @@ func TestCoordinatorNoLeaks(t *testing.T) {
 		send(fmt.Sprintf("bad tus %d", i), e.a, "PATCH", up2, data, h)
 	}
 	send("bad tus length", e.a, "POST", up2, nil, map[string]string{"Tus-Resumable": "1.0.0", "Upload-Length": fam})
+	meta := "filename " + base64.StdEncoding.EncodeToString([]byte(fileName)) + ",patient " + base64.StdEncoding.EncodeToString([]byte(pseudonym)) + "," + fam + " " + giv
+	send("tus create metadata", e.a, "POST", up2, nil, map[string]string{"Tus-Resumable": "1.0.0", "Upload-Length": fmt.Sprint(len(data)), "Upload-Metadata": meta})
+	send("tus options", e.a, "OPTIONS", up2, nil, map[string]string{"Tus-Resumable": fam})
 
 	// Invalid requests whose bad fields hold the PHI.
 	base := e.request(e.a, e.b, files, withIDs)
