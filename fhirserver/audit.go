@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"phix/audit"
+	"phix/fhir/search"
 )
 
 // auditor turns requests into audit events. Writes are appended durably
@@ -140,7 +141,9 @@ func (a *auditor) query(r *http.Request) (string, []string) {
 	}
 	names := make([]string, 0, len(vals))
 	for k := range vals {
-		if validParamName(k) && len(names) < 32 {
+		// A name outside the search vocabulary is the client's text (it
+		// can be a patient's name): only the query hash covers it.
+		if validParamName(k) && search.VocabularyName(k) && len(names) < 32 {
 			names = append(names, k)
 		}
 	}

@@ -72,6 +72,12 @@ func (s *Server) handleDeidentify(w http.ResponseWriter, r *http.Request) error 
 		if bundle == nil || scope != "" {
 			return errorf(CodeDeidParam, "system $de-identify needs a Bundle in the 'resource' parameter and no scope")
 		}
+		// An invalid Bundle is refused as a write would be: de-identification
+		// keeps codes and structure, so a bad code (a name typed as
+		// Bundle.type) would otherwise come back out unchanged.
+		if err := validate(r.Context(), bundle); err != nil {
+			return err
+		}
 		targets = []*fhir.Resource{bundle}
 	default:
 		if bundle != nil {

@@ -84,6 +84,7 @@ func TestDeidentify(t *testing.T) {
 		{"risk", "/Patient/" + id + "/$de-identify", levelParams("expert"), 422, "PHI-6009"},
 		{"unknown patient", "/Patient/nobody/$de-identify", levelParams("safe-harbor"), 404, "not-found"},
 		{"system without Bundle", "/$de-identify", levelParams("safe-harbor"), 400, "DEID-PARAM-INVALID"},
+		{"invalid Bundle", "/$de-identify", levelParams("safe-harbor", map[string]any{"name": "resource", "resource": map[string]any{"resourceType": "Bundle", "type": "Smithname"}}), 400, "PHI-6007"},
 		{"other type", "/Observation/x/$de-identify", levelParams("safe-harbor"), 501, "not-supported"},
 	} {
 		r := e.do("POST", c.path, c.body)

@@ -128,19 +128,43 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &statusWriter{ResponseWriter: w, status: 200}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			// The panic value may hold request data (a file name, a
+			// token): it is neither logged nor answered, unlike
+			// net/http's own recovery, which prints it.
+			s.log.Error("panic in handler", slog.String("route", r.Pattern))
+			if !rw.wrote {
+				writeProblem(rw, errf(500, CodeInternal, "Internal error", "the coordinator could not complete the request"))
+			}
+		}
+		// Log the route pattern, never the path: it may carry a capability.
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.Int("status", rw.status), slog.Duration("elapsed", time.Since(start)))
+	}()
 	s.mux.ServeHTTP(rw, r)
-	// Log the route pattern, never the path: it may carry a capability.
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("method", r.Method), slog.String("route", r.Pattern),
-		slog.Int("status", rw.status), slog.Duration("elapsed", time.Since(start)))
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool // the status line is out
 }
 
-func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
+func (w *statusWriter) WriteHeader(code int) {
+	w.status, w.wrote = code, true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

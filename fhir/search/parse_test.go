@@ -447,3 +447,34 @@ func TestParseLimits(t *testing.T) {
 		t.Errorf("%v %v", warns, err)
 	}
 }
+
+// TestErrorNamesNoPHI: a parameter name is the client's text and can hold
+// PHI; errors and warnings keep only its search-vocabulary parts.
+func TestErrorNamesNoPHI(t *testing.T) {
+	for _, c := range []struct{ key, want string }{
+		{"Smith343", "?"},
+		{"family:Smith343", "family:?"},
+		{"family:bogus", "family:?"},
+		{"subject:Smith343.family", "subject:?.family"},
+		{"subject:Patient.Smith343", "subject:Patient.?"},
+		{"_has:Observation:Smith343:code", "_has:Observation:?:code"},
+		{"_has:Smith343:subject:code", "_has:?:subject:code"},
+	} {
+		_, _, err := search.Parse("Observation", url.Values{c.key: {"x"}}, search.ParseOptions{Strict: true})
+		var se *search.Error
+		if !errors.As(err, &se) {
+			// Patient-level keys.
+			_, _, err = search.Parse("Patient", url.Values{c.key: {"x"}}, search.ParseOptions{Strict: true})
+		}
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: no error", c.want)
+		}
+		if se.Param != c.want || strings.Contains(err.Error(), "Smith343") {
+			t.Errorf("key %s: param %q, want %q", c.want, se.Param, c.want)
+		}
+	}
+	_, warns, err := search.Parse("Patient", url.Values{"Smith343": {"x"}}, search.ParseOptions{})
+	if err != nil || len(warns) != 1 || strings.Contains(warns[0].String(), "Smith343") {
+		t.Fatalf("lenient: %v %v", warns, err)
+	}
+}
