@@ -1,6 +1,7 @@
 // Package devnet runs the phix development network in one process on
-// loopback: today the FHIR servers of hospital-a and hospital-b, each with
-// its own SQLite database under the data directory. It writes the files the
+// loopback: a coordinator (mutual TLS, network CA under DIR/pki) and two
+// hospitals, hospital-a and hospital-b, each a node (FHIR server on its own
+// SQLite database, keyring, audit log) with its edge gateway. It writes the files the
 // end-to-end checks rely on (DIR/dev/endpoints.json and DIR/dev/<id>.token,
 // DESIGN.md "The dev network"); docs/dev-network.md describes them.
 package devnet
@@ -19,7 +20,10 @@ import (
 	"sync"
 
 	"phix/fhirserver"
+	"phix/gateway"
+	"phix/pki"
 	"phix/store/sqlite"
+	"phix/transfer"
 )
 
 // HospitalIDs are the hospitals of the dev network, in order.
@@ -38,6 +42,16 @@ type Options struct {
 	Logger   *slog.Logger // request logs; nil discards
 	// NoSeed skips the demo data written on first start.
 	NoSeed bool
+	// Coordinator chooses the coordinator's engines (default embedded).
+	Coordinator CoordinatorOptions
+	// Gateway, if set, adjusts each hospital's gateway configuration (tests).
+	Gateway func(hospital string, cfg *gateway.Config)
+	// WrapCoordinator, if set, wraps each gateway's transport to the
+	// coordinator (tests inject network faults with it).
+	WrapCoordinator func(hospital string, rt http.RoundTripper) http.RoundTripper
+	// NoAutoReceive stops the gateways from polling their inbox in the
+	// background (then `phix transfer receive` or ReceiveOnce does).
+	NoAutoReceive bool
 }
 
 // Hospital is one running hospital node.
@@ -52,6 +66,22 @@ type Hospital struct {
 	AuditDB string
 	// Seeded reports whether this start created the database and seeded it.
 	Seeded bool
+	// Gateway is the hospital's edge gateway; GatewayURL its local API.
+	Gateway    *gateway.Gateway
+	GatewayURL string
+
+	node *fhirserver.Node
+	srv  *fhirserver.Server
+	keys gateway.Keys
+}
+
+// Demo names the demo transfer of endpoints.json: a patient of hospital-a
+// with a signed consent for disclosure to hospital-b.
+type Demo struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Patient string `json:"patient"`
+	Consent string `json:"consent"`
 }
 
 // Network is a running dev network.
@@ -59,6 +89,13 @@ type Network struct {
 	Hospitals []Hospital
 	// EndpointsFile is DIR/dev/endpoints.json.
 	EndpointsFile string
+	// Coordinator is the (first) coordinator replica's URL; Coordinators all.
+	Coordinator  string
+	Coordinators []string
+	// CoordinatorStore is the coordinator's metadata store (tests).
+	CoordinatorStore transfer.Store
+	// Demo is the seeded demo transfer.
+	Demo Demo
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -69,9 +106,12 @@ type Network struct {
 
 // Endpoints is the shape of DIR/dev/endpoints.json (DESIGN.md).
 type Endpoints struct {
-	// Coordinator is the coordinator's URL; "" until the coordinator exists.
+	// Coordinator is the coordinator's URL (mutual TLS; CA in ca.pem).
 	Coordinator string             `json:"coordinator"`
 	Hospitals   []EndpointHospital `json:"hospitals"`
+	Demo        *Demo              `json:"demo,omitempty"`
+	// CAFile is the network CA (ca.pem), relative to DIR/dev.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // EndpointHospital is one hospital in endpoints.json. Gateway and Portal are
@@ -111,14 +151,68 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 		n.closeAll()
 		return nil, err
 	}
-	eps := Endpoints{Coordinator: ""}
+	p, err := openPKI(filepath.Join(opts.DataDir, "pki"))
+	if err != nil {
+		return fail(fmt.Errorf("devnet: pki: %w", err))
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(devDir, "ca.pem"), p.ca.CertificatePEM(), 0o644); err != nil {
+		return fail(err)
+	}
 	for i, id := range HospitalIDs {
 		h, err := n.startHospital(ctx, opts, devDir, id, i, logger.With("hospital", id))
 		if err != nil {
 			return fail(fmt.Errorf("devnet: %s: %w", id, err))
 		}
 		n.Hospitals = append(n.Hospitals, *h)
-		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token", AuditorTokenFile: id + ".auditor.token"})
+	}
+	co, err := n.startCoordinator(ctx, opts, p, logger.With("role", "coordinator"))
+	if err != nil {
+		return fail(fmt.Errorf("devnet: coordinator: %w", err))
+	}
+	n.Coordinator, n.Coordinators, n.CoordinatorStore = co.urls[0], co.urls, co.store
+	// Register every hospital (public keys and certificate pins) and give
+	// each gateway the registry export as its trusted peers.
+	var entries []transfer.Hospital
+	for i := range n.Hospitals {
+		h := &n.Hospitals[i]
+		_, pin, err := p.issue(ctx, pki.Hospital(h.ID), h.ID)
+		if err != nil {
+			return fail(err)
+		}
+		e := h.keys.RegistryEntry(h.ID, hospitalRegions[h.ID], []string{"127.0.0.0/8", "::1/128"}, []string{pin}, partners(h.ID))
+		entries = append(entries, e)
+		if _, err := co.store.Hospital(ctx, h.ID); err == nil {
+			continue // registered on an earlier start (keys and pins are kept)
+		}
+		if _, err := (transfer.Registry{Store: co.store}).Add(ctx, e); err != nil {
+			return fail(fmt.Errorf("devnet: register %s: %w", h.ID, err))
+		}
+	}
+	reg, err := registryExport(entries)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(devDir, "registry.json"), reg, 0o644); err != nil {
+		return fail(err)
+	}
+	peers, err := gateway.ParsePeers(reg)
+	if err != nil {
+		return fail(err)
+	}
+	eps := Endpoints{Coordinator: co.urls[0], CAFile: "ca.pem"}
+	for i := range n.Hospitals {
+		h := &n.Hospitals[i]
+		if err := n.startGateway(ctx, opts, h, p, co, i, peers, logger.With("hospital", h.ID, "role", "gateway")); err != nil {
+			return fail(fmt.Errorf("devnet: %s gateway: %w", h.ID, err))
+		}
+		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: h.ID, FHIR: h.FHIR, Gateway: h.GatewayURL, TokenFile: h.ID + ".token", AuditorTokenFile: h.ID + ".auditor.token"})
+	}
+	demo, err := n.demo(ctx, opts, devDir)
+	if err != nil {
+		return fail(fmt.Errorf("devnet: demo data: %w", err))
+	}
+	if demo != nil {
+		n.Demo, eps.Demo = *demo, demo
 	}
 	if err := writeJSONFile(n.EndpointsFile, eps); err != nil {
 		return fail(err)
@@ -166,6 +260,10 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		return nil, err
 	}
 	n.close = append(n.close, node.Close)
+	keys, err := gateway.KeysFromKMS(ctx, node.Keys, id, node.DeidKeys)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := listen(opts.BasePort, i)
 	if err != nil {
 		return nil, err
@@ -177,7 +275,8 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		ln.Close()
 		return nil, err
 	}
-	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: auditorTokens[0], AuditDB: filepath.Join(dir, "audit.db")}
+	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: auditorTokens[0], AuditDB: filepath.Join(dir, "audit.db"),
+		node: node, srv: srv, keys: keys}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			ln.Close()
