@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -94,8 +93,13 @@ func patientFromResponse(b []byte) string {
 // consent-signature), and returns its id.
 func (n *Network) seedConsent(ctx context.Context, h *Hospital, pid, org string) (string, error) {
 	now := time.Now().UTC()
+	// The id is chosen here: the signature covers it (fhir.Canonical).
+	id := "consent-" + pid
+	if len(id) > 64 {
+		id = id[:64]
+	}
 	obj := map[string]any{
-		"resourceType": "Consent", "status": "active",
+		"resourceType": "Consent", "id": id, "status": "active",
 		"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
 		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}}}},
 		"patient":  map[string]any{"reference": "Patient/" + pid},
@@ -115,7 +119,7 @@ func (n *Network) seedConsent(ctx context.Context, h *Hospital, pid, org string)
 				map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}},
 		},
 	}
-	signed, err := consent.Sign(&fhir.Resource{Type: "Consent", Object: obj}, h.keys.Signer, now)
+	signed, err := consent.Sign(&fhir.Resource{Type: "Consent", ID: id, Object: obj}, h.keys.Signer, now)
 	if err != nil {
 		return "", err
 	}
@@ -123,17 +127,10 @@ func (n *Network) seedConsent(ctx context.Context, h *Hospital, pid, org string)
 	if err != nil {
 		return "", err
 	}
-	resp, err := call(ctx, h.srv, h.Token, http.MethodPost, "/Consent", body)
-	if err != nil {
+	if _, err := call(ctx, h.srv, h.Token, http.MethodPut, "/Consent/"+id, body); err != nil {
 		return "", fmt.Errorf("seed consent: %w", err)
 	}
-	var created struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(resp, &created); err != nil || created.ID == "" {
-		return "", errors.New("seed consent: no id in the response")
-	}
-	return created.ID, nil
+	return id, nil
 }
 
 // call runs one request against a FHIR server in-process.

@@ -77,7 +77,6 @@ func (g *Gateway) List() ([]Status, error) {
 	return out, nil
 }
 
-
 // Status returns one transfer by coordinator or local id. A sent transfer
 // is refreshed from the coordinator to learn of its receipt.
 func (g *Gateway) Status(r *http.Request, id string) (Status, error) {
@@ -336,3 +335,6 @@ func writeAPIError(w http.ResponseWriter, err error) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "code": code, "title": http.StatusText(status), "detail": msg, "findings": findings})
 }
+
+// DeliveryDir is the folder inbound files are delivered to.
+func (g *Gateway) DeliveryDir() string { return g.cfg.DeliveryDir }

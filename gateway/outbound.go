@@ -143,7 +143,7 @@ func (g *Gateway) Send(ctx context.Context, req SendRequest) (*Job, error) {
 	for i := range job.Files {
 		for _, f := range v.Files {
 			if f.Name == job.Files[i].Name {
-				job.Files[i].UploadURL = f.UploadURL
+				job.Files[i].UploadURL = g.cfg.Coordinator.Resolve(f.UploadURL)
 			}
 		}
 	}
@@ -491,6 +491,7 @@ func (deidStage) Run(ctx context.Context, g *Gateway, p *Pack) error {
 			if err != nil {
 				return errorf(422, CodeDeid, "de-identification of file %d failed (%s)", i, deidCode(err))
 			}
+			dropEmptyExtensions(out.Object)
 			it.Bundle = out
 		case "dicom":
 			if dicom == nil {
@@ -523,6 +524,55 @@ func (deidStage) Run(ctx context.Context, g *Gateway, p *Pack) error {
 		// decides whether they may go.
 	}
 	return nil
+}
+
+// dropEmptyExtensions removes extensions left with neither a value nor
+// nested extensions (a de-identified value leaves its extension empty,
+// which FHIR's ext-1 forbids).
+func dropEmptyExtensions(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			dropEmptyExtensions(c)
+			if k != "extension" && k != "modifierExtension" {
+				continue
+			}
+			list, ok := c.([]any)
+			if !ok {
+				continue
+			}
+			keep := list[:0]
+			for _, e := range list {
+				if m, ok := e.(map[string]any); ok && !hasValueOrExtension(m) {
+					continue
+				}
+				keep = append(keep, e)
+			}
+			if len(keep) == 0 {
+				delete(x, k)
+			} else {
+				x[k] = keep
+			}
+		}
+	case []any:
+		for _, c := range x {
+			dropEmptyExtensions(c)
+		}
+	}
+}
+
+func hasValueOrExtension(m map[string]any) bool {
+	for k, v := range m {
+		if strings.HasPrefix(k, "value") {
+			return true
+		}
+		if k == "extension" {
+			if l, ok := v.([]any); ok && len(l) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func deidCode(err error) string {
@@ -954,7 +1004,7 @@ func (g *Gateway) renewURL(ctx context.Context, job *Job, name string) (string, 
 	}
 	for _, f := range v.Files {
 		if f.Name == name && f.UploadURL != "" {
-			return f.UploadURL, nil
+			return g.cfg.Coordinator.Resolve(f.UploadURL), nil
 		}
 	}
 	return "", errors.New("gateway: the coordinator renewed no upload URL for the file")

@@ -95,6 +95,10 @@ func ParseProblem(status int, body []byte) *Problem {
 	return p
 }
 
+// Resolve makes a URL the coordinator handed out (capabilities may be
+// relative to its base) absolute.
+func (c *Client) Resolve(u string) string { return c.url(u) }
+
 func (c *Client) url(path string) string {
 	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
 		return path
