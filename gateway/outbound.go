@@ -593,11 +593,18 @@ func (dlpStage) Run(_ context.Context, _ *Gateway, p *Pack) error {
 	if err != nil {
 		return errorf(500, CodeInternal, "DLP policy does not parse")
 	}
-	if pol.Default == dlp.Allow && len(pol.Kinds) == 0 {
+	recPol := pol
+	if p.Rule.DLPRecord != "" && p.Deidentify != "" {
+		if recPol, err = dlp.ParsePolicy(p.Rule.DLPRecord); err != nil {
+			return errorf(500, CodeInternal, "DLP policy does not parse")
+		}
+	}
+	allowAll := func(p dlp.Policy) bool { return p.Default == dlp.Allow && len(p.Kinds) == 0 }
+	if allowAll(pol) && allowAll(recPol) {
 		return nil // the purpose allows identified data in every file
 	}
 	var blocked []Finding
-	add := func(file int, fs []dlp.Finding) {
+	add := func(file int, fs []dlp.Finding, pol dlp.Policy) {
 		for _, f := range fs {
 			a := pol.Action(f.Type)
 			if a == dlp.Allow {
@@ -621,7 +628,7 @@ func (dlpStage) Run(_ context.Context, _ *Gateway, p *Pack) error {
 			if err != nil {
 				return errorf(422, CodeDLPBlocked, "file %d could not be scanned", i)
 			}
-			add(i, fs)
+			add(i, fs, recPol)
 		case "csv":
 			f, err := os.Open(it.Path)
 			if err != nil {
@@ -632,7 +639,7 @@ func (dlpStage) Run(_ context.Context, _ *Gateway, p *Pack) error {
 			if err != nil {
 				return errorf(422, CodeDLPBlocked, "file %d is not valid CSV and could not be scanned", i)
 			}
-			add(i, fs)
+			add(i, fs, pol)
 		case "dicom":
 			if it.Data == nil {
 				blocked = append(blocked, Finding{File: i, Kind: "UNSCANNED", Location: "DICOM not de-identified", Action: "block"})

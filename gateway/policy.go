@@ -28,6 +28,12 @@ type PurposeRule struct {
 	// DLP is the dlp policy ("default=block,DATE=warn"): any finding whose
 	// action is block stops the send.
 	DLP string `yaml:"dlp" json:"dlp"`
+	// DLPRecord, if set, replaces DLP for the FHIR record once it is
+	// de-identified: the profile already generalized its structured dates
+	// (to the year) and addresses (to state and ZIP3), which the structured
+	// detectors still report, so the default warns on those two kinds and
+	// blocks on every other (names, identifiers, phones, e-mails...).
+	DLPRecord string `yaml:"dlp_record" json:"dlp_record"`
 	// DataClass is the transfer's data class at the coordinator.
 	DataClass string `yaml:"data_class" json:"data_class"`
 	// Minimize names the minimization profile.
@@ -58,7 +64,8 @@ func DefaultPolicy() Policy {
 	research := MinimizeProfile{ResourceTypes: []string{"Patient", "Condition", "Observation", "Procedure",
 		"MedicationRequest", "Immunization", "DiagnosticReport", "AllergyIntolerance"}, DropElements: []string{"text"}}
 	treat := PurposeRule{DLP: "default=allow", DataClass: "clinical", Minimize: "clinical"}
-	other := PurposeRule{Deidentify: "safe-harbor", DLP: "default=block", DataClass: "clinical", Minimize: "research"}
+	other := PurposeRule{Deidentify: "safe-harbor", DLP: "default=block", DLPRecord: "default=block,DATE=warn,ADDRESS=warn",
+		DataClass: "research-deidentified", Minimize: "research"}
 	p := Policy{Purposes: map[string]PurposeRule{"TREAT": treat, "ETREAT": treat},
 		Minimize: map[string]MinimizeProfile{"clinical": clinical, "research": research}}
 	for _, k := range transfer.KnownPurposes {
@@ -86,6 +93,11 @@ func (p Policy) Validate() error {
 		}
 		if _, err := dlp.ParsePolicy(r.DLP); err != nil {
 			return fmt.Errorf("gateway: policy: purpose %s: %w", name, err)
+		}
+		if r.DLPRecord != "" {
+			if _, err := dlp.ParsePolicy(r.DLPRecord); err != nil {
+				return fmt.Errorf("gateway: policy: purpose %s: dlp_record: %w", name, err)
+			}
 		}
 		if r.Minimize != "" {
 			if _, ok := p.Minimize[r.Minimize]; !ok {
