@@ -144,7 +144,7 @@ func (g *Gateway) Cancel(r *http.Request, id string) (Status, error) {
 		if url == "" && len(j.Files) > 0 {
 			url = j.Files[0].UploadURL
 		}
-		if err := g.cfg.Coordinator.Cancel(r.Context(), url); err != nil {
+		if err := g.cfg.Coordinator.Cancel(r.Context(), g.cfg.Coordinator.Resolve(url)); err != nil {
 			if u, rerr := g.renewURL(r.Context(), j, j.Files[0].Name); rerr == nil {
 				err = g.cfg.Coordinator.Cancel(r.Context(), u)
 			}

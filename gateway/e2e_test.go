@@ -82,9 +82,11 @@ func randomFile(t *testing.T, dir, name string, n int) string {
 // waitJob polls the sender's status until it leaves uploading.
 func waitJob(t *testing.T, g *gateway.Gateway, id string, want string) gateway.Status {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	var st gateway.Status
 	for time.Now().Before(deadline) {
-		st, err := g.Status(httptestRequest(), id)
+		var err error
+		st, err = g.Status(httptestRequest(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +98,7 @@ func waitJob(t *testing.T, g *gateway.Gateway, id string, want string) gateway.S
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("transfer %s did not reach %s", id, want)
+	t.Fatalf("transfer %s did not reach %s: %+v", id, want, st)
 	return gateway.Status{}
 }
 
@@ -126,3 +128,5 @@ func receiveUntil(t *testing.T, g *gateway.Gateway, id string) *gateway.Inbound 
 
 var _ = errors.New
 var _ = bytes.NewReader
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

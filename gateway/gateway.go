@@ -219,12 +219,13 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) Hospital() string { return g.cfg.Hospital }
 
 // Run resumes unfinished uploads and, when inbound is true, polls the inbox
-// until ctx ends.
+// until ctx ends; then it stops the uploads in progress (they resume on the
+// next start) and returns.
 func (g *Gateway) Run(ctx context.Context, inbound bool) error {
 	g.ResumeOutbound(ctx)
 	if !inbound {
 		<-ctx.Done()
-		g.wg.Wait()
+		g.Stop()
 		return nil
 	}
 	backoff := time.Second
@@ -241,7 +242,7 @@ func (g *Gateway) Run(ctx context.Context, inbound bool) error {
 		}
 		backoff = time.Second
 	}
-	g.wg.Wait()
+	g.Stop()
 	return nil
 }
 

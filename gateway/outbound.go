@@ -143,7 +143,7 @@ func (g *Gateway) Send(ctx context.Context, req SendRequest) (*Job, error) {
 	for i := range job.Files {
 		for _, f := range v.Files {
 			if f.Name == job.Files[i].Name {
-				job.Files[i].UploadURL = g.cfg.Coordinator.Resolve(f.UploadURL)
+				job.Files[i].UploadURL = f.UploadURL // resolved at use: the coordinator's address may change
 			}
 		}
 	}
@@ -936,16 +936,17 @@ func (g *Gateway) upload(ctx context.Context, job *Job) {
 			return
 		}
 		base := done
-		url, err := tusclient.Send(ctx, tusclient.Upload{URL: f.UploadURL, Src: src, Size: f.Size}, tusclient.Options{
+		url, err := tusclient.Send(ctx, tusclient.Upload{URL: g.cfg.Coordinator.Resolve(f.UploadURL), Src: src, Size: f.Size}, tusclient.Options{
 			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize,
 			Progress: func(off int64) { g.progress(job, base+off) },
-			Renew:    func(ctx context.Context) (string, error) { return g.renewURL(ctx, job, f.Name) },
-			Check:    check,
+			Renew: func(ctx context.Context) (string, error) {
+				u, err := g.renewURL(ctx, job, f.Name)
+				return g.cfg.Coordinator.Resolve(u), err
+			},
+			Check: check,
 		})
 		src.Close()
-		if url != "" {
-			f.UploadURL = url
-		}
+		_ = url // a renewed capability is fetched again after a restart
 		if err != nil {
 			if ctx.Err() != nil {
 				_ = g.state.saveJob(job) // stopped: resumes on the next start
@@ -1011,7 +1012,7 @@ func (g *Gateway) renewURL(ctx context.Context, job *Job, name string) (string, 
 	}
 	for _, f := range v.Files {
 		if f.Name == name && f.UploadURL != "" {
-			return g.cfg.Coordinator.Resolve(f.UploadURL), nil
+			return f.UploadURL, nil
 		}
 	}
 	return "", errors.New("gateway: the coordinator renewed no upload URL for the file")

@@ -38,7 +38,8 @@ type Options struct {
 	// Progress, if set, is told each confirmed offset.
 	Progress func(offset int64)
 	// Renew, if set, is asked for a fresh URL when the capability expired
-	// (410 TRF-1203) or was replaced.
+	// (410 TRF-1203), was replaced, or is bound to a certificate the
+	// gateway no longer uses (403 TRF-1202, after a certificate renewal).
 	Renew func(ctx context.Context) (string, error)
 	// Check, if set, runs before every chunk; an error stops the upload
 	// (for example a consent that was withdrawn meanwhile).
@@ -93,7 +94,7 @@ func Send(ctx context.Context, u Upload, o Options) (string, error) {
 		}
 		off, err := head(ctx, o.HTTP, url)
 		if err != nil {
-			if coord.IsProblem(err, "TRF-1203", "TRF-1201") && o.Renew != nil && !renewed {
+			if coord.IsProblem(err, "TRF-1203", "TRF-1201", "TRF-1202") && o.Renew != nil && !renewed {
 				if url, err = o.Renew(ctx); err != nil {
 					return url, err
 				}
@@ -133,7 +134,7 @@ func Send(ctx context.Context, u Upload, o Options) (string, error) {
 				if coord.IsProblem(err, "TRF-1204") {
 					return url, nil
 				}
-				if coord.IsProblem(err, "TRF-1203", "TRF-1201") && o.Renew != nil {
+				if coord.IsProblem(err, "TRF-1203", "TRF-1201", "TRF-1202") && o.Renew != nil {
 					break // HEAD fails the same way and renews
 				}
 				if err := retry(err); err != nil {
