@@ -34,8 +34,9 @@ import (
 type CoordinatorOptions struct {
 	// StoreURL is a postgres:// URL (scale-out) or a SQLite path.
 	StoreURL string
-	// Blobs replaces the file-system blob store (e.g. s3blob).
-	Blobs blob.Store
+	// NewBlobs, if set, opens the blob store (e.g. s3blob) for each replica,
+	// so replicas share the bucket but no client.
+	NewBlobs func() (blob.Store, error)
 	// NATS replaces the embedded queue (an external JetStream).
 	NATS *natsq.Config
 	// Replicas is the number of coordinator replicas (default 1). With two,
@@ -120,13 +121,9 @@ func (n *Network) startCoordinator(ctx context.Context, opts Options, p *pkiSetu
 	if storeURL == "" {
 		storeURL = filepath.Join(dir, "coordinator.db")
 	}
-	blobs := co.Blobs
-	if blobs == nil {
-		fb, err := fsblob.New(filepath.Join(dir, "blobs"), coordinatorRegion)
-		if err != nil {
-			return nil, err
-		}
-		blobs = fb
+	newBlobs := co.NewBlobs
+	if newBlobs == nil {
+		newBlobs = func() (blob.Store, error) { return fsblob.New(filepath.Join(dir, "blobs"), coordinatorRegion) }
 	}
 	cert, pin, err := p.issue(ctx, pki.Coordinator("dev"), "coordinator")
 	if err != nil {
@@ -167,6 +164,10 @@ func (n *Network) startCoordinator(ctx context.Context, opts Options, p *pkiSetu
 			return nil, err
 		}
 		n.close = append(n.close, q.Close)
+		blobs, err := newBlobs()
+		if err != nil {
+			return nil, err
+		}
 		srv, err := transfer.NewServer(transfer.Config{Store: st, Blobs: blobs, Queue: q, Auditor: alog, Logger: logger,
 			ID: fmt.Sprintf("coordinator-%d", i+1), Policy: transfer.PolicyConfig{AllowedRegions: []string{"CN-*"}}})
 		if err != nil {
