@@ -359,3 +359,50 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Fatalf("after space came back: %+v", rec)
 	}
 }
+
+// TestDropFolder: a batch written into the watched folder is sent; a batch
+// refused by DLP lands in .failed with the finding's kind and location.
+func TestDropFolder(t *testing.T) {
+	n := startNet(t, devnet.Options{})
+	drop := t.TempDir()
+	ok := filepath.Join(drop, "batch-1")
+	bad := filepath.Join(drop, "batch-2")
+	for _, d := range []string{ok, bad} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	randomFile(t, ok, "report.pdf", 100<<10)
+	spec := `{"to":"hospital-b","purpose":"TREAT","consent":"` + n.Demo.Consent + `"}`
+	if err := os.WriteFile(filepath.Join(ok, "send.json"), []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "labs.csv"), []byte("id,ssn\n1,536-22-1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec2 := `{"to":"hospital-b","purpose":"HRESCH","consent":"` + n.Demo.Consent + `"}`
+	if err := os.WriteFile(filepath.Join(bad, "send.json"), []byte(spec2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An incomplete batch (no send.json yet) is left alone.
+	if err := os.MkdirAll(filepath.Join(drop, "batch-3"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Hospitals[0].Gateway.ScanDropFolder(context.Background(), drop)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("scan: %v %+v", err, res)
+	}
+	if res[0].ID == "" || res[1].Code != gateway.CodeDLPBlocked || len(res[1].Findings) != 1 || res[1].Findings[0].Kind != "US_SSN" {
+		t.Fatalf("results %+v", res)
+	}
+	for _, p := range []string{".done/batch-1/result.json", ".failed/batch-2/result.json", "batch-3"} {
+		if _, err := os.Stat(filepath.Join(drop, p)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	waitJob(t, n.Hospitals[0].Gateway, res[0].ID, gateway.JobSent)
+	rec := receiveUntil(t, n.Hospitals[1].Gateway, res[0].ID)
+	if rec.Status != gateway.InDelivered || len(rec.Files) != 1 {
+		t.Fatalf("inbound %+v", rec)
+	}
+}

@@ -152,6 +152,8 @@ type Config struct {
 	// Retention is how long the coordinator may keep the ciphertext
 	// (retention_until = now + Retention; default 30 days).
 	Retention time.Duration
+	// DropFolder, if set, is watched for batches to send (dropfolder.go).
+	DropFolder string
 	// DeliveryFS writes inbound files; nil is the operating system.
 	DeliveryFS FS
 	// Now is the clock (tests); nil is time.Now.
@@ -223,6 +225,13 @@ func (g *Gateway) Hospital() string { return g.cfg.Hospital }
 // next start) and returns.
 func (g *Gateway) Run(ctx context.Context, inbound bool) error {
 	g.ResumeOutbound(ctx)
+	if g.cfg.DropFolder != "" {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.WatchDropFolder(ctx, g.cfg.DropFolder, 5*time.Second)
+		}()
+	}
 	if !inbound {
 		<-ctx.Done()
 		g.Stop()

@@ -57,6 +57,8 @@ type NodeGatewayConfig struct {
 	PeersFile string `yaml:"peers_file"`
 	// DeliveryDir receives inbound files (default DATA/delivered).
 	DeliveryDir string `yaml:"delivery_dir"`
+	// DropFolder is watched for batches to send (docs/gateway.md).
+	DropFolder string `yaml:"drop_folder"`
 	// Receive polls the inbox and delivers in the background (default true).
 	Receive *bool `yaml:"receive"`
 	// ChunkSize is the upload chunk size in bytes (default 8 MiB).
@@ -104,7 +106,7 @@ func ParseNodeConfig(data []byte, baseDir string) (*NodeConfig, error) {
 		}
 	}
 	for _, p := range []*string{&c.Data, &c.FHIR.TokenFile, &c.FHIR.AuditorTokenFile, &c.Gateway.CAFile, &c.Gateway.CertFile,
-		&c.Gateway.KeyFile, &c.Gateway.CRLFile, &c.Gateway.PeersFile, &c.Gateway.DeliveryDir} {
+		&c.Gateway.KeyFile, &c.Gateway.CRLFile, &c.Gateway.PeersFile, &c.Gateway.DeliveryDir, &c.Gateway.DropFolder} {
 		abs(p)
 	}
 	if c.FHIR.TokenFile == "" {
