@@ -327,9 +327,24 @@ func (g *Gateway) openManifest(path string) (*innerManifest, error) {
 	if err != nil {
 		return nil, sealErr(err)
 	}
+	return parseInnerManifest(b)
+}
+
+// parseInnerManifest reads the sealed manifest's JSON: version 1, at most
+// MaxFiles files, each with a plain name, a sealed name and a hex hash.
+func parseInnerManifest(b []byte) (*innerManifest, error) {
+	bad := &httpError{Status: 403, Code: CodeVerify, Msg: "the sealed manifest is not a phix manifest"}
 	var m innerManifest
-	if err := json.Unmarshal(b, &m); err != nil || m.V != 1 {
-		return nil, &httpError{Status: 403, Code: CodeVerify, Msg: "the sealed manifest is not a phix manifest"}
+	if err := json.Unmarshal(b, &m); err != nil || m.V != 1 || len(m.Files) > transfer.MaxFiles {
+		return nil, bad
+	}
+	for _, f := range m.Files {
+		if transfer.ValidateFileName(f.Name) != nil || transfer.ValidateFileName(f.Sealed) != nil || f.Size < 0 {
+			return nil, bad
+		}
+		if h, err := hex.DecodeString(f.Hash); err != nil || len(h) != 32 || (f.HashAlg != "sha256" && f.HashAlg != "sm3") {
+			return nil, bad
+		}
 	}
 	return &m, nil
 }
