@@ -38,7 +38,6 @@ func (n *Network) demo(ctx context.Context, opts Options, devDir string) (*Demo,
 	if opts.NoSeed {
 		return nil, nil
 	}
-	a := &n.Hospitals[0]
 	names, err := syntheaFS.ReadDir("testdata")
 	if err != nil {
 		return nil, err
@@ -50,24 +49,36 @@ func (n *Network) demo(ctx context.Context, opts Options, devDir string) (*Demo,
 		if err != nil {
 			return nil, err
 		}
-		resp, err := call(ctx, a.srv, a.Token, http.MethodPost, "", b)
+		d, err := n.SeedPatient(ctx, b)
 		if err != nil {
 			return nil, fmt.Errorf("seed %s: %w", e.Name(), err)
 		}
-		pid := patientFromResponse(resp)
-		if pid == "" {
-			return nil, fmt.Errorf("seed %s: no Patient in the response", e.Name())
-		}
-		cid, err := n.seedConsent(ctx, a, pid, HospitalIDs[1])
-		if err != nil {
-			return nil, err
-		}
 		if demo == nil {
-			demo = &Demo{From: a.ID, To: HospitalIDs[1], Patient: "Patient/" + pid, Consent: "Consent/" + cid}
+			demo = &d
 		}
 	}
 	b, _ := json.MarshalIndent(demo, "", "  ")
 	return demo, pki.WriteFileAtomic(path, b, 0o644)
+}
+
+// SeedPatient imports a transaction Bundle holding one Patient into
+// hospital-a and writes a signed consent for disclosure to hospital-b; it
+// returns them as a Demo (tests and benchmarks seed full Synthea records).
+func (n *Network) SeedPatient(ctx context.Context, bundle []byte) (Demo, error) {
+	a := &n.Hospitals[0]
+	resp, err := call(ctx, a.srv, a.Token, http.MethodPost, "", bundle)
+	if err != nil {
+		return Demo{}, err
+	}
+	pid := patientFromResponse(resp)
+	if pid == "" {
+		return Demo{}, fmt.Errorf("no Patient in the response")
+	}
+	cid, err := n.seedConsent(ctx, a, pid, HospitalIDs[1])
+	if err != nil {
+		return Demo{}, err
+	}
+	return Demo{From: a.ID, To: HospitalIDs[1], Patient: "Patient/" + pid, Consent: "Consent/" + cid}, nil
 }
 
 func patientFromResponse(b []byte) string {

@@ -49,6 +49,8 @@ type Options struct {
 	// WrapCoordinator, if set, wraps each gateway's transport to the
 	// coordinator (tests inject network faults with it).
 	WrapCoordinator func(hospital string, rt http.RoundTripper) http.RoundTripper
+	// Suite is the hospitals' algorithm suite: intl (default) or gm.
+	Suite string
 	// NoAutoReceive stops the gateways from polling their inbox in the
 	// background (then `phix transfer receive` or ReceiveOnce does).
 	NoAutoReceive bool
@@ -255,7 +257,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	}
 	// Keyring (dev master key file), audit log and de-identification keys
 	// live in the hospital's directory.
-	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: dir, Hospital: id, Auth: auth, Logger: logger})
+	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: dir, Hospital: id, Suite: opts.Suite, Auth: auth, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -130,3 +130,5 @@ var _ = errors.New
 var _ = bytes.NewReader
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
