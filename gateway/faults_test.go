@@ -406,3 +406,58 @@ func TestDropFolder(t *testing.T) {
 		t.Fatalf("inbound %+v", rec)
 	}
 }
+
+// TestReidentifyOnlyWhereEntitled: a record de-identified with keyed
+// pseudonyms for identifiers (china profile) gets its identifiers back at
+// an entitled receiver, and keeps the pseudonyms at one that is not.
+func TestReidentifyOnlyWhereEntitled(t *testing.T) {
+	for _, entitled := range []bool{true, false} {
+		t.Run(map[bool]string{true: "entitled", false: "not entitled"}[entitled], func(t *testing.T) {
+			n := startNet(t, devnet.Options{Gateway: func(h string, cfg *gateway.Config) {
+				if h == "hospital-b" && !entitled {
+					cfg.Reidentify = nil
+				}
+			}})
+			a, b := n.Hospitals[0], n.Hospitals[1]
+			want := map[string]bool{}
+			for _, id := range fhirGet(t, a, n.Demo.Patient)["identifier"].([]any) {
+				if v, _ := id.(map[string]any)["value"].(string); v != "" {
+					want[v] = true
+				}
+			}
+			job, err := a.Gateway.Send(context.Background(), gateway.SendRequest{To: "hospital-b", Purpose: "TREAT",
+				Consent: n.Demo.Consent, Deidentify: "china", FHIR: n.Demo.Patient + "/$everything"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitJob(t, a.Gateway, job.ID, gateway.JobSent)
+			rec := receiveUntil(t, b.Gateway, job.ID)
+			if rec.Status != gateway.InDelivered {
+				t.Fatalf("inbound %+v", rec)
+			}
+			var pat map[string]any
+			for _, ref := range rec.Resources {
+				if strings.HasPrefix(ref, "Patient/") {
+					pat = fhirGet(t, b, ref)
+				}
+			}
+			ids, _ := pat["identifier"].([]any)
+			if len(ids) == 0 {
+				t.Fatal("the imported Patient has no identifiers")
+			}
+			got := map[string]bool{}
+			for _, id := range ids {
+				if v := id.(map[string]any)["value"].(string); want[v] {
+					got[v] = true
+				}
+			}
+			restored := len(got)
+			if entitled && restored != len(want) {
+				t.Fatalf("entitled receiver restored %d of %d identifiers", restored, len(want))
+			}
+			if !entitled && restored != 0 {
+				t.Fatalf("a receiver without entitlement holds %d original identifiers", restored)
+			}
+		})
+	}
+}

@@ -152,6 +152,10 @@ type Config struct {
 	// Retention is how long the coordinator may keep the ciphertext
 	// (retention_until = now + Retention; default 30 days).
 	Retention time.Duration
+	// Reidentify are the purposes for which this gateway, as a receiver,
+	// is entitled to re-identify a de-identified record with the table the
+	// sender shipped (audited per lookup); nil: never.
+	Reidentify []string
 	// DropFolder, if set, is watched for batches to send (dropfolder.go).
 	DropFolder string
 	// DeliveryFS writes inbound files; nil is the operating system.

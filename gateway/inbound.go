@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"phix/audit"
+	"phix/deid"
 	"phix/fhir"
 	"phix/gateway/coord"
 	"phix/seal"
@@ -149,6 +150,7 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 		}
 	}
 	var bundles [][]byte
+	var reidTable []byte
 	for _, f := range inner.Files {
 		if _, ok := specs[f.Sealed]; !ok || f.Sealed == "manifest.seal" {
 			cleanup()
@@ -159,6 +161,15 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 			return &httpError{Status: 403, Code: CodeVerify, Msg: "a delivered file name is not a plain name"}
 		}
 		src := filepath.Join(dir, f.Sealed)
+		if f.Kind == "reid-table" {
+			var buf bytes.Buffer
+			if err := g.unseal(src, &limitedWriter{w: &buf, n: MaxBundleSize}, f); err != nil {
+				cleanup()
+				return err
+			}
+			reidTable = buf.Bytes()
+			continue
+		}
 		if f.Kind == "fhir-bundle" {
 			var buf bytes.Buffer
 			if err := g.unseal(src, &limitedWriter{w: &buf, n: MaxBundleSize}, f); err != nil {
@@ -186,6 +197,13 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 			err = deliverErr(cerr)
 		}
 		if err != nil {
+			cleanup()
+			return err
+		}
+	}
+	if reidTable != nil {
+		var err error
+		if bundles, err = g.reidentify(ctx, rec, inner, reidTable, bundles); err != nil {
 			cleanup()
 			return err
 		}
@@ -532,4 +550,93 @@ func (g *Gateway) sendReceipt(ctx context.Context, rec *Inbound, v transfer.Tran
 	rec.Receipted = true
 	_ = g.state.saveInbound(rec)
 	g.record(ctx, "receipt", rec.ID, true, audit.Event{Why: &audit.Why{Purpose: rec.Purpose, ConsentID: rec.ConsentID}})
+}
+
+// reidentify restores the identifier values of de-identified bundles from
+// the sender's re-identification table, only when this gateway is
+// entitled for the transfer's purpose; every lookup is audited (deid's
+// Reidentifier refuses without an auditor). Without entitlement the table
+// is dropped unread.
+func (g *Gateway) reidentify(ctx context.Context, rec *Inbound, inner *innerManifest, table []byte, bundles [][]byte) ([][]byte, error) {
+	why := &audit.Why{Purpose: rec.Purpose, ConsentID: rec.ConsentID}
+	entitled := false
+	for _, p := range g.cfg.Reidentify {
+		entitled = entitled || p == rec.Purpose
+	}
+	if !entitled || len(inner.ReidKey) == 0 {
+		g.record(ctx, "reidentify", rec.ID, false, audit.Event{Why: why, Decision: &audit.Decision{Effect: "deny", Policies: []string{"not-entitled"}}})
+		return bundles, nil
+	}
+	rd, err := deid.OpenReidTable(table, inner.ReidKey, reidAuditor{g: g, id: rec.ID, why: why})
+	if err != nil {
+		return nil, &httpError{Status: 403, Code: CodeVerify, Msg: "the re-identification table does not open"}
+	}
+	out := make([][]byte, 0, len(bundles))
+	restored := 0
+	for _, b := range bundles {
+		var obj any
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return nil, &httpError{Status: 403, Code: CodeVerify, Msg: "the received record is not JSON"}
+		}
+		walkIdentifiers(obj, func(id map[string]any) {
+			v, _ := id["value"].(string)
+			if v == "" {
+				return
+			}
+			if orig, err := rd.Reidentify(ctx, "gateway-"+g.cfg.Hospital, rec.Purpose, v); err == nil {
+				id["value"] = orig
+				restored++
+			}
+		})
+		nb, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nb)
+	}
+	g.record(ctx, "reidentify", rec.ID, true, audit.Event{Why: why})
+	return out, nil
+}
+
+// walkIdentifiers calls fn on every element of every "identifier" array.
+func walkIdentifiers(v any, fn func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if k == "identifier" {
+				if l, ok := c.([]any); ok {
+					for _, e := range l {
+						if m, ok := e.(map[string]any); ok {
+							fn(m)
+						}
+					}
+				}
+				continue
+			}
+			walkIdentifiers(c, fn)
+		}
+	case []any:
+		for _, c := range x {
+			walkIdentifiers(c, fn)
+		}
+	}
+}
+
+// reidAuditor records each re-identification lookup (never the value).
+type reidAuditor struct {
+	g   *Gateway
+	id  string
+	why *audit.Why
+}
+
+func (a reidAuditor) Reidentified(ctx context.Context, ev deid.ReidEvent) error {
+	res := "found"
+	if !ev.Found {
+		res = "not-found"
+	}
+	_, err := a.g.cfg.Audit.Append(ctx, audit.Event{Action: audit.ActionOperation, Outcome: audit.OutcomeSuccess,
+		Who: audit.Who{Org: a.g.cfg.Hospital, Role: "edge-gateway"}, RequestID: a.id, Why: a.why,
+		What:     audit.What{ResourceType: "Identifier"},
+		Decision: &audit.Decision{Effect: "permit", Policies: []string{"gateway:reidentify-lookup", res}}})
+	return err
 }

@@ -66,6 +66,9 @@ type NodeGatewayConfig struct {
 	// Retention is how long the coordinator may keep the ciphertext
 	// (default 720h).
 	Retention time.Duration `yaml:"retention"`
+	// Reidentify lists the purposes for which this hospital may
+	// re-identify received de-identified records (default: none).
+	Reidentify []string `yaml:"reidentify"`
 	// Policy replaces the default outbound policy.
 	Policy *Policy `yaml:"policy"`
 }

@@ -96,6 +96,7 @@ type Pack struct {
 	Findings   []Finding
 	Request    *transfer.Request
 	consentEnd time.Time
+	reidKey    []byte
 }
 
 // Stage is one outbound step. Stages run in order; an error stops the
@@ -479,10 +480,31 @@ func (deidStage) Run(ctx context.Context, g *Gateway, p *Pack) error {
 	if err != nil {
 		return errorf(400, CodeBadRequest, "unknown de-identification profile")
 	}
-	eng, err := deid.New(prof, g.cfg.Keys.Deid, deid.Options{})
+	var opts deid.Options
+	var table *deid.ReidTable
+	if p.Rule.ReidTable {
+		p.reidKey = make([]byte, g.cfg.Keys.Suite.AEADKeySize())
+		if _, err := rand.Read(p.reidKey); err != nil {
+			return err
+		}
+		if table, err = deid.NewReidTable(g.cfg.Keys.Suite.ID(), p.reidKey); err != nil {
+			return errorf(500, CodeDeid, "re-identification table: %s", deidCode(err))
+		}
+		opts.Reid = table
+	}
+	eng, err := deid.New(prof, g.cfg.Keys.Deid, opts)
 	if err != nil {
 		return errorf(500, CodeDeid, "de-identification engine: %s", deidCode(err))
 	}
+	defer func() {
+		if table != nil && table.Len() > 0 {
+			if b, err := json.Marshal(table); err == nil {
+				p.Items = append(p.Items, &Item{Name: "reid-table.json", Kind: "reid-table", ContentType: "application/json", Data: b})
+			}
+		} else {
+			p.reidKey = nil
+		}
+	}()
 	var dicom *ddicom.Deidentifier
 	for i, it := range p.Items {
 		switch it.Kind {
@@ -640,6 +662,8 @@ func (dlpStage) Run(_ context.Context, _ *Gateway, p *Pack) error {
 				return errorf(422, CodeDLPBlocked, "file %d is not valid CSV and could not be scanned", i)
 			}
 			add(i, fs, pol)
+		case "reid-table":
+			// Originals sealed under the re-identification key: ciphertext.
 		case "dicom":
 			if it.Data == nil {
 				blocked = append(blocked, Finding{File: i, Kind: "UNSCANNED", Location: "DICOM not de-identified", Action: "block"})
@@ -681,14 +705,17 @@ func (sealStage) Name() string { return "seal" }
 // innerManifest is sealed as manifest.seal: what each sealed file is. The
 // coordinator sees only opaque sealed names and sizes.
 type innerManifest struct {
-	V          int         `json:"v"`
-	Sender     string      `json:"sender"`
-	Receiver   string      `json:"receiver"`
-	Purpose    string      `json:"purpose"`
-	ConsentID  string      `json:"consent_id"`
-	Deidentify string      `json:"deidentified,omitempty"`
-	Created    time.Time   `json:"created"`
-	Files      []innerFile `json:"files"`
+	V          int    `json:"v"`
+	Sender     string `json:"sender"`
+	Receiver   string `json:"receiver"`
+	Purpose    string `json:"purpose"`
+	ConsentID  string `json:"consent_id"`
+	Deidentify string `json:"deidentified,omitempty"`
+	// ReidKey opens the reid-table file; it exists only inside the sealed
+	// manifest.
+	ReidKey []byte      `json:"reid_key,omitempty"`
+	Created time.Time   `json:"created"`
+	Files   []innerFile `json:"files"`
 }
 
 type innerFile struct {
@@ -716,7 +743,7 @@ func (sealStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 	k := g.cfg.Keys
 	recips := []seal.Recipient{seal.PublicKeyRecipient(p.Peer.Wrap, p.Peer.WrapVersion), seal.KEKRecipient(k.KEKID, 1, k.KEK)}
 	inner := innerManifest{V: 1, Sender: g.cfg.Hospital, Receiver: p.Req.To, Purpose: p.Req.Purpose, ConsentID: p.ConsentID,
-		Deidentify: p.Deidentify, Created: g.cfg.Now().UTC()}
+		Deidentify: p.Deidentify, ReidKey: p.reidKey, Created: g.cfg.Now().UTC()}
 	for i, it := range p.Items {
 		var src io.Reader
 		switch {

@@ -38,6 +38,11 @@ type PurposeRule struct {
 	DataClass string `yaml:"data_class" json:"data_class"`
 	// Minimize names the minimization profile.
 	Minimize string `yaml:"minimize" json:"minimize"`
+	// ReidTable ships, with a de-identified record, the deid
+	// re-identification table (originals sealed under a fresh key that
+	// travels only inside the sealed transfer), so an entitled receiver can
+	// restore identifiers.
+	ReidTable bool `yaml:"reid_table" json:"reid_table"`
 	// DICOMProfile is the deid/dicom profile for DICOM files when
 	// de-identifying (default "basic").
 	DICOMProfile string `yaml:"dicom_profile" json:"dicom_profile"`
@@ -63,7 +68,7 @@ func DefaultPolicy() Policy {
 		"MedicationAdministration", "MedicationRequest", "Observation", "Procedure", "ServiceRequest"}}
 	research := MinimizeProfile{ResourceTypes: []string{"Patient", "Condition", "Observation", "Procedure",
 		"MedicationRequest", "Immunization", "DiagnosticReport", "AllergyIntolerance"}, DropElements: []string{"text"}}
-	treat := PurposeRule{DLP: "default=allow", DataClass: "clinical", Minimize: "clinical"}
+	treat := PurposeRule{DLP: "default=allow", DataClass: "clinical", Minimize: "clinical", ReidTable: true}
 	other := PurposeRule{Deidentify: "safe-harbor", DLP: "default=block", DLPRecord: "default=block,DATE=warn,ADDRESS=warn",
 		DataClass: "research-deidentified", Minimize: "research"}
 	p := Policy{Purposes: map[string]PurposeRule{"TREAT": treat, "ETREAT": treat},

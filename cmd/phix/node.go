@@ -123,7 +123,7 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	gcfg := gateway.Config{Hospital: cfg.Hospital, DataDir: filepath.Join(cfg.Data, "gateway"), DeliveryDir: cfg.Gateway.DeliveryDir,
 		Keys: keys, Peers: peers, Coordinator: &coord.Client{Base: cfg.Gateway.Coordinator, HTTP: hc},
 		FHIR: &gateway.FHIRClient{Base: base, Token: tokens[0]}, Audit: node.Audit, Logger: logger,
-		ChunkSize: cfg.Gateway.ChunkSize, Retention: cfg.Gateway.Retention, DropFolder: cfg.Gateway.DropFolder}
+		ChunkSize: cfg.Gateway.ChunkSize, Retention: cfg.Gateway.Retention, DropFolder: cfg.Gateway.DropFolder, Reidentify: cfg.Gateway.Reidentify}
 	if cfg.Gateway.Policy != nil {
 		gcfg.Policy = *cfg.Gateway.Policy
 	}
