@@ -221,8 +221,11 @@ func tusdUpload(b *testing.B, src string, size int64) float64 {
 
 // BenchmarkSendSyntheaRecord: one Synthea patient's whole record (the
 // smallest full bundle of ../shared), collected with $everything,
-// de-identified (safe harbor), DLP-scanned, sealed, signed and uploaded,
-// until the coordinator holds it.
+// minimized (clinical profile), de-identified (safe harbor) with its
+// re-identification table, sealed, signed and uploaded, until the
+// coordinator holds it.
+//
+//	PHIX_SHARED=/work/shared go test -run '^$' -bench SendSynthea -benchtime 5x -count 5 ./gateway
 func BenchmarkSendSyntheaRecord(b *testing.B) {
 	bundles := testenv.SyntheaBundles(b)
 	if len(bundles) == 0 {
@@ -246,8 +249,8 @@ func BenchmarkSendSyntheaRecord(b *testing.B) {
 	resources := len(fhirEverything(b, n, demo))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		job, err := n.Hospitals[0].Gateway.Send(context.Background(), gateway.SendRequest{To: "hospital-b", Purpose: "HRESCH",
-			Consent: demo.Consent, FHIR: demo.Patient + "/$everything"})
+		job, err := n.Hospitals[0].Gateway.Send(context.Background(), gateway.SendRequest{To: "hospital-b", Purpose: "TREAT",
+			Consent: demo.Consent, Deidentify: "safe-harbor", FHIR: demo.Patient + "/$everything"})
 		if err != nil {
 			b.Fatal(err)
 		}
