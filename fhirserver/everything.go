@@ -13,7 +13,7 @@ import (
 // up to maxCompartment resources per type.
 func (s *Server) handleEverything(w http.ResponseWriter, r *http.Request) error {
 	if r.PathValue("type") != "Patient" {
-		return errorf(CodeNotSupported, "$everything runs on Patient")
+		return errorf(CodeInvalidRequest, "$everything runs on Patient only")
 	}
 	id := r.PathValue("id")
 	if err := checkID(id); err != nil {
