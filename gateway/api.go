@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -65,6 +66,9 @@ func (g *Gateway) List() ([]Status, error) {
 	}
 	var out []Status
 	for _, j := range jobs {
+		if j.Status == JobSent {
+			g.refresh(context.Background(), j)
+		}
 		out = append(out, g.jobStatus(j))
 	}
 	ins, err := g.state.inbounds()
@@ -89,19 +93,7 @@ func (g *Gateway) Status(r *http.Request, id string) (Status, error) {
 			continue
 		}
 		if j.Status == JobSent {
-			if v, err := g.cfg.Coordinator.Get(r.Context(), j.ID, false); err == nil {
-				switch v.Status {
-				case transfer.TransferDelivered:
-					if g.verifyReceipt(j, v) {
-						j.Status = JobDelivered
-						_ = g.state.saveJob(j)
-						g.record(r.Context(), "receipt-verified", j.ID, true, auditWhy(j))
-					}
-				case transfer.TransferWithdrawn, transfer.TransferFailed, transfer.TransferCancelled, transfer.TransferExpired:
-					j.Status = v.Status
-					_ = g.state.saveJob(j)
-				}
-			}
+			g.refresh(r.Context(), j)
 		}
 		return g.jobStatus(j), nil
 	}
@@ -113,6 +105,26 @@ func (g *Gateway) Status(r *http.Request, id string) (Status, error) {
 		return Status{}, errorf(404, CodeNotFound, "no such transfer")
 	}
 	return inboundStatus(rec), nil
+}
+
+// refresh asks the coordinator about a sent transfer: a receipt that
+// verifies with the receiver's trusted key makes it delivered.
+func (g *Gateway) refresh(ctx context.Context, j *Job) {
+	v, err := g.cfg.Coordinator.Get(ctx, j.ID, false)
+	if err != nil {
+		return
+	}
+	switch v.Status {
+	case transfer.TransferDelivered:
+		if g.verifyReceipt(j, v) {
+			j.Status = JobDelivered
+			_ = g.state.saveJob(j)
+			g.record(ctx, "receipt-verified", j.ID, true, auditWhy(j))
+		}
+	case transfer.TransferWithdrawn, transfer.TransferFailed, transfer.TransferCancelled, transfer.TransferExpired:
+		j.Status = v.Status
+		_ = g.state.saveJob(j)
+	}
 }
 
 // Cancel cancels an outbound transfer that has not been completed.
