@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -51,6 +52,20 @@ type hospitalAuth struct {
 	totp    *totp.Manager
 	clients []*devClient
 	http    *http.Client
+
+	mu      sync.Mutex
+	current []string // the clients' latest tokens, in clients order
+}
+
+// clinicianToken is the clinician-administrator's current token (the gateway
+// calls its FHIR server with it).
+func (h *hospitalAuth) clinicianToken(context.Context) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.current) == 0 {
+		return "", errors.New("devnet: no token yet")
+	}
+	return h.current[0], nil
 }
 
 // openAuthDB opens DIR/<hospital>/auth.db with the tables of the
@@ -183,6 +198,9 @@ func (h *hospitalAuth) refresh(ctx context.Context) ([]string, error) {
 		}
 		out = append(out, tok)
 	}
+	h.mu.Lock()
+	h.current = out
+	h.mu.Unlock()
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 // Package devnet runs the phix development network in one process on
-// loopback: today the FHIR servers of hospital-a and hospital-b, each with
-// its own SQLite database under the data directory. It writes the files the
+// loopback: a coordinator (mutual TLS, network CA under DIR/pki) and two
+// hospitals, hospital-a and hospital-b, each a node (FHIR server on its own
+// SQLite database, keyring, audit log) with its edge gateway. It writes the files the
 // end-to-end checks rely on (DIR/dev/endpoints.json and DIR/dev/<id>.token,
 // DESIGN.md "The dev network"); docs/dev-network.md describes them.
 package devnet
@@ -23,7 +24,10 @@ import (
 	"phix/auth/oidc"
 	"phix/auth/totp"
 	"phix/fhirserver"
+	"phix/gateway"
+	"phix/pki"
 	"phix/store/sqlite"
+	"phix/transfer"
 )
 
 // HospitalIDs are the hospitals of the dev network, in order.
@@ -46,6 +50,18 @@ type Options struct {
 	// accepts besides its own authorization server's. An empty Audience
 	// means the hospital's FHIR base URL.
 	IdPs []oidc.Provider
+	// Coordinator chooses the coordinator's engines (default embedded).
+	Coordinator CoordinatorOptions
+	// Gateway, if set, adjusts each hospital's gateway configuration (tests).
+	Gateway func(hospital string, cfg *gateway.Config)
+	// WrapCoordinator, if set, wraps each gateway's transport to the
+	// coordinator (tests inject network faults with it).
+	WrapCoordinator func(hospital string, rt http.RoundTripper) http.RoundTripper
+	// Suite is the hospitals' algorithm suite: intl (default) or gm.
+	Suite string
+	// NoAutoReceive stops the gateways from polling their inbox in the
+	// background (then `phix transfer receive` or ReceiveOnce does).
+	NoAutoReceive bool
 }
 
 // Hospital is one running hospital node.
@@ -72,6 +88,24 @@ type Hospital struct {
 	// BreakGlass opens emergency grants (policy, justification, TOTP),
 	// audited as security alerts, in a review queue for the auditor.
 	BreakGlass *breakglass.Service
+	// Gateway is the hospital's edge gateway; GatewayURL its local API.
+	Gateway    *gateway.Gateway
+	GatewayURL string
+
+	node    *fhirserver.Node
+	srv     *fhirserver.Server
+	keys    gateway.Keys
+	auth    fhirserver.Authenticator // the FHIR server's, also guarding the gateway API
+	tokenAS *hospitalAuth            // current tokens for the gateway's calls to the FHIR server
+}
+
+// Demo names the demo transfer of endpoints.json: a patient of hospital-a
+// with a signed consent for disclosure to hospital-b.
+type Demo struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Patient string `json:"patient"`
+	Consent string `json:"consent"`
 }
 
 // Network is a running dev network.
@@ -79,6 +113,13 @@ type Network struct {
 	Hospitals []Hospital
 	// EndpointsFile is DIR/dev/endpoints.json.
 	EndpointsFile string
+	// Coordinator is the (first) coordinator replica's URL; Coordinators all.
+	Coordinator  string
+	Coordinators []string
+	// CoordinatorStore is the coordinator's metadata store (tests).
+	CoordinatorStore transfer.Store
+	// Demo is the seeded demo transfer.
+	Demo Demo
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -89,9 +130,12 @@ type Network struct {
 
 // Endpoints is the shape of DIR/dev/endpoints.json (DESIGN.md).
 type Endpoints struct {
-	// Coordinator is the coordinator's URL; "" until the coordinator exists.
+	// Coordinator is the coordinator's URL (mutual TLS; CA in ca.pem).
 	Coordinator string             `json:"coordinator"`
 	Hospitals   []EndpointHospital `json:"hospitals"`
+	Demo        *Demo              `json:"demo,omitempty"`
+	// CAFile is the network CA (ca.pem), relative to DIR/dev.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // EndpointHospital is one hospital in endpoints.json. Gateway and Portal are
@@ -133,14 +177,68 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 		n.closeAll()
 		return nil, err
 	}
-	eps := Endpoints{Coordinator: ""}
+	p, err := openPKI(filepath.Join(opts.DataDir, "pki"))
+	if err != nil {
+		return fail(fmt.Errorf("devnet: pki: %w", err))
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(devDir, "ca.pem"), p.ca.CertificatePEM(), 0o644); err != nil {
+		return fail(err)
+	}
 	for i, id := range HospitalIDs {
 		h, err := n.startHospital(ctx, opts, devDir, id, i, logger.With("hospital", id))
 		if err != nil {
 			return fail(fmt.Errorf("devnet: %s: %w", id, err))
 		}
 		n.Hospitals = append(n.Hospitals, *h)
-		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: id, FHIR: h.FHIR, TokenFile: id + ".token", AuditorTokenFile: id + ".auditor.token", Auth: h.Auth})
+	}
+	co, err := n.startCoordinator(ctx, opts, p, logger.With("role", "coordinator"))
+	if err != nil {
+		return fail(fmt.Errorf("devnet: coordinator: %w", err))
+	}
+	n.Coordinator, n.Coordinators, n.CoordinatorStore = co.urls[0], co.urls, co.store
+	// Register every hospital (public keys and certificate pins) and give
+	// each gateway the registry export as its trusted peers.
+	var entries []transfer.Hospital
+	for i := range n.Hospitals {
+		h := &n.Hospitals[i]
+		_, pin, err := p.issue(ctx, pki.Hospital(h.ID), h.ID)
+		if err != nil {
+			return fail(err)
+		}
+		e := h.keys.RegistryEntry(h.ID, hospitalRegions[h.ID], []string{"127.0.0.0/8", "::1/128"}, []string{pin}, partners(h.ID))
+		entries = append(entries, e)
+		if _, err := co.store.Hospital(ctx, h.ID); err == nil {
+			continue // registered on an earlier start (keys and pins are kept)
+		}
+		if _, err := (transfer.Registry{Store: co.store}).Add(ctx, e); err != nil {
+			return fail(fmt.Errorf("devnet: register %s: %w", h.ID, err))
+		}
+	}
+	reg, err := registryExport(entries)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(devDir, "registry.json"), reg, 0o644); err != nil {
+		return fail(err)
+	}
+	peers, err := gateway.ParsePeers(reg)
+	if err != nil {
+		return fail(err)
+	}
+	eps := Endpoints{Coordinator: co.urls[0], CAFile: "ca.pem"}
+	for i := range n.Hospitals {
+		h := &n.Hospitals[i]
+		if err := n.startGateway(ctx, opts, h, p, co, i, peers, logger.With("hospital", h.ID, "role", "gateway")); err != nil {
+			return fail(fmt.Errorf("devnet: %s gateway: %w", h.ID, err))
+		}
+		eps.Hospitals = append(eps.Hospitals, EndpointHospital{ID: h.ID, FHIR: h.FHIR, Gateway: h.GatewayURL, TokenFile: h.ID + ".token", AuditorTokenFile: h.ID + ".auditor.token", Auth: h.Auth})
+	}
+	demo, err := n.demo(ctx, opts, devDir)
+	if err != nil {
+		return fail(fmt.Errorf("devnet: demo data: %w", err))
+	}
+	if demo != nil {
+		n.Demo, eps.Demo = *demo, demo
 	}
 	if err := writeJSONFile(n.EndpointsFile, eps); err != nil {
 		return fail(err)
@@ -187,11 +285,15 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	}
 	// Keyring (dev master key file), audit log and de-identification keys
 	// live in the hospital's directory.
-	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: dir, Hospital: id, Auth: auth, Logger: logger})
+	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: dir, Hospital: id, Suite: opts.Suite, Auth: auth, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	n.close = append(n.close, node.Close)
+	keys, err := gateway.KeysFromKMS(ctx, node.Keys, id, node.DeidKeys)
+	if err != nil {
+		return nil, err
+	}
 	ha, err := newHospitalAuth(ctx, authDB, node.Keys, id, issuer, base, devDir)
 	if err != nil {
 		return nil, err
@@ -243,7 +345,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		ha.keepFresh(ctx, func(err error) { logger.Error("dev token refresh failed", "err", err) })
 	}()
 	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer,
-		Policy: pe, TOTP: ha.totp, BreakGlass: bg}
+		Policy: pe, TOTP: ha.totp, BreakGlass: bg, node: node, srv: srv, keys: keys, auth: auth, tokenAS: ha}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			return nil, err

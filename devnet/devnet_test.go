@@ -55,6 +55,15 @@ func TestRestartKeepsDataAndTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	eps := readEndpoints(t, dir)
+	if !strings.HasPrefix(eps.Coordinator, "https://127.0.0.1:") || eps.Demo == nil || !strings.HasPrefix(eps.Demo.Patient, "Patient/") ||
+		!strings.HasPrefix(eps.Demo.Consent, "Consent/") || eps.Demo.From != "hospital-a" || eps.Demo.To != "hospital-b" {
+		t.Fatalf("endpoints coordinator/demo: %+v", eps)
+	}
+	for _, h := range eps.Hospitals {
+		if !strings.HasPrefix(h.Gateway, "http://127.0.0.1:") {
+			t.Fatalf("gateway URL %q", h.Gateway)
+		}
+	}
 	if len(eps.Hospitals) != 2 || eps.Hospitals[0].ID != "hospital-a" || eps.Hospitals[1].ID != "hospital-b" {
 		t.Fatalf("endpoints: %+v", eps)
 	}
@@ -80,7 +89,11 @@ func TestRestartKeepsDataAndTokens(t *testing.T) {
 		if st, obj := get(t, h.FHIR+"/Patient", ""); st != 401 || obj["resourceType"] != "OperationOutcome" {
 			t.Fatalf("no token: %d %v", st, obj)
 		}
-		if st, obj := get(t, h.FHIR+"/Patient?_summary=count", tokens[h.ID]); st != 200 || obj["total"].(float64) != 2 {
+		want := 2.0
+		if h.ID == "hospital-a" {
+			want = 4 // and the two Synthea demo patients
+		}
+		if st, obj := get(t, h.FHIR+"/Patient?_summary=count", tokens[h.ID]); st != 200 || obj["total"].(float64) != want {
 			t.Fatalf("seeded patients: %d %v", st, obj)
 		}
 	}
@@ -124,10 +137,13 @@ func TestRestartKeepsDataAndTokens(t *testing.T) {
 		}
 	}
 	eps2 := readEndpoints(t, dir)
+	if eps2.Demo == nil || *eps2.Demo != *eps.Demo {
+		t.Fatalf("demo changed across restart: %+v", eps2.Demo)
+	}
 	if st, obj := get(t, eps2.Hospitals[0].FHIR+"/Patient/restart-1", tokens["hospital-a"]); st != 200 || obj["active"] != true {
 		t.Fatalf("data lost across restart: %d %v", st, obj)
 	}
-	if st, obj := get(t, eps2.Hospitals[0].FHIR+"/Patient?_summary=count", tokens["hospital-a"]); st != 200 || obj["total"].(float64) != 3 {
+	if st, obj := get(t, eps2.Hospitals[0].FHIR+"/Patient?_summary=count", tokens["hospital-a"]); st != 200 || obj["total"].(float64) != 5 {
 		t.Fatalf("after restart: %d %v", st, obj)
 	}
 }

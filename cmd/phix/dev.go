@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(command{name: "dev", summary: "run the development network on loopback (hospital-a, hospital-b)", run: runDev})
+	register(command{name: "dev", summary: "run the development network on loopback (coordinator, hospital-a, hospital-b)", run: runDev})
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -45,9 +45,13 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "phix dev: coordinator %s (mutual TLS, CA in %s)\n", n.Coordinator, *data+"/dev/ca.pem")
 	for _, h := range n.Hospitals {
-		fmt.Fprintf(os.Stderr, "phix dev: %s FHIR %s (token in %s, auditor token in %s, audit log %s)\n",
-			h.ID, h.FHIR, *data+"/dev/"+h.ID+".token", *data+"/dev/"+h.ID+".auditor.token", h.AuditDB)
+		fmt.Fprintf(os.Stderr, "phix dev: %s FHIR %s gateway %s (token in %s, auditor token in %s, audit log %s)\n",
+			h.ID, h.FHIR, h.GatewayURL, *data+"/dev/"+h.ID+".token", *data+"/dev/"+h.ID+".auditor.token", h.AuditDB)
+	}
+	if n.Demo.Patient != "" {
+		fmt.Fprintf(os.Stderr, "phix dev: demo: %s of %s, consent %s for %s\n", n.Demo.Patient, n.Demo.From, n.Demo.Consent, n.Demo.To)
 	}
 	fmt.Fprintf(os.Stderr, "phix dev: endpoints in %s; Ctrl-C stops\n", n.EndpointsFile)
 	<-ctx.Done()
