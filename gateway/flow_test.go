@@ -172,3 +172,10 @@ func runDeidentified(t *testing.T, n *devnet.Network) {
 		}
 	}
 }
+
+// TestEndToEndGM: the same flow with both hospitals on the gm suite (SM2
+// signatures and consents, SM2 key wrap, SM4-GCM, SM3 manifest hashes).
+func TestEndToEndGM(t *testing.T) {
+	n := startNet(t, devnet.Options{Suite: "gm"})
+	runRecordAndFile(t, n)
+}
