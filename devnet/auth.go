@@ -105,8 +105,14 @@ func newBearerAuth(issuer, audience string, external []oidc.Provider) (*fhirserv
 // newHospitalAuth opens the authorization server (keys sealed under the
 // hospital's data KEK) and registers the dev clients: the
 // clinician-administrator and the auditor (DESIGN.md, "The dev network").
-func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, hospital, issuer, audience, devDir string) (*hospitalAuth, error) {
-	box, err := secretbox.FromKMS(ctx, keys, hospital, suite.Intl)
+// suiteID is the hospital's suite ("" means intl): the secrets are sealed
+// with its AEAD under a data key of that suite's size.
+func newHospitalAuth(ctx context.Context, db *sql.DB, keys *kms.Manager, suiteID, hospital, issuer, audience, devDir string) (*hospitalAuth, error) {
+	sid := suite.ID(suiteID)
+	if sid == "" {
+		sid = suite.Intl
+	}
+	box, err := secretbox.FromKMS(ctx, keys, hospital, sid)
 	if err != nil {
 		return nil, err
 	}

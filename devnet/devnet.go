@@ -294,7 +294,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	if err != nil {
 		return nil, err
 	}
-	ha, err := newHospitalAuth(ctx, authDB, node.Keys, id, issuer, base, devDir)
+	ha, err := newHospitalAuth(ctx, authDB, node.Keys, opts.Suite, id, issuer, base, devDir)
 	if err != nil {
 		return nil, err
 	}
