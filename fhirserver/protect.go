@@ -463,3 +463,27 @@ func (s *Server) plain(ctx context.Context, rec *store.Record) (*store.Record, e
 	}
 	return s.openOne(ctx, rec)
 }
+
+// sealedReader is the store as transactions see it (blinded searches,
+// sealed records), for code outside a transaction that hands records to
+// plain later (a batch's conditional creates).
+func (s *Server) sealedReader() store.Reader {
+	if s.protect == nil {
+		return s.cfg.Store
+	}
+	return &sealedReader{Reader: s.raw, s: s}
+}
+
+type sealedReader struct {
+	store.Reader
+	s *Server
+}
+
+// Search implements store.Reader on blind tokens.
+func (r *sealedReader) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
+	bq, err := r.s.blindQuery(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return r.Reader.Search(ctx, bq)
+}

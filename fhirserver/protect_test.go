@@ -429,6 +429,19 @@ func TestProtectBlindSearch(t *testing.T) {
 		if r := e.do("GET", "/Patient?_id="+zhang+"&_revinclude=Observation:subject", nil).want(t, 200); len(r.entries()) != 2 {
 			t.Errorf("_revinclude of a sealed resource: %d entries", len(r.entries()))
 		}
+		// Conditional creates match on blind tokens and answer the plaintext,
+		// in a batch and in a transaction.
+		for _, bt := range []string{"batch", "transaction"} {
+			r := e.do("POST", "", bundleOf(bt, entry("", patient("Smith", "Bob"), "POST", "Patient", "ifNoneExist", "identifier=urn:test:mrn|MRN-C")),
+				"Prefer", "return=representation").want(t, 200)
+			res := r.entries()[0]
+			if st := res["response"].(map[string]any)["status"].(string); !strings.HasPrefix(st, "200") {
+				t.Fatalf("%s conditional create: %v", bt, res["response"])
+			}
+			if b, _ := json.Marshal(res["resource"]); !strings.Contains(string(b), "Bob") {
+				t.Fatalf("%s conditional create answer is not the plaintext: %s", bt, b)
+			}
+		}
 		e.do("GET", "/Patient?family:contains=mit", nil).want(t, 422).wantCode(t, "PHI-6006")
 		e.do("GET", "/Patient?_sort=birthdate", nil).want(t, 422).wantCode(t, "PHI-6006")
 	})
