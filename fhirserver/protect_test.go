@@ -673,3 +673,72 @@ func newAuditEnvOn(t testing.TB, st store.Store, extra ...string) *auditEnv {
 	t.Cleanup(func() { l.Close() })
 	return &auditEnv{env: e, log: l, ps: ps, dbPath: dbPath}
 }
+
+// TestProtectEncryptJobConcurrent: reads and writes go on while a type job
+// runs; resources a client updates meanwhile are skipped (their new version
+// is sealed under the current keys already), the rest re-sealed, and a
+// finished job resumed with ?job= stays completed.
+func TestProtectEncryptJobConcurrent(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	const n = 40
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, e.do("POST", "/Patient", patient("Busy", itoa(i))).want(t, 201).str("id"))
+	}
+	start := e.do("POST", "/Patient/$encrypt", nil).want(t, 202)
+	loc := start.header.Get("Content-Location")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < n; i += 3 {
+			p := patient("Busy", itoa(i))
+			p["gender"] = "male"
+			if r := e.do("PUT", "/Patient/"+ids[i], withID(p, ids[i])); r.status != 200 {
+				t.Errorf("update during the job: %d", r.status)
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := 0; i < n; i++ {
+			if r := e.do("GET", "/Patient/"+ids[i], nil); r.status != 200 {
+				t.Errorf("read during the job: %d", r.status)
+			}
+		}
+	})
+	wg.Wait()
+	var r *resp
+	for i := 0; i < 500; i++ {
+		if r = e.do("GET", loc, nil).want(t, 200); param(r, "status") != "running" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if param(r, "status") != "completed" || param(r, "total") != itoa(n) || param(r, "failed") != "0" {
+		t.Fatalf("job: %s", r.body)
+	}
+	done, skipped := param(r, "done"), param(r, "skipped")
+	if done == "0" || atoiTest(done)+atoiTest(skipped) != n {
+		t.Fatalf("done %s + skipped %s != %d", done, skipped, n)
+	}
+	if s := e.do("GET", "/Patient?family=Busy&_summary=count", nil).want(t, 200); s.total() != n {
+		t.Fatalf("search after the job: %d", s.total())
+	}
+	jid := param(r, "job")
+	e.do("POST", "/$encrypt?job="+jid, nil).want(t, 202)
+	for i := 0; i < 100; i++ {
+		if r = e.do("GET", loc, nil).want(t, 200); param(r, "status") != "running" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if param(r, "status") != "completed" {
+		t.Fatalf("resumed finished job: %s", r.body)
+	}
+}
+
+func atoiTest(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
