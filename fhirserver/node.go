@@ -103,14 +103,6 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Keys = m
-	s0, err := suite.Lookup(suite.ID(opts.Suite))
-	if err != nil {
-		return nil, err
-	}
-	if n.Protector, err = phi.New(phi.Config{KMS: m, Hospital: opts.Hospital, Suite: s0}); err != nil {
-		return nil, err
-	}
-	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
 	signer, _, err := m.Signer(ctx, opts.Hospital, 0)
 	if err != nil {
 		return nil, err
@@ -119,6 +111,10 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.Protector, err = phi.New(phi.Config{KMS: m, Hospital: opts.Hospital, Suite: s}); err != nil {
+		return nil, err
+	}
+	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
 	pk, err := m.DeriveBlindIndexKey(ctx, opts.Hospital, 1, "AuditEvent", auditPseudonymLabel)
 	if err != nil {
 		return nil, err
