@@ -98,7 +98,8 @@ func keyOwner(r *fhir.Resource) string {
 }
 
 // compartmentPatient returns the id of the Patient r's compartment
-// parameters reference, or "".
+// parameters reference: the first parameter (by compartmentRank) that names a
+// Patient decides, and it must name exactly one; otherwise "".
 func compartmentPatient(r *fhir.Resource) string {
 	codes := search.PatientCompartment(r.Type)
 	if len(codes) == 0 {
@@ -110,10 +111,20 @@ func compartmentPatient(r *fhir.Resource) string {
 		if p == nil || p.Type != search.TypeReference {
 			continue
 		}
+		pid := ""
 		for _, e := range search.ExtractParam(r, p) {
-			if e.RefType == "Patient" && validID(e.RefID) {
-				return e.RefID
+			if e.RefType != "Patient" || !validID(e.RefID) {
+				continue
 			}
+			if pid != "" && pid != e.RefID {
+				// Several patients (a Group's members): erasing one
+				// must not take the others' resource with it.
+				return ""
+			}
+			pid = e.RefID
+		}
+		if pid != "" {
+			return pid
 		}
 	}
 	return ""

@@ -20,6 +20,7 @@ import (
 	"phix/audit"
 	"phix/audit/auditsqlite"
 	"phix/audit/audittest"
+	"phix/fhir"
 	"phix/internal/testenv"
 	"phix/kms"
 	"phix/phi"
@@ -770,5 +771,27 @@ func TestProtectGMNode(t *testing.T) {
 	}
 	if !bytes.Contains(rec.Body, []byte("SM4-GCM")) || !bytes.Contains(rec.Body, []byte("HMAC-SM3")) || bytes.Contains(rec.Body, []byte("王")) {
 		t.Fatalf("gm stored form: %s", rec.Body)
+	}
+}
+
+func TestKeyOwner(t *testing.T) {
+	cases := []struct{ res, want string }{
+		{`{"resourceType":"Patient","id":"p1"}`, "p1"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"}]}`, "p1"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"performer":[{"reference":"Patient/p2"}]}`, "p2"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Group/g"}}`, "phix.Observation"},
+		{`{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`, "phix.Group"},
+		{`{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`, "a"},
+		{`{"resourceType":"Organization","id":"org","name":"x"}`, "phix.Organization"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/phix.Organization"}}`, "phix.Observation"},
+	}
+	for _, c := range cases {
+		r, err := fhir.Parse([]byte(c.res), fhir.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keyOwner(r); got != c.want {
+			t.Errorf("keyOwner(%s) = %q, want %q", c.res, got, c.want)
+		}
 	}
 }
