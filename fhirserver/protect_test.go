@@ -158,9 +158,11 @@ func rawPostgres(t testing.TB) *rawDB {
 
 // rawBackends runs fn over both backends with direct database access.
 func rawBackends(t *testing.T, fn func(t *testing.T, db *rawDB)) {
-	for _, open := range []func(testing.TB) *rawDB{rawSQLite, rawPostgres} {
-		db := open(t)
-		t.Run(db.name, func(t *testing.T) { fn(t, db) })
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *rawDB
+	}{{"sqlite", rawSQLite}, {"postgres", rawPostgres}} {
+		t.Run(b.name, func(t *testing.T) { fn(t, b.open(t)) })
 	}
 }
 
