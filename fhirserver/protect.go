@@ -207,7 +207,7 @@ func (s *Server) open(ctx context.Context, rec *store.Record) (*store.Record, er
 	if s.protect == nil || rec == nil || rec.Deleted || len(rec.Body) == 0 {
 		return rec, nil
 	}
-	r, err := s.protect.OpenJSON(ctx, rec.Body)
+	r, err := s.openStored(ctx, rec.Body)
 	if err != nil {
 		if errors.Is(err, phi.ErrKeyDestroyed) {
 			return nil, errErased
