@@ -187,7 +187,7 @@ func (s *Server) protectErr(err error) error {
 	switch {
 	case errors.Is(err, phi.ErrKeyDestroyed):
 		return errorf(CodeErased, "this resource's patient data was erased")
-	case errcode.CodeOf(err) == "" && kms.CodeOf(err) != "":
+	case kms.CodeOf(err) == kms.CodeBackend, errcode.CodeOf(err) == "" && kms.CodeOf(err) != "":
 		s.log.Error("key service error", "kms_code", string(kms.CodeOf(err)))
 		return errorf(CodeUnavailable, "the key service is unavailable")
 	}
