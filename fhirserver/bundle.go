@@ -578,7 +578,7 @@ func (s *Server) readEntry(ctx context.Context, tx store.Tx, e *bundleEntry, bas
 func (s *Server) batch(w http.ResponseWriter, r *http.Request, entries []*bundleEntry, pref prefer) error {
 	ctx := r.Context()
 	base := s.baseURL(r)
-	if err := s.plan(ctx, s.cfg.Store, entries, base, false, nil); err != nil {
+	if err := s.plan(ctx, s.sealedReader(), entries, base, false, nil); err != nil {
 		return err
 	}
 	for _, e := range ordered(entries) {

@@ -53,7 +53,6 @@ type encryptJobs struct {
 	mu    sync.Mutex
 	m     map[string]*encryptJob
 	order []string
-	wg    sync.WaitGroup
 }
 
 func newEncryptJobs() *encryptJobs { return &encryptJobs{m: map[string]*encryptJob{}} }
@@ -79,9 +78,6 @@ func (j *encryptJobs) get(id string) *encryptJob {
 	defer j.mu.Unlock()
 	return j.m[id]
 }
-
-// wait blocks until every running job has stopped (tests, shutdown).
-func (j *encryptJobs) wait() { j.wg.Wait() }
 
 func (job *encryptJob) state() string {
 	job.mu.Lock()
@@ -152,11 +148,7 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The job outlives the request.
 	ctx := context.WithoutCancel(r.Context())
-	s.jobs.wg.Add(1)
-	go func() {
-		defer s.jobs.wg.Done()
-		s.runEncrypt(ctx, job)
-	}()
+	go s.runEncrypt(ctx, job)
 	w.Header().Set("Content-Location", s.baseURL(r)+"/$encrypt?job="+job.id)
 	body, _ := json.Marshal(job.parameters())
 	writeJSON(w, http.StatusAccepted, body)

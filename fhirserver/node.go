@@ -105,23 +105,19 @@ func OpenNode(ctx context.Context, opts NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Keys = m
-	s0, err := suite.Lookup(suite.ID(opts.Suite))
-	if err != nil {
-		return nil, err
-	}
-	if n.Protector, err = phi.New(phi.Config{KMS: m, Hospital: opts.Hospital, Suite: s0}); err != nil {
-		return nil, err
-	}
-	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
-	if n.Signing, err = NewSigning(ctx, m, opts.Hospital); err != nil {
-		return nil, err
-	}
 	signer, _, err := m.Signer(ctx, opts.Hospital, 0)
 	if err != nil {
 		return nil, err
 	}
 	s, err := suite.Lookup(suite.ID(opts.Suite))
 	if err != nil {
+		return nil, err
+	}
+	if n.Protector, err = phi.New(phi.Config{KMS: m, Hospital: opts.Hospital, Suite: s}); err != nil {
+		return nil, err
+	}
+	n.Eraser = kmsEraser{m: m, hospital: opts.Hospital}
+	if n.Signing, err = NewSigning(ctx, m, opts.Hospital); err != nil {
 		return nil, err
 	}
 	pk, err := m.DeriveBlindIndexKey(ctx, opts.Hospital, 1, "AuditEvent", auditPseudonymLabel)

@@ -102,7 +102,8 @@ func keyOwner(r *fhir.Resource) string {
 }
 
 // compartmentPatient returns the id of the Patient r's compartment
-// parameters reference, or "".
+// parameters reference: the first parameter (by compartmentRank) that names a
+// Patient decides, and it must name exactly one; otherwise "".
 func compartmentPatient(r *fhir.Resource) string {
 	codes := search.PatientCompartment(r.Type)
 	if len(codes) == 0 {
@@ -114,10 +115,20 @@ func compartmentPatient(r *fhir.Resource) string {
 		if p == nil || p.Type != search.TypeReference {
 			continue
 		}
+		pid := ""
 		for _, e := range search.ExtractParam(r, p) {
-			if e.RefType == "Patient" && validID(e.RefID) {
-				return e.RefID
+			if e.RefType != "Patient" || !validID(e.RefID) {
+				continue
 			}
+			if pid != "" && pid != e.RefID {
+				// Several patients (a Group's members): erasing one
+				// must not take the others' resource with it.
+				return ""
+			}
+			pid = e.RefID
+		}
+		if pid != "" {
+			return pid
 		}
 	}
 	return ""
@@ -194,7 +205,7 @@ func (s *Server) protectErr(err error) error {
 	switch {
 	case errors.Is(err, phi.ErrKeyDestroyed):
 		return errorf(CodeErased, "this resource's patient data was erased")
-	case errcode.CodeOf(err) == "" && kms.CodeOf(err) != "":
+	case kms.CodeOf(err) == kms.CodeBackend, errcode.CodeOf(err) == "" && kms.CodeOf(err) != "":
 		s.log.Error("key service error", "kms_code", string(kms.CodeOf(err)))
 		return errorf(CodeUnavailable, "the key service is unavailable")
 	}
@@ -214,7 +225,7 @@ func (s *Server) open(ctx context.Context, rec *store.Record) (*store.Record, er
 	if s.protect == nil || rec == nil || rec.Deleted || len(rec.Body) == 0 {
 		return rec, nil
 	}
-	r, err := s.protect.OpenJSON(ctx, rec.Body)
+	r, err := s.openStored(ctx, rec.Body)
 	if err != nil {
 		if errors.Is(err, phi.ErrKeyDestroyed) {
 			return nil, errErased
@@ -530,4 +541,28 @@ func (s *Server) blindFullText(ctx context.Context, c search.Clause) (search.Cla
 		c.Values[i].Text = bq
 	}
 	return c, nil
+}
+
+// sealedReader is the store as transactions see it (blinded searches,
+// sealed records), for code outside a transaction that hands records to
+// plain later (a batch's conditional creates).
+func (s *Server) sealedReader() store.Reader {
+	if s.protect == nil {
+		return s.cfg.Store
+	}
+	return &sealedReader{Reader: s.raw, s: s}
+}
+
+type sealedReader struct {
+	store.Reader
+	s *Server
+}
+
+// Search implements store.Reader on blind tokens.
+func (r *sealedReader) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
+	bq, err := r.s.blindQuery(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return r.Reader.Search(ctx, bq)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 
@@ -88,4 +89,23 @@ func (r *resp) wantCode(t testing.TB, code string) *resp {
 		t.Fatalf("error code %q, want %q; body %s", got, code, r.body)
 	}
 	return r
+}
+
+// raceSubset keeps a third of the Synthea bundles (the first by name) under
+// -race, where sealing every resource of all of them takes minutes; the full
+// set runs without -race.
+func raceSubset(bundles map[string][]byte) map[string][]byte {
+	if !raceEnabled {
+		return bundles
+	}
+	names := make([]string, 0, len(bundles))
+	for n := range bundles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := map[string][]byte{}
+	for _, n := range names[:max(1, len(names)/3)] {
+		out[n] = bundles[n]
+	}
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"phix/audit"
 	"phix/audit/auditsqlite"
 	"phix/audit/audittest"
+	"phix/fhir"
 	"phix/internal/testenv"
 	"phix/kms"
 	"phix/phi"
@@ -157,9 +158,11 @@ func rawPostgres(t testing.TB) *rawDB {
 
 // rawBackends runs fn over both backends with direct database access.
 func rawBackends(t *testing.T, fn func(t *testing.T, db *rawDB)) {
-	for _, open := range []func(testing.TB) *rawDB{rawSQLite, rawPostgres} {
-		db := open(t)
-		t.Run(db.name, func(t *testing.T) { fn(t, db) })
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *rawDB
+	}{{"sqlite", rawSQLite}, {"postgres", rawPostgres}} {
+		t.Run(b.name, func(t *testing.T) { fn(t, b.open(t)) })
 	}
 }
 
@@ -433,6 +436,19 @@ func TestProtectBlindSearch(t *testing.T) {
 		if r := e.do("GET", "/Patient?_id="+zhang+"&_revinclude=Observation:subject", nil).want(t, 200); len(r.entries()) != 2 {
 			t.Errorf("_revinclude of a sealed resource: %d entries", len(r.entries()))
 		}
+		// Conditional creates match on blind tokens and answer the plaintext,
+		// in a batch and in a transaction.
+		for _, bt := range []string{"batch", "transaction"} {
+			r := e.do("POST", "", bundleOf(bt, entry("", patient("Smith", "Bob"), "POST", "Patient", "ifNoneExist", "identifier=urn:test:mrn|MRN-C")),
+				"Prefer", "return=representation").want(t, 200)
+			res := r.entries()[0]
+			if st := res["response"].(map[string]any)["status"].(string); !strings.HasPrefix(st, "200") {
+				t.Fatalf("%s conditional create: %v", bt, res["response"])
+			}
+			if b, _ := json.Marshal(res["resource"]); !strings.Contains(string(b), "Bob") {
+				t.Fatalf("%s conditional create answer is not the plaintext: %s", bt, b)
+			}
+		}
 		e.do("GET", "/Patient?family:contains=mit", nil).want(t, 422).wantCode(t, "PHI-6006")
 		e.do("GET", "/Patient?_sort=birthdate", nil).want(t, 422).wantCode(t, "PHI-6006")
 	})
@@ -663,4 +679,125 @@ func newAuditEnvOn(t testing.TB, st store.Store, extra ...string) *auditEnv {
 	})
 	t.Cleanup(func() { l.Close() })
 	return &auditEnv{env: e, log: l, ps: ps, dbPath: dbPath}
+}
+
+// TestProtectEncryptJobConcurrent: reads and writes go on while a type job
+// runs; resources a client updates meanwhile are skipped (their new version
+// is sealed under the current keys already), the rest re-sealed, and a
+// finished job resumed with ?job= stays completed.
+func TestProtectEncryptJobConcurrent(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	const n = 40
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, e.do("POST", "/Patient", patient("Busy", itoa(i))).want(t, 201).str("id"))
+	}
+	start := e.do("POST", "/Patient/$encrypt", nil).want(t, 202)
+	loc := start.header.Get("Content-Location")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < n; i += 3 {
+			p := patient("Busy", itoa(i))
+			p["gender"] = "male"
+			if r := e.do("PUT", "/Patient/"+ids[i], withID(p, ids[i])); r.status != 200 {
+				t.Errorf("update during the job: %d", r.status)
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := 0; i < n; i++ {
+			if r := e.do("GET", "/Patient/"+ids[i], nil); r.status != 200 {
+				t.Errorf("read during the job: %d", r.status)
+			}
+		}
+	})
+	wg.Wait()
+	var r *resp
+	for i := 0; i < 500; i++ {
+		if r = e.do("GET", loc, nil).want(t, 200); param(r, "status") != "running" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if param(r, "status") != "completed" || param(r, "total") != itoa(n) || param(r, "failed") != "0" {
+		t.Fatalf("job: %s", r.body)
+	}
+	done, skipped := param(r, "done"), param(r, "skipped")
+	if done == "0" || atoiTest(done)+atoiTest(skipped) != n {
+		t.Fatalf("done %s + skipped %s != %d", done, skipped, n)
+	}
+	if s := e.do("GET", "/Patient?family=Busy&_summary=count", nil).want(t, 200); s.total() != n {
+		t.Fatalf("search after the job: %d", s.total())
+	}
+	jid := param(r, "job")
+	e.do("POST", "/$encrypt?job="+jid, nil).want(t, 202)
+	for i := 0; i < 100; i++ {
+		if r = e.do("GET", loc, nil).want(t, 200); param(r, "status") != "running" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if param(r, "status") != "completed" {
+		t.Fatalf("resumed finished job: %s", r.body)
+	}
+}
+
+func atoiTest(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// TestProtectGMNode: a node opened with the gm suite seals with SM4-GCM and
+// HMAC-SM3, and the server round-trips and searches as with intl.
+func TestProtectGMNode(t *testing.T) {
+	var node *Node
+	st := openSQLite(t)
+	e := newEnv(t, st, func(c *Config) {
+		n, err := OpenNode(context.Background(), NodeOptions{Dir: t.TempDir(), Hospital: "gm-hospital", Suite: "gm", Auth: c.Auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node = n
+		c.Protector, c.Eraser = n.Protector, n.Eraser
+	})
+	t.Cleanup(func() { node.Close() })
+	id := e.do("POST", "/Patient", patient("王", "芳")).want(t, 201).str("id")
+	if r := e.do("GET", "/Patient/"+id, nil).want(t, 200); !strings.Contains(string(r.body), "王") {
+		t.Fatalf("read: %s", r.body)
+	}
+	if r := e.do("GET", "/Patient?family=王", nil).want(t, 200); r.total() != 1 {
+		t.Fatalf("gm blind search: %d", r.total())
+	}
+	rec, err := st.Read(context.Background(), "Patient", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(rec.Body, []byte("SM4-GCM")) || !bytes.Contains(rec.Body, []byte("HMAC-SM3")) || bytes.Contains(rec.Body, []byte("王")) {
+		t.Fatalf("gm stored form: %s", rec.Body)
+	}
+}
+
+func TestKeyOwner(t *testing.T) {
+	cases := []struct{ res, want string }{
+		{`{"resourceType":"Patient","id":"p1"}`, "p1"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"}]}`, "p1"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"performer":[{"reference":"Patient/p2"}]}`, "p2"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Group/g"}}`, "phix.Observation"},
+		{`{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`, "phix.Group"},
+		{`{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`, "a"},
+		{`{"resourceType":"Organization","id":"org","name":"x"}`, "phix.Organization"},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/phix.Organization"}}`, "phix.Observation"},
+	}
+	for _, c := range cases {
+		r, err := fhir.Parse([]byte(c.res), fhir.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keyOwner(r); got != c.want {
+			t.Errorf("keyOwner(%s) = %q, want %q", c.res, got, c.want)
+		}
+	}
 }

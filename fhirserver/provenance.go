@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"phix/errcode"
 	"strconv"
 	"strings"
 	"time"
@@ -75,11 +74,10 @@ func (p *provTx) Put(ctx context.Context, w *store.Write) (*store.Record, error)
 	}
 	t := provTarget{typ: w.Type, id: w.ID, version: w.Version, activity: activityOf(w)}
 	if !w.Deleted && p.s.cfg.Signing != nil {
-		body := w.Body
-		if plain, ok := sealedPlain(ctx); ok {
-			body = plain // the target's hash is over what readers get back
-		}
-		if t.digest, err = p.s.cfg.Signing.digest(w.Type, body); err != nil {
+		// Over the version as stored: with field protection the sealed form,
+		// so the digest reveals nothing about the plaintext and checks
+		// without data keys, also after an erasure (docs/phi-isolation.md).
+		if t.digest, err = p.s.cfg.Signing.digest(w.Type, w.Body); err != nil {
 			return nil, &internalError{err}
 		}
 	}
@@ -417,15 +415,13 @@ func (s *Server) checkTarget(ctx context.Context, ref, want string) string {
 	if err != nil {
 		return "missing"
 	}
-	rec, err := s.cfg.Store.VRead(ctx, parts[0], parts[1], v)
+	rec, err := s.sealedReader().VRead(ctx, parts[0], parts[1], v) // as stored: the digest's input
 	switch {
 	case errors.Is(err, store.ErrDeleted) || (err == nil && rec.Deleted):
 		if want == "" {
 			return "deleted"
 		}
 		return "mismatch"
-	case tampered(err):
-		return "mismatch" // changed in the database: the protection layer caught it first
 	case err != nil:
 		return "missing"
 	case want == "":
@@ -441,11 +437,4 @@ func (s *Server) checkTarget(ctx context.Context, ref, want string) string {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
-}
-
-// tampered reports whether err is the protection layer's integrity failure (PHI-6005).
-func tampered(err error) bool {
-	var e *Error
-	return errcode.CodeOf(err) == errcode.HMACVerificationFailed ||
-		(errors.As(err, &e) && e.Code() == Code(errcode.HMACVerificationFailed))
 }

@@ -104,8 +104,8 @@ func testProvenancePerWrite(t *testing.T, sid string) {
 		t.Fatalf("versioned targets: %v", seen)
 	}
 
-	// With field protection on, a database edit of the target is caught by
-	// its HMAC, which $verify reports as a mismatch.
+	// With field protection on, the digest is over the sealed form as
+	// stored: a database edit of the target no longer matches it.
 	id3 := e.do("POST", "/Patient", patient("Tamper", "Tina")).want(t, 201).str("id")
 	p3 := provenanceFor(t, e, "Patient/"+id3)[0]
 	tamperVersion(t, path, "Patient", id3, 1, `"gender":"female"`, `"gender":"male"`)
@@ -113,9 +113,8 @@ func testProvenancePerWrite(t *testing.T, sid string) {
 		t.Fatalf("tampered protected target: %+v", v)
 	}
 
-	// The signatures alone, without the HMAC layer in front: a database
-	// writer changes the target version and the Provenance's digest no
-	// longer matches.
+	// Without the HMAC layer in front a changed Provenance reaches the
+	// signature check (with it, reading the Provenance answers PHI-6005).
 	e, path, _ = signEnv(t, sid, noProtect)
 	id2 := e.do("POST", "/Patient", patient("Tamper", "Tom")).want(t, 201).str("id")
 	p2 := provenanceFor(t, e, "Patient/"+id2)[0]

@@ -96,10 +96,11 @@ type Server struct {
 	auditFHIR http.Handler // the AuditEvent resource
 	deid      *deid.Operation
 
-	protect Protector        // nil: protection off
-	raw     store.Store      // cfg.Store as given (sealed records)
-	lockout *errcode.Lockout // PHI-60xx lockouts
-	jobs    *encryptJobs     // $encrypt jobs
+	protect  Protector        // nil: protection off
+	raw      store.Store      // cfg.Store as given (sealed records)
+	lockout  *errcode.Lockout // PHI-60xx lockouts
+	jobs     *encryptJobs     // $encrypt jobs
+	verified *verifiedCache   // bodies whose HMAC verified (verified.go)
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -160,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.deid = op
 	}
-	s.raw, s.lockout, s.jobs = cfg.Store, cfg.Lockout, newEncryptJobs()
+	s.raw, s.lockout, s.jobs, s.verified = cfg.Store, cfg.Lockout, newEncryptJobs(), newVerifiedCache()
 	if s.lockout == nil {
 		s.lockout = errcode.NewLockout()
 	}

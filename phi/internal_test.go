@@ -175,3 +175,43 @@ func TestNormToken(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenVerified: decrypting after a Verify gives what OpenJSON gives;
+// a wrong owner's key does not open the sealed values.
+func TestOpenVerified(t *testing.T) {
+	ctx := context.Background()
+	p := newProtector(t)
+	r, err := fhir.Parse([]byte(`{"resourceType":"Patient","id":"v1","name":[{"family":"Verified"}],"birthDate":"1990-02-03"}`), fhir.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _, err := p.Seal(ctx, r, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := fhir.Marshal(sealed)
+	want, err := p.OpenJSON(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON, _ := fhir.Marshal(want)
+	s2, _ := fhir.Parse(raw, fhir.ParseOptions{})
+	owner, err := p.Verify(ctx, s2)
+	if err != nil || owner != "v1" {
+		t.Fatalf("verify: %q %v", owner, err)
+	}
+	got, err := p.OpenVerified(ctx, s2, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotJSON, _ := fhir.Marshal(got); string(gotJSON) != string(wantJSON) {
+		t.Fatalf("OpenVerified %s, OpenJSON %s", gotJSON, wantJSON)
+	}
+	if _, err := p.fieldKey(ctx, "other", true); err != nil {
+		t.Fatal(err)
+	}
+	s3, _ := fhir.Parse(raw, fhir.ParseOptions{})
+	if _, err := p.OpenVerified(ctx, s3, "other"); errcode.CodeOf(err) != errcode.HMACVerificationFailed {
+		t.Fatalf("another owner's key opened the values: %v", err)
+	}
+}

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "fhir", summary: "run one FHIR R4 server (SQLite file or PostgreSQL)", run: runFHIR})
+	register(command{name: "fhir", summary: "run one FHIR R4 server (SQLite file or PostgreSQL); 'fhir verify-integrity' checks a store's HMACs", run: runFHIR})
 }
 
 func runFHIR(ctx context.Context, args []string) error {
