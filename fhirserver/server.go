@@ -77,6 +77,10 @@ type Config struct {
 	// Signing, when set, enables $sign/$verify and a signed Provenance for
 	// every create, update, delete and transaction (NewSigning; docs/fhir-api.md).
 	Signing *Signing
+	// Enforcement, when set, enforces SMART scopes, policy and consent on
+	// every interaction (docs/enforcement.md). Nil serves every
+	// authenticated clinical caller (the behaviour before issue #6).
+	Enforcement *Enforcement
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -95,6 +99,7 @@ type Server struct {
 	raw     store.Store      // cfg.Store as given (sealed records)
 	lockout *errcode.Lockout // PHI-60xx lockouts
 	jobs    *encryptJobs     // $encrypt jobs
+	enf     *enforcer        // nil: enforcement off
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -160,6 +165,14 @@ func New(cfg Config) (*Server, error) {
 		s.protect = cfg.Protector
 		s.cfg.Store = &protectedStore{Store: cfg.Store, s: s}
 	}
+	if cfg.Enforcement != nil {
+		e, err := newEnforcer(s, *cfg.Enforcement, s.cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		s.enf = e
+		s.cfg.Store = &enforcedStore{Store: s.cfg.Store, e: e}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -191,6 +204,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	s.protectRoutes(mux)
+	s.enforceRoutes(mux)
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))

@@ -1,0 +1,1064 @@
+package fhirserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"phix/access/breakglass"
+	"phix/access/policy"
+	"phix/access/roles"
+	"phix/access/scopes"
+	"phix/consent"
+	"phix/errcode"
+	"phix/fhir"
+	"phix/fhir/search"
+	"phix/store"
+)
+
+// Enforcement turns on access enforcement (docs/enforcement.md): every
+// resource the server serves or writes passes one decision point made of the
+// token's SMART scopes, the policy engine and the patient's signed consents.
+type Enforcement struct {
+	// Policy is the policy engine (access/policy). Required.
+	Policy *policy.Engine
+	// ConsentKeys vouches for consent signing keys. Required: a consent
+	// counts only when its signature verifies against one of these keys.
+	ConsentKeys consent.KeyResolver
+	// ConsentRequired selects the opt-in model: a patient's data is served
+	// only on the basis of a permitting consent (no consent: PHI-6001). The
+	// default (false) is opt-out: the policy alone decides when no consent
+	// applies, but a consent that applies is always honoured, and an
+	// unverifiable consent that would have applied refuses (PHI-6004).
+	ConsentRequired bool
+	// BreakGlass, when set, enables POST $break-glass and the review queue;
+	// an active grant of the caller for the patient opens access under the
+	// policy's break-glass rules.
+	BreakGlass *breakglass.Service
+	// SecondFactor verifies a TOTP code (auth/totp.Manager). When set, it
+	// gates Patient/$erase and consent overrides (update or delete of a
+	// stored Consent): the caller sends the code in the X-TOTP header.
+	SecondFactor SecondFactor
+	// Grants, when set, reports an explicit treatment grant of user (a
+	// FHIR reference such as Practitioner/1) for patient (a logical id).
+	Grants func(ctx context.Context, user, patient string) (bool, error)
+	// MaxScan bounds how many matches a filtered search or history scans to
+	// compute an exact total (default 10,000); a search matching more is
+	// refused as too costly and must be narrowed.
+	MaxScan int
+	// TTL of the decision caches (consents, treatment relationships, policy
+	// decisions); default 60 s (seed 002).
+	TTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// SecondFactor verifies a user's TOTP code (auth/totp.Manager satisfies it).
+type SecondFactor interface {
+	Verify(ctx context.Context, user, code string) error
+}
+
+// Headers of the enforcement layer.
+const (
+	// HeaderPurpose chooses the purpose of use of a request (v3
+	// PurposeOfUse: TREAT, ETREAT, BTG, HOPERAT, HRESCH, PUBHLTH, HPAYMT).
+	// It overrides the token's purpose_of_use claim; without either, the
+	// purpose is the default of the caller's role.
+	HeaderPurpose = "X-Purpose-Of-Use"
+	// HeaderTOTP carries a TOTP code where a second factor is required.
+	HeaderTOTP = "X-TOTP"
+)
+
+// DefaultMaxScan is Enforcement.MaxScan's default.
+const DefaultMaxScan = 10000
+
+// Error codes of the enforcement layer that are not PHI-60xx rows.
+const (
+	CodeSecondFactor Code = "second-factor-required"
+	CodeTooCostly    Code = "too-costly"
+)
+
+func init() {
+	errorTable[CodeSecondFactor] = codeInfo{http.StatusUnauthorized, "security", "a valid TOTP code (X-TOTP) is required"}
+	errorTable[CodeTooCostly] = codeInfo{http.StatusForbidden, "too-costly", "the filtered result is too large; narrow the search"}
+}
+
+// enforcer is the decision point.
+type enforcer struct {
+	s        *Server
+	cfg      Enforcement
+	inner    store.Store // the store under enforcement (plaintext, unfiltered)
+	consents *consent.Engine
+	treat    *ttlCache[bool]
+	pol      *ttlCache[policy.Decision]
+	maxScan  int
+}
+
+func newEnforcer(s *Server, cfg Enforcement, inner store.Store) (*enforcer, error) {
+	if cfg.Policy == nil || cfg.ConsentKeys == nil {
+		return nil, errors.New("fhirserver: Enforcement needs Policy and ConsentKeys")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = consent.DefaultTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &enforcer{s: s, cfg: cfg, inner: inner, maxScan: cfg.MaxScan}
+	if e.maxScan <= 0 {
+		e.maxScan = DefaultMaxScan
+	}
+	e.treat = newTTLCache[bool](cfg.TTL, cfg.Now)
+	e.pol = newTTLCache[policy.Decision](cfg.TTL, cfg.Now)
+	e.consents = consent.NewEngine(consent.SourceFunc(e.loadConsents), cfg.ConsentKeys, consent.Options{
+		TTL: cfg.TTL, Now: cfg.Now, Audit: e.consentIgnored,
+	})
+	return e, nil
+}
+
+// loadConsents is the consent engine's source: the patient's Consent
+// resources, read under the enforcement layer.
+func (e *enforcer) loadConsents(ctx context.Context, patient string) ([]*fhir.Resource, error) {
+	q, _, err := search.Parse("Consent", url.Values{"patient": {patient}}, search.ParseOptions{MaxCount: 1000})
+	if err != nil {
+		return nil, err
+	}
+	q.Count, q.Total = 1001, search.TotalNone
+	res, err := e.inner.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Matches) > 1000 {
+		return nil, errors.New("fhirserver: more than 1000 consents for one patient")
+	}
+	out := make([]*fhir.Resource, 0, len(res.Matches))
+	for _, rec := range res.Matches {
+		r, err := fhir.Parse(rec.Body, fhir.ParseOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// consentIgnored audits a consent left out of decisions (bad signature,
+// malformed): a security alert naming only the pseudonymous consent.
+func (e *enforcer) consentIgnored(patient string, ig consent.Ignored) {
+	e.s.log.Warn("consent ignored", "reason", string(ig.Code))
+	if e.s.audit == nil {
+		return
+	}
+	ev := auditEventIgnored(e.s.audit, patient, ig)
+	e.s.audit.write(context.Background(), http.MethodPost, ev)
+}
+
+// ---------------------------------------------------------------- request
+
+const enfReqKey ctxKey = 40
+
+// enfReq is the enforcement state of one request: who, for what purpose,
+// and what was decided (for the audit event).
+type enfReq struct {
+	p        *Principal
+	pp       policy.Principal
+	purpose  string
+	totp     string
+	internal bool // server-initiated work inside the request: not filtered
+
+	mu        sync.Mutex
+	permits   int
+	denies    int
+	reasons   map[string]bool
+	consentID string
+	bgUsed    bool
+	bg        map[string]bool // patient id -> active grant
+	touched   map[string]bool // patients whose Consents changed in this request
+	treatments map[string]bool // patients whose CareTeam/Encounter changed
+}
+
+// enforceContext adds the enforcement state to a request's context (called
+// by the middleware after authentication).
+func (s *Server) enforceContext(r *http.Request, p *Principal) *http.Request {
+	if s.enf == nil || p == nil {
+		return r
+	}
+	rq := &enfReq{p: p, reasons: map[string]bool{}, bg: map[string]bool{}}
+	rq.pp = policy.Principal{ID: p.Subject, Roles: principalRoles(p), Org: p.Org}
+	rq.purpose = strings.TrimSpace(r.Header.Get(HeaderPurpose))
+	if rq.purpose == "" {
+		rq.purpose = p.Purpose
+	}
+	if rq.purpose == "" {
+		rq.purpose = defaultPurpose(rq.pp.Roles)
+	}
+	rq.totp = strings.TrimSpace(r.Header.Get(HeaderTOTP))
+	return r.WithContext(context.WithValue(r.Context(), enfReqKey, rq))
+}
+
+func enfReqFrom(ctx context.Context) *enfReq {
+	rq, _ := ctx.Value(enfReqKey).(*enfReq)
+	if rq == nil || rq.internal {
+		return nil
+	}
+	return rq
+}
+
+// internalContext marks server-initiated work (the deletion versions of an
+// erasure) that the caller's decision already covered.
+func internalContext(ctx context.Context) context.Context {
+	rq, _ := ctx.Value(enfReqKey).(*enfReq)
+	if rq == nil {
+		return ctx
+	}
+	in := &enfReq{p: rq.p, pp: rq.pp, purpose: rq.purpose, internal: true}
+	return context.WithValue(ctx, enfReqKey, in)
+}
+
+// principalRoles are the token's roles, or those of a static token's coarse role.
+func principalRoles(p *Principal) []roles.Role {
+	if len(p.Roles) > 0 {
+		return p.Roles
+	}
+	switch roleOf(p) {
+	case RoleClinician:
+		return []roles.Role{roles.Clinician}
+	case RoleAuditor:
+		return []roles.Role{roles.Auditor}
+	}
+	return nil
+}
+
+// defaultPurpose is the purpose of use when neither the header nor the
+// token names one: treatment for the care roles, research for researchers,
+// operations for everyone else.
+func defaultPurpose(rs []roles.Role) string {
+	switch {
+	case slices.Contains(rs, roles.Clinician), slices.Contains(rs, roles.Nurse), slices.Contains(rs, roles.Registrar):
+		return "TREAT"
+	case slices.Contains(rs, roles.Researcher):
+		return "HRESCH"
+	}
+	return "HOPERAT"
+}
+
+func (rq *enfReq) note(allowed bool, reasons []string, consentID string) {
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	if allowed {
+		rq.permits++
+	} else {
+		rq.denies++
+	}
+	for _, r := range reasons {
+		if len(rq.reasons) < 32 {
+			rq.reasons[r] = true
+		}
+	}
+	if consentID != "" && rq.consentID == "" && validID(consentID) {
+		rq.consentID = consentID
+	}
+}
+
+// ---------------------------------------------------------------- decision
+
+// subject is what one decision is about.
+type subject struct {
+	res     *fhir.Resource
+	patient string // logical id of the patient the resource belongs to; "" none
+	labels  []string
+}
+
+func describe(res *fhir.Resource) subject {
+	sub := subject{res: res, labels: securityLabels(res)}
+	if res.Type == "Patient" {
+		sub.patient = res.ID
+	} else {
+		sub.patient = compartmentPatient(res)
+	}
+	return sub
+}
+
+// securityLabels returns the codes of meta.security.
+func securityLabels(res *fhir.Resource) []string {
+	meta, _ := res.Object["meta"].(map[string]any)
+	sec, _ := meta["security"].([]any)
+	var out []string
+	for _, v := range sec {
+		if c, ok := v.(map[string]any); ok {
+			if code, ok := c["code"].(string); ok && code != "" {
+				out = append(out, code)
+			}
+		}
+	}
+	return out
+}
+
+// denial is a refusal with its PHI-60xx code and reasons (policy ids and
+// the enforcement layer's own check names; never request data).
+func denial(code errcode.Code, reasons []string) *Error {
+	e := errorf(Code(code), "access denied: "+strings.Join(reasons, ", "))
+	return e
+}
+
+var interactionOf = map[string]scopes.Interaction{
+	policy.ActionRead: scopes.Read, policy.ActionSearch: scopes.Search,
+	policy.ActionCreate: scopes.Create, policy.ActionUpdate: scopes.Update, policy.ActionDelete: scopes.Delete,
+}
+
+// scopeAllows checks the token's SMART scopes against a concrete resource.
+// A principal without scopes (a static operator token) is not a SMART
+// client; the policy and consent still apply to it.
+func scopeAllows(p *Principal, action string, sub subject) bool {
+	if p.Scopes == nil {
+		return true
+	}
+	in := interactionOf[action]
+	if p.Scopes.Matches(in, scopes.User, sub.res) || p.Scopes.Matches(in, scopes.System, sub.res) {
+		return true
+	}
+	if p.Patient != "" && sub.patient != "" && p.Patient == sub.patient {
+		return p.Scopes.Matches(in, scopes.Patient, sub.res)
+	}
+	return false
+}
+
+// decide is the decision point for one resource. It returns the consent
+// obligations of an allowed access, a denial (*Error) or an internal error.
+func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, res *fhir.Resource) ([]consent.Obligation, *Error, error) {
+	sub := describe(res)
+	if !scopeAllows(rq.p, action, sub) {
+		rs := []string{"smart-scope"}
+		rq.note(false, rs, "")
+		return nil, denial(errcode.MinimumNecessaryViolated, rs), nil
+	}
+	var cd consent.Decision
+	consentEffect := ""
+	if sub.patient != "" && isRead(action) {
+		var err error
+		cd, err = e.consents.Decide(ctx, consent.Request{
+			Patient:  "Patient/" + sub.patient,
+			Actor:    consent.Actor{Reference: rq.p.FHIRUser},
+			Action:   "access",
+			Purpose:  consent.Coding{System: "http://terminology.hl7.org/CodeSystem/v3-ActReason", Code: rq.purpose},
+			Resource: consent.DescribeResource(res),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		consentEffect = string(cd.Effect)
+	}
+	bg, err := e.breakGlass(ctx, rq, sub.patient)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := e.treatment(ctx, rq, sub.patient)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := e.policyDecide(policy.Input{
+		Principal: rq.pp, Action: action,
+		Resource: policy.Resource{Type: res.Type, Labels: sub.labels},
+		Purpose:  rq.purpose, Treatment: tr, BreakGlass: bg, Consent: consentEffect,
+	})
+	if !d.Allow {
+		code := d.Code
+		if cd.Effect == consent.Deny && cd.Code == consent.CodeConflict && slices.Contains(d.Reasons, "consent-denied") {
+			code = errcode.ConsentConflict
+		}
+		rq.note(false, d.Reasons, cd.ConsentID)
+		return nil, denial(code, d.Reasons), nil
+	}
+	// No consent basis: refused where the model (or an unverifiable
+	// consent) says so, unless a break-glass grant covers the access.
+	if cd.Effect == consent.NotApplicable && !bg {
+		var code errcode.Code
+		switch {
+		case cd.Code == consent.CodeBadSignature:
+			code = errcode.ConsentSignatureInvalid
+		case e.cfg.ConsentRequired && cd.Code == consent.CodeExpired:
+			code = errcode.ConsentExpired
+		case e.cfg.ConsentRequired:
+			code = errcode.ConsentRequired
+		}
+		if code != "" {
+			rs := []string{"consent-basis:" + string(code)}
+			rq.note(false, rs, "")
+			return nil, denial(code, rs), nil
+		}
+	}
+	reasons := d.Reasons
+	if bg {
+		rq.mu.Lock()
+		rq.bgUsed = true
+		rq.mu.Unlock()
+	}
+	rq.note(true, reasons, cd.ConsentID)
+	if cd.Effect == consent.Permit {
+		return cd.Obligations, nil, nil
+	}
+	return nil, nil, nil
+}
+
+func isRead(action string) bool { return action == policy.ActionRead || action == policy.ActionSearch }
+
+// policyDecide caches policy decisions by their whole input (60 s).
+func (e *enforcer) policyDecide(in policy.Input) policy.Decision {
+	var b strings.Builder
+	b.WriteString(in.Principal.ID)
+	b.WriteByte(0)
+	for _, r := range in.Principal.Roles {
+		b.WriteString(string(r))
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	b.WriteString(in.Principal.Org)
+	b.WriteByte(0)
+	b.WriteString(in.Action)
+	b.WriteByte(0)
+	b.WriteString(in.Resource.Type)
+	b.WriteByte(0)
+	for _, l := range in.Resource.Labels {
+		b.WriteString(l)
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	b.WriteString(in.Purpose)
+	b.WriteByte(0)
+	b.WriteString(in.Consent)
+	for _, f := range []bool{in.Treatment.CareTeam, in.Treatment.EncounterParticipant, in.Treatment.ExplicitGrant, in.BreakGlass} {
+		if f {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	key := b.String()
+	if d, ok := e.pol.get(key); ok {
+		return d
+	}
+	d := e.cfg.Policy.Decide(in)
+	e.pol.put(key, d)
+	return d
+}
+
+// breakGlass reports whether an active grant of the caller covers patient.
+func (e *enforcer) breakGlass(ctx context.Context, rq *enfReq, patient string) (bool, error) {
+	if e.cfg.BreakGlass == nil || patient == "" || (rq.purpose != "ETREAT" && rq.purpose != "BTG") {
+		return false, nil
+	}
+	rq.mu.Lock()
+	v, ok := rq.bg[patient]
+	rq.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	_, active, err := e.cfg.BreakGlass.Active(ctx, rq.p.Subject, "Patient/"+patient)
+	if err != nil {
+		return false, err
+	}
+	rq.mu.Lock()
+	rq.bg[patient] = active
+	rq.mu.Unlock()
+	return active, nil
+}
+
+// treatment finds the caller's treatment relationship with patient: an
+// active CareTeam listing the caller's FHIR user as participant, an
+// Encounter they participate in that is not finished or cancelled, or an
+// explicit grant. Resources that belong to no patient need none.
+func (e *enforcer) treatment(ctx context.Context, rq *enfReq, patient string) (policy.Treatment, error) {
+	if patient == "" {
+		return policy.Treatment{ExplicitGrant: true}, nil
+	}
+	user := rq.p.FHIRUser
+	if user == "" {
+		return policy.Treatment{}, nil
+	}
+	key := user + "\x00" + patient
+	var t policy.Treatment
+	if v, ok := e.treat.get(key + "\x00ct"); ok {
+		t.CareTeam = v
+	} else {
+		found, err := e.exists(ctx, "CareTeam", url.Values{"patient": {"Patient/" + patient}, "participant": {user}, "status": {"active"}})
+		if err != nil {
+			return t, err
+		}
+		t.CareTeam = found
+		e.treat.put(key+"\x00ct", found)
+	}
+	if t.CareTeam {
+		return t, nil
+	}
+	if v, ok := e.treat.get(key + "\x00enc"); ok {
+		t.EncounterParticipant = v
+	} else {
+		found, err := e.exists(ctx, "Encounter", url.Values{"patient": {"Patient/" + patient}, "participant": {user},
+			"status": {"planned,arrived,triaged,in-progress,onleave"}})
+		if err != nil {
+			return t, err
+		}
+		t.EncounterParticipant = found
+		e.treat.put(key+"\x00enc", found)
+	}
+	if !t.EncounterParticipant && e.cfg.Grants != nil {
+		ok, err := e.cfg.Grants(ctx, user, patient)
+		if err != nil {
+			return t, err
+		}
+		t.ExplicitGrant = ok
+	}
+	return t, nil
+}
+
+func (e *enforcer) exists(ctx context.Context, typ string, v url.Values) (bool, error) {
+	q, _, err := search.Parse(typ, v, search.ParseOptions{Strict: true})
+	if err != nil {
+		return false, err
+	}
+	q.Count, q.Total = 1, search.TotalNone
+	res, err := e.inner.Search(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	return len(res.Matches) > 0, nil
+}
+
+// forgetPatient drops what is cached about patient after its Consents,
+// CareTeams or Encounters changed.
+func (e *enforcer) forgetPatient(patient string, consents, treatment bool) {
+	if consents {
+		e.consents.Invalidate("Patient/" + patient)
+	}
+	if treatment {
+		e.treat.dropSuffix("\x00" + patient)
+	}
+}
+
+// ---------------------------------------------------------------- records
+
+// filterRecord decides one stored record for the caller: nil, nil when
+// allowed (rec possibly redacted), a denial otherwise.
+func (e *enforcer) filterRecord(ctx context.Context, rq *enfReq, action string, rec *store.Record) (*store.Record, *Error, error) {
+	if rec == nil || rec.Deleted || len(rec.Body) == 0 {
+		// A deletion or erased version has no content: the type decides.
+		if !scopeAllowsType(rq.p, action, rec) {
+			return nil, denial(errcode.MinimumNecessaryViolated, []string{"smart-scope"}), nil
+		}
+		return rec, nil, nil
+	}
+	res, err := fhir.Parse(rec.Body, fhir.ParseOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	obl, deny, err := e.decide(ctx, rq, action, res)
+	if err != nil || deny != nil {
+		return nil, deny, err
+	}
+	if len(obl) == 0 {
+		return rec, nil, nil
+	}
+	if !redact(res.Object, obl) {
+		return rec, nil, nil
+	}
+	body, err := fhir.Marshal(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := *rec
+	c.Body = body
+	return &c, nil, nil
+}
+
+func scopeAllowsType(p *Principal, action string, rec *store.Record) bool {
+	if p.Scopes == nil || rec == nil {
+		return true
+	}
+	in := interactionOf[action]
+	return p.Scopes.Allows(in, rec.Type, scopes.User) || p.Scopes.Allows(in, rec.Type, scopes.System) ||
+		(p.Patient != "" && p.Scopes.Allows(in, rec.Type, scopes.Patient))
+}
+
+// inlineLabelURL is the DS4P inline security label extension.
+const inlineLabelURL = "http://hl7.org/fhir/uv/security-label-ds4p/StructureDefinition/extension-inline-sec-label"
+
+// redact applies the consent's redact obligations: every element (object)
+// carrying an inline security label named by an obligation is removed.
+// It reports whether anything was removed.
+func redact(obj map[string]any, obl []consent.Obligation) bool {
+	removed := false
+	for k, v := range obj {
+		nv, drop, rm := redactValue(v, obl)
+		removed = removed || rm
+		if drop {
+			delete(obj, k)
+			removed = true
+		} else if rm {
+			obj[k] = nv
+		}
+	}
+	return removed
+}
+
+func redactValue(v any, obl []consent.Obligation) (any, bool, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		if carriesLabel(t, obl) {
+			return nil, true, true
+		}
+		return t, false, redact(t, obl)
+	case []any:
+		out := t[:0:0]
+		rm := false
+		for _, x := range t {
+			nx, drop, r := redactValue(x, obl)
+			rm = rm || r
+			if !drop {
+				out = append(out, nx)
+			}
+		}
+		return out, false, rm
+	}
+	return v, false, false
+}
+
+func carriesLabel(m map[string]any, obl []consent.Obligation) bool {
+	exts, _ := m["extension"].([]any)
+	for _, x := range exts {
+		ext, _ := x.(map[string]any)
+		if ext == nil || ext["url"] != inlineLabelURL {
+			continue
+		}
+		c, _ := ext["valueCoding"].(map[string]any)
+		code, _ := c["code"].(string)
+		sys, _ := c["system"].(string)
+		for _, o := range obl {
+			if o.Kind == "redact" && o.SecurityLabel.Code == code && (o.SecurityLabel.System == "" || sys == "" || o.SecurityLabel.System == sys) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- writes
+
+// enforceWrite decides a create, update or delete of res by the caller.
+// cur is the stored version an update or delete replaces (nil for none).
+func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Resource, cur *store.Record) error {
+	if s.enf == nil {
+		return nil
+	}
+	rq := enfReqFrom(ctx)
+	if rq == nil {
+		return nil
+	}
+	e := s.enf
+	sub := describe(res)
+	if !scopeAllows(rq.p, action, sub) {
+		rq.note(false, []string{"smart-scope"}, "")
+		return denial(errcode.MinimumNecessaryViolated, []string{"smart-scope"})
+	}
+	tr, err := e.treatment(ctx, rq, sub.patient)
+	if err != nil {
+		return storeError(err)
+	}
+	d := e.policyDecide(policy.Input{Principal: rq.pp, Action: action,
+		Resource: policy.Resource{Type: res.Type, Labels: sub.labels}, Purpose: rq.purpose, Treatment: tr})
+	if !d.Allow {
+		rq.note(false, d.Reasons, "")
+		return denial(d.Code, d.Reasons)
+	}
+	if res.Type == "Consent" {
+		if cur != nil && !cur.Deleted && e.cfg.SecondFactor != nil {
+			// Changing or withdrawing a recorded consent is an override: a
+			// second factor of the writer.
+			if rq.totp == "" || e.cfg.SecondFactor.Verify(ctx, rq.p.Subject, rq.totp) != nil {
+				rq.note(false, []string{"second-factor"}, "")
+				return errorf(CodeSecondFactor, "changing a recorded consent needs a valid TOTP code in X-TOTP")
+			}
+		}
+		if action != policy.ActionDelete {
+			c, err := consent.Compile(res, e.cfg.ConsentKeys)
+			if err != nil {
+				return errorf(CodeValidation, "the Consent cannot be evaluated")
+			}
+			if !c.Verified {
+				rq.note(false, []string{"consent-signature:" + c.SigReason}, "")
+				perr := errcode.New(errcode.ConsentSignatureInvalid, "consent signature does not verify (%s)", c.SigReason)
+				if s.lockout != nil {
+					_, _ = s.lockout.Record(context.WithoutCancel(ctx), rq.p.Subject, perr)
+				}
+				pe, _ := phiError(perr)
+				return pe
+			}
+		}
+	}
+	rq.note(true, d.Reasons, "")
+	if sub.patient != "" {
+		rq.mu.Lock()
+		switch res.Type {
+		case "Consent":
+			if rq.touched == nil {
+				rq.touched = map[string]bool{}
+			}
+			rq.touched[sub.patient] = true
+		case "CareTeam", "Encounter":
+			if rq.treatments == nil {
+				rq.treatments = map[string]bool{}
+			}
+			rq.treatments[sub.patient] = true
+		}
+		rq.mu.Unlock()
+		// Also at once: a reader between here and the commit reloads, and
+		// the commit hook drops what that reader may have cached.
+		e.forgetPatient(sub.patient, res.Type == "Consent", res.Type == "CareTeam" || res.Type == "Encounter")
+	}
+	return nil
+}
+
+// enforceDelete decides the deletion of the stored (sealed) version cur.
+func (s *Server) enforceDelete(ctx context.Context, cur *store.Record) error {
+	if s.enf == nil || enfReqFrom(ctx) == nil {
+		return nil
+	}
+	plain, err := s.plain(ctx, cur)
+	if err != nil {
+		return err
+	}
+	res, err := fhir.Parse(plain.Body, fhir.ParseOptions{})
+	if err != nil {
+		return storeError(err)
+	}
+	return s.enforceWrite(ctx, policy.ActionDelete, res, cur)
+}
+
+// enforceCommitted runs after a transaction committed: caches of patients
+// whose consents or treatment relationships changed are dropped at once.
+func (s *Server) enforceCommitted(ctx context.Context) {
+	if s.enf == nil {
+		return
+	}
+	rq, _ := ctx.Value(enfReqKey).(*enfReq)
+	if rq == nil {
+		return
+	}
+	rq.mu.Lock()
+	touched, treat := rq.touched, rq.treatments
+	rq.touched, rq.treatments = nil, nil
+	rq.mu.Unlock()
+	for p := range touched {
+		s.enf.forgetPatient(p, true, false)
+	}
+	for p := range treat {
+		s.enf.forgetPatient(p, false, true)
+	}
+}
+
+// ---------------------------------------------------------------- store
+
+// enforcedStore filters what the top-level Reader returns (read, vread,
+// history, search with includes) through the decision point of the
+// request's caller. Transactions are not filtered: writes are decided in
+// create/update/remove, and their reads serve the server itself.
+type enforcedStore struct {
+	store.Store
+	e *enforcer
+}
+
+func (es *enforcedStore) Read(ctx context.Context, typ, id string) (*store.Record, error) {
+	rec, err := es.Store.Read(ctx, typ, id)
+	rq := enfReqFrom(ctx)
+	if err != nil || rq == nil {
+		return rec, err
+	}
+	out, deny, err := es.e.filterRecord(ctx, rq, policy.ActionRead, rec)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if deny != nil {
+		return nil, deny
+	}
+	return out, nil
+}
+
+func (es *enforcedStore) VRead(ctx context.Context, typ, id string, version int64) (*store.Record, error) {
+	rec, err := es.Store.VRead(ctx, typ, id, version)
+	rq := enfReqFrom(ctx)
+	if err != nil || rq == nil {
+		return rec, err
+	}
+	out, deny, err := es.e.filterRecord(ctx, rq, policy.ActionRead, rec)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if deny != nil {
+		return nil, deny
+	}
+	return out, nil
+}
+
+// History scans up to MaxScan versions, keeps the permitted ones and pages
+// over them, so the total and the links count only what the caller may see.
+func (es *enforcedStore) History(ctx context.Context, opts store.HistoryOptions) ([]*store.Record, int, error) {
+	rq := enfReqFrom(ctx)
+	if rq == nil {
+		return es.Store.History(ctx, opts)
+	}
+	o := opts
+	o.Offset, o.Count = 0, es.e.maxScan+1
+	recs, _, err := es.Store.History(ctx, o)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(recs) > es.e.maxScan {
+		return nil, 0, errorf(CodeTooCostly, "the history has more versions than the enforcement scan allows; use _since or _count on an instance")
+	}
+	kept := make([]*store.Record, 0, len(recs))
+	var first *Error
+	for _, rec := range recs {
+		out, deny, err := es.e.filterRecord(ctx, rq, policy.ActionRead, rec)
+		if err != nil {
+			return nil, 0, storeError(err)
+		}
+		if deny != nil {
+			if first == nil {
+				first = deny
+			}
+			continue
+		}
+		kept = append(kept, out)
+	}
+	if opts.ID != "" && len(kept) == 0 && first != nil {
+		return nil, 0, first
+	}
+	return pageOf(kept, opts.Offset, opts.Count), len(kept), nil
+}
+
+func pageOf(recs []*store.Record, offset, count int) []*store.Record {
+	if count < 0 || offset >= len(recs) {
+		return nil
+	}
+	end := len(recs)
+	if count > 0 && offset+count < end {
+		end = offset + count
+	}
+	return recs[offset:end]
+}
+
+// Search runs the query without paging (scope restrictions pushed into
+// it), decides every match up to MaxScan, computes the exact total of the
+// permitted ones and returns the requested page; _include/_revinclude run
+// for that page only and their results are decided as well.
+func (es *enforcedStore) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
+	rq := enfReqFrom(ctx)
+	if rq == nil {
+		return es.Store.Search(ctx, q)
+	}
+	scan := *q
+	scan.Include, scan.RevInclude = nil, nil
+	scan.Offset, scan.Count, scan.Total = 0, es.e.maxScan+1, search.TotalNone
+	if q.Type != "" && rq.p.Scopes != nil {
+		clauses, ok := pushScopes(rq.p, q.Type)
+		if !ok {
+			rs := []string{"smart-scope"}
+			rq.note(false, rs, "")
+			return nil, denial(errcode.MinimumNecessaryViolated, rs)
+		}
+		if len(clauses) > 0 {
+			scan.Clauses = append(slices.Clip(q.Clauses), clauses...)
+		}
+	}
+	res, err := es.Store.Search(ctx, &scan)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Matches) > es.e.maxScan {
+		return nil, errorf(CodeTooCostly, "more matches than the enforcement scan allows; narrow the search")
+	}
+	kept, err := es.filterAll(ctx, rq, res.Matches)
+	if err != nil {
+		return nil, err
+	}
+	out := &store.SearchResult{Total: len(kept), Matches: pageOf(kept, q.Offset, q.Count)}
+	if q.Count == 0 {
+		out.Matches = pageOf(kept, q.Offset, 0)
+	}
+	if (len(q.Include) > 0 || len(q.RevInclude) > 0) && len(out.Matches) > 0 {
+		if out.Included, err = es.included(ctx, rq, q, out.Matches); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (es *enforcedStore) filterAll(ctx context.Context, rq *enfReq, recs []*store.Record) ([]*store.Record, error) {
+	kept := make([]*store.Record, 0, len(recs))
+	for _, rec := range recs {
+		o, deny, err := es.e.filterRecord(ctx, rq, policy.ActionSearch, rec)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		if deny == nil {
+			kept = append(kept, o)
+		}
+	}
+	return kept, nil
+}
+
+// included runs q's includes over the page's resources (by type and _id)
+// and keeps what the caller may see, each once and not in the page.
+func (es *enforcedStore) included(ctx context.Context, rq *enfReq, q *search.Query, page []*store.Record) ([]*store.Record, error) {
+	byType := map[string][]string{}
+	seen := map[string]bool{}
+	for _, rec := range page {
+		byType[rec.Type] = append(byType[rec.Type], rec.ID)
+		seen[rec.Type+"/"+rec.ID] = true
+	}
+	types := make([]string, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	var out []*store.Record
+	for _, t := range types {
+		ids := byType[t]
+		iq, _, err := search.Parse(t, url.Values{"_id": {strings.Join(ids, ",")}}, search.ParseOptions{MaxValues: len(ids) + 1, MaxCount: len(ids) + 1})
+		if err != nil {
+			return nil, storeError(err)
+		}
+		iq.Include, iq.RevInclude = q.Include, q.RevInclude
+		iq.MaxIncluded, iq.MaxIncludeRounds = q.MaxIncluded, q.MaxIncludeRounds
+		iq.Count, iq.Total = len(ids), search.TotalNone
+		res, err := es.Store.Search(ctx, iq)
+		if err != nil {
+			return nil, err
+		}
+		kept, err := es.filterAll(ctx, rq, res.Included)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range kept {
+			k := rec.Type + "/" + rec.ID
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, rec)
+			}
+		}
+	}
+	return out, nil
+}
+
+// pushScopes returns the clauses a type-level search must be ANDed with
+// under the caller's scopes (one query-restricted scope), or ok=false when
+// no scope grants searching the type at all. Several alternatives are not
+// pushed (they would need an OR of clause groups): the per-resource check
+// applies them.
+func pushScopes(p *Principal, typ string) ([]search.Clause, bool) {
+	var granted []scopes.Filter
+	for _, c := range []scopes.Context{scopes.User, scopes.System, scopes.Patient} {
+		if c == scopes.Patient && p.Patient == "" {
+			continue
+		}
+		if f := p.Scopes.Filter(typ, c); f.Allowed {
+			granted = append(granted, f)
+		}
+	}
+	if len(granted) == 0 {
+		return nil, false
+	}
+	if len(granted) == 1 && len(granted[0].Alternatives) == 1 {
+		return granted[0].Alternatives[0].Clauses, true
+	}
+	return nil, true
+}
+
+// ---------------------------------------------------------------- cache
+
+// ttlCache is a small map with per-entry expiry, bounded in size.
+type ttlCache[V any] struct {
+	mu  sync.Mutex
+	m   map[string]ttlEntry[V]
+	ttl time.Duration
+	now func() time.Time
+	max int
+}
+
+type ttlEntry[V any] struct {
+	v   V
+	exp time.Time
+}
+
+func newTTLCache[V any](ttl time.Duration, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{m: map[string]ttlEntry[V]{}, ttl: ttl, now: now, max: 100_000}
+}
+
+func (c *ttlCache[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	en, ok := c.m[k]
+	if !ok || !c.now().Before(en.exp) {
+		var zero V
+		return zero, false
+	}
+	return en.v, true
+}
+
+func (c *ttlCache[V]) put(k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m) // bounded: start over rather than grow
+	}
+	c.m[k] = ttlEntry[V]{v: v, exp: c.now().Add(c.ttl)}
+}
+
+func (c *ttlCache[V]) dropSuffix(suffix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.Contains(k, suffix+"\x00") || strings.HasSuffix(k, suffix) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// Hooks for the write path (write.go).
+
+func (s *Server) enforceCreate(ctx context.Context, res *fhir.Resource) error {
+	return s.enforceWrite(ctx, policy.ActionCreate, res, nil)
+}
+
+// enforceUpdate decides an update; one that creates (no current version)
+// needs create permission.
+func (s *Server) enforceUpdate(ctx context.Context, res *fhir.Resource, cur *store.Record) error {
+	if cur == nil || cur.Deleted {
+		return s.enforceWrite(ctx, policy.ActionCreate, res, nil)
+	}
+	return s.enforceWrite(ctx, policy.ActionUpdate, res, cur)
+}
+
+// enforceRecord decides a read inside a transaction (a Bundle's GET entry).
+func (s *Server) enforceRecord(ctx context.Context, rec *store.Record) (*store.Record, error) {
+	if s.enf == nil {
+		return rec, nil
+	}
+	rq := enfReqFrom(ctx)
+	if rq == nil {
+		return rec, nil
+	}
+	out, deny, err := s.enf.filterRecord(ctx, rq, policy.ActionRead, rec)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if deny != nil {
+		return nil, deny
+	}
+	return out, nil
+}
