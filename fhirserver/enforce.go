@@ -172,14 +172,14 @@ type enfReq struct {
 	totp     string
 	internal bool // server-initiated work inside the request: not filtered
 
-	mu        sync.Mutex
-	permits   int
-	denies    int
-	reasons   map[string]bool
-	consentID string
-	bgUsed    bool
-	bg        map[string]bool // patient id -> active grant
-	touched   map[string]bool // patients whose Consents changed in this request
+	mu         sync.Mutex
+	permits    int
+	denies     int
+	reasons    map[string]bool
+	consentID  string
+	bgUsed     bool
+	bg         map[string]bool // patient id -> active grant
+	touched    map[string]bool // patients whose Consents changed in this request
 	treatments map[string]bool // patients whose CareTeam/Encounter changed
 }
 
@@ -369,8 +369,13 @@ func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, res *f
 	})
 	if !d.Allow {
 		code := d.Code
-		if cd.Effect == consent.Deny && cd.Code == consent.CodeConflict && slices.Contains(d.Reasons, "consent-denied") {
-			code = errcode.ConsentConflict
+		// The patient's own decision is the more specific answer than
+		// PHI-6011 (the reasons still say break-glass-available).
+		if slices.Contains(d.Reasons, "consent-denied") {
+			code = errcode.ConsentDenied
+			if cd.Code == consent.CodeConflict {
+				code = errcode.ConsentConflict
+			}
 		}
 		rq.note(false, d.Reasons, cd.ConsentID)
 		return nil, denial(code, d.Reasons), nil

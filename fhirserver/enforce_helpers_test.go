@@ -226,7 +226,7 @@ func signedConsent(t testing.TB, key suite.SigningKey, id, patient, provision st
 	js := `{"resourceType":"Consent","id":"` + id + `","status":"active",
 	"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
 	"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],
-	"patient":{"reference":"Patient/` + patient + `"},"dateTime":"2025-01-01T00:00:00Z","provision":` + provision + `}`
+	"patient":{"reference":"Patient/` + patient + `"},"dateTime":"2025-01-01T00:00:00Z","policy":[{"uri":"http://example.org/privacy-policy"}],"provision":` + provision + `}`
 	r, err := fhir.Parse([]byte(js), fhir.ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
