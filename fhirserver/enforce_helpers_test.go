@@ -120,6 +120,12 @@ func enfPrincipals(t testing.TB) principalAuth {
 
 func newEnfEnv(t testing.TB, st store.Store, mod ...func(*Enforcement)) *enfEnv {
 	t.Helper()
+	return newEnfEnvCfg(t, st, nil, mod...)
+}
+
+// newEnfEnvCfg is newEnfEnv with a change to the server Config.
+func newEnfEnvCfg(t testing.TB, st store.Store, cfgMod func(*Config), mod ...func(*Enforcement)) *enfEnv {
+	t.Helper()
 	ctx := context.Background()
 	ee := &enfEnv{clock: &fakeClock{t: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)}, secrets: map[string]string{},
 		totpNow: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)}
@@ -179,6 +185,9 @@ func newEnfEnv(t testing.TB, st store.Store, mod ...func(*Enforcement)) *enfEnv 
 	}
 	logs := &syncBuffer{}
 	cfg := Config{Store: st, Auth: auth, Protector: testProtector(t), Audit: ee.log, AuditPseudonyms: ee.ps, Enforcement: enf, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
