@@ -1,12 +1,14 @@
 package fhirserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +98,7 @@ type enforcer struct {
 	inner    store.Store // the store under enforcement (plaintext, unfiltered)
 	consents *consent.Engine
 	treat    *ttlCache[bool]
+	desc     *ttlCache[*subject] // per stored version
 	pol      *ttlCache[policy.Decision]
 	maxScan  int
 }
@@ -115,6 +118,7 @@ func newEnforcer(s *Server, cfg Enforcement, inner store.Store) (*enforcer, erro
 		e.maxScan = DefaultMaxScan
 	}
 	e.treat = newTTLCache[bool](cfg.TTL, cfg.Now)
+	e.desc = newTTLCache[*subject](cfg.TTL, cfg.Now)
 	e.pol = newTTLCache[policy.Decision](cfg.TTL, cfg.Now)
 	e.consents = consent.NewEngine(consent.SourceFunc(e.loadConsents), cfg.ConsentKeys, consent.Options{
 		TTL: cfg.TTL, Now: cfg.Now, Audit: e.consentIgnored,
@@ -268,21 +272,40 @@ func (rq *enfReq) note(allowed bool, reasons []string, consentID string) {
 
 // ---------------------------------------------------------------- decision
 
-// subject is what one decision is about.
+// subject is what one decision is about: the resource's type, patient,
+// labels and consent description. It is cached per stored version (a
+// version never changes), so a repeated decision neither parses nor
+// describes the resource again.
 type subject struct {
-	res     *fhir.Resource
+	typ     string
 	patient string // logical id of the patient the resource belongs to; "" none
 	labels  []string
+	cres    consent.Resource
 }
 
-func describe(res *fhir.Resource) subject {
-	sub := subject{res: res, labels: securityLabels(res)}
+func describe(res *fhir.Resource) *subject {
+	sub := &subject{typ: res.Type, labels: securityLabels(res), cres: describeResource(res)}
 	if res.Type == "Patient" {
 		sub.patient = res.ID
 	} else {
 		sub.patient = compartmentPatient(res)
 	}
 	return sub
+}
+
+// lazyResource parses a stored body once, when something needs the whole
+// resource (query-restricted scopes, redaction, the first description).
+type lazyResource struct {
+	body []byte
+	res  *fhir.Resource
+	err  error
+}
+
+func (l *lazyResource) get() (*fhir.Resource, error) {
+	if l.res == nil && l.err == nil {
+		l.res, l.err = fhir.Parse(l.body, fhir.ParseOptions{})
+	}
+	return l.res, l.err
 }
 
 // securityLabels returns the codes of meta.security.
@@ -312,28 +335,48 @@ var interactionOf = map[string]scopes.Interaction{
 	policy.ActionCreate: scopes.Create, policy.ActionUpdate: scopes.Update, policy.ActionDelete: scopes.Delete,
 }
 
-// scopeAllows checks the token's SMART scopes against a concrete resource.
-// A principal without scopes (a static operator token) is not a SMART
-// client; the policy and consent still apply to it.
-func scopeAllows(p *Principal, action string, sub subject) bool {
-	if p.Scopes == nil {
-		return true
-	}
-	in := interactionOf[action]
-	if p.Scopes.Matches(in, scopes.User, sub.res) || p.Scopes.Matches(in, scopes.System, sub.res) {
-		return true
-	}
-	if p.Patient != "" && sub.patient != "" && p.Patient == sub.patient {
-		return p.Scopes.Matches(in, scopes.Patient, sub.res)
+// restricted reports whether any of the caller's scopes has a query
+// restriction (then a concrete resource must be matched).
+func restricted(p *Principal) bool {
+	for _, sc := range p.Scopes.Resources {
+		if sc.Restriction != nil {
+			return true
+		}
 	}
 	return false
 }
 
+// scopeAllows checks the token's SMART scopes against a concrete resource.
+// A principal without scopes (a static operator token) is not a SMART
+// client; the policy and consent still apply to it.
+func scopeAllows(p *Principal, action string, sub *subject, lr *lazyResource) (bool, error) {
+	if p.Scopes == nil {
+		return true, nil
+	}
+	in := interactionOf[action]
+	patientCtx := p.Patient != "" && sub.patient != "" && p.Patient == sub.patient
+	if !restricted(p) {
+		return p.Scopes.Allows(in, sub.typ, scopes.User) || p.Scopes.Allows(in, sub.typ, scopes.System) ||
+			(patientCtx && p.Scopes.Allows(in, sub.typ, scopes.Patient)), nil
+	}
+	res, err := lr.get()
+	if err != nil {
+		return false, err
+	}
+	if p.Scopes.Matches(in, scopes.User, res) || p.Scopes.Matches(in, scopes.System, res) {
+		return true, nil
+	}
+	return patientCtx && p.Scopes.Matches(in, scopes.Patient, res), nil
+}
+
 // decide is the decision point for one resource. It returns the consent
 // obligations of an allowed access, a denial (*Error) or an internal error.
-func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, res *fhir.Resource) ([]consent.Obligation, *Error, error) {
-	sub := describe(res)
-	if !scopeAllows(rq.p, action, sub) {
+func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, sub *subject, lr *lazyResource) ([]consent.Obligation, *Error, error) {
+	ok, err := scopeAllows(rq.p, action, sub, lr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
 		rs := []string{"smart-scope"}
 		rq.note(false, rs, "")
 		return nil, denial(errcode.MinimumNecessaryViolated, rs), nil
@@ -347,7 +390,7 @@ func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, res *f
 			Actor:    consent.Actor{Reference: rq.p.FHIRUser},
 			Action:   "access",
 			Purpose:  consent.Coding{System: "http://terminology.hl7.org/CodeSystem/v3-ActReason", Code: rq.purpose},
-			Resource: consent.DescribeResource(res),
+			Resource: sub.cres,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -364,7 +407,7 @@ func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, res *f
 	}
 	d := e.policyDecide(policy.Input{
 		Principal: rq.pp, Action: action,
-		Resource: policy.Resource{Type: res.Type, Labels: sub.labels},
+		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels},
 		Purpose:  rq.purpose, Treatment: tr, BreakGlass: bg, Consent: consentEffect,
 	})
 	if !d.Allow {
@@ -558,16 +601,27 @@ func (e *enforcer) filterRecord(ctx context.Context, rq *enfReq, action string, 
 		}
 		return rec, nil, nil
 	}
-	res, err := fhir.Parse(rec.Body, fhir.ParseOptions{})
-	if err != nil {
-		return nil, nil, err
+	lr := &lazyResource{body: rec.Body}
+	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10)
+	sub, ok := e.desc.get(key)
+	if !ok {
+		res, err := lr.get()
+		if err != nil {
+			return nil, nil, err
+		}
+		sub = describe(res)
+		e.desc.put(key, sub)
 	}
-	obl, deny, err := e.decide(ctx, rq, action, res)
+	obl, deny, err := e.decide(ctx, rq, action, sub, lr)
 	if err != nil || deny != nil {
 		return nil, deny, err
 	}
-	if len(obl) == 0 {
-		return rec, nil, nil
+	if len(obl) == 0 || !bytes.Contains(rec.Body, []byte(inlineLabelURL)) {
+		return rec, nil, nil // nothing carries an inline label: nothing to redact
+	}
+	res, err := fhir.Parse(rec.Body, fhir.ParseOptions{}) // a copy to redact
+	if err != nil {
+		return nil, nil, err
 	}
 	if !redact(res.Object, obl) {
 		return rec, nil, nil
@@ -666,7 +720,7 @@ func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Reso
 	}
 	e := s.enf
 	sub := describe(res)
-	if !scopeAllows(rq.p, action, sub) {
+	if ok, _ := scopeAllows(rq.p, action, sub, &lazyResource{res: res}); !ok {
 		rq.note(false, []string{"smart-scope"}, "")
 		return denial(errcode.MinimumNecessaryViolated, []string{"smart-scope"})
 	}
@@ -675,7 +729,7 @@ func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Reso
 		return storeError(err)
 	}
 	d := e.policyDecide(policy.Input{Principal: rq.pp, Action: action,
-		Resource: policy.Resource{Type: res.Type, Labels: sub.labels}, Purpose: rq.purpose, Treatment: tr})
+		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels}, Purpose: rq.purpose, Treatment: tr})
 	if !d.Allow {
 		rq.note(false, d.Reasons, "")
 		return denial(d.Code, d.Reasons)

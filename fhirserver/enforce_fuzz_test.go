@@ -63,7 +63,7 @@ func FuzzEnforceDecide(f *testing.F) {
 		// The treatment lookup would search the store: answer from a primed cache.
 		sub := describe(res)
 		e.treat.put("Practitioner/lee\x00"+sub.patient+"\x00ct", true)
-		obl, deny, err := e.decide(context.Background(), rq, policy.ActionRead, res)
+		obl, deny, err := e.decide(context.Background(), rq, policy.ActionRead, sub, &lazyResource{res: res})
 		if err != nil {
 			return // a consent that does not compile is a load error, not a decision
 		}
