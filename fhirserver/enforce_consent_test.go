@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -241,4 +240,3 @@ func TestConsentStatusSeed(t *testing.T) {
 	}
 }
 
-var _ = sort.Strings

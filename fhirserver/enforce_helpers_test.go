@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -338,4 +337,3 @@ func findEvent(evs []audit.Event, f func(audit.Event) bool) (audit.Event, error)
 	return audit.Event{}, errNoEvent
 }
 
-func joinIDs(ids []string) string { return strings.Join(ids, ",") }

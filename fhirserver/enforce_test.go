@@ -1,14 +1,12 @@
 package fhirserver
 
 import (
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"phix/audit"
-	"phix/store"
 )
 
 // TestEnforceTreatmentAndSearch: a clinician reads the patients they treat;
@@ -193,5 +191,3 @@ func TestEnforceDecisionAudited(t *testing.T) {
 	}
 }
 
-var _ = url.Values{}
-var _ store.Store
