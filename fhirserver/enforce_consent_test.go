@@ -239,4 +239,3 @@ func TestConsentStatusSeed(t *testing.T) {
 		})
 	}
 }
-

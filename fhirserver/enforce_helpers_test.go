@@ -336,4 +336,3 @@ func findEvent(evs []audit.Event, f func(audit.Event) bool) (audit.Event, error)
 	}
 	return audit.Event{}, errNoEvent
 }
-

@@ -190,4 +190,3 @@ func TestEnforceDecisionAudited(t *testing.T) {
 		t.Fatalf("deny event: %+v %v", noEv.Decision, err)
 	}
 }
-
