@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"phix/audit"
+	"phix/auth/authserver"
+	"phix/auth/oidc"
 )
 
 // TestEnforceTreatmentAndSearch: a clinician reads the patients they treat;
@@ -188,5 +190,38 @@ func TestEnforceDecisionAudited(t *testing.T) {
 	noEv, err := ee.waitEvent(t, func(e audit.Event) bool { return e.RequestID == no && e.Action == audit.ActionRead })
 	if err != nil || noEv.Decision == nil || noEv.Decision.Effect != "deny" || !slices.Contains(noEv.Decision.Policies, "treatment-relationship-required") {
 		t.Fatalf("deny event: %+v %v", noEv.Decision, err)
+	}
+}
+
+// TestEnforceWithBearerTokens: the same decision point behind real OIDC
+// tokens of the node's authorization server: scopes, fhirUser and purpose
+// come from the token, and a read-only token cannot write.
+func TestEnforceWithBearerTokens(t *testing.T) {
+	as := ownAS(t)
+	v, err := oidc.New(oidc.Options{}, oidc.Provider{Issuer: as.Issuer(), Audience: []string{testAudience}, MaxLifetime: authserver.MaxTokenLifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba, err := NewBearerAuth(BearerAuthOptions{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ee := newEnfEnvCfg(t, openSQLite(t), func(c *Config) { c.Auth = ba })
+	ee.token = issue(t, as, authserver.Principal{Subject: "dr-lee", ClientID: "ehr", Roles: []string{"clinician"}, FHIRUser: "Practitioner/lee", Scope: "user/*.cruds"})
+	ee.seedClinical(t)
+	ro := ee.as(issue(t, as, authserver.Principal{Subject: "dr-lee", ClientID: "viewer", Roles: []string{"clinician"}, FHIRUser: "Practitioner/lee", Scope: "user/Observation.rs"}))
+	ro.do("GET", "/Observation/o1", nil).want(t, 200)
+	if r := ro.do("GET", "/Patient/p1", nil).want(t, 403); r.errCode() != "PHI-6010" {
+		t.Fatalf("read outside the token's scopes: %s", r.errCode())
+	}
+	if r := ro.do("PUT", "/Observation/o1", observation("o1", "p1", "vital-signs", "8867-4")).want(t, 403); r.errCode() != "PHI-6010" {
+		t.Fatalf("write with a read-only token: %s", r.errCode())
+	}
+	if n := ro.do("GET", "/Observation", nil).want(t, 200).total(); n != 4 {
+		t.Fatalf("search total %d", n)
+	}
+	res := ee.as(issue(t, as, authserver.Principal{Subject: "res-9", ClientID: "study", Roles: []string{"researcher"}, Purpose: "HRESCH", Scope: "user/*.rs"}))
+	if r := res.do("GET", "/Observation/o1", nil).want(t, 403); r.errCode() != "PHI-6017" {
+		t.Fatalf("researcher token: %s", r.errCode())
 	}
 }
