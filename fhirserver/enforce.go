@@ -934,6 +934,18 @@ func (es *enforcedStore) Search(ctx context.Context, q *search.Query) (*store.Se
 			scan.Clauses = append(slices.Clip(q.Clauses), clauses...)
 		}
 	}
+	if q.Type == "" && rq.p.Scopes != nil {
+		types, all := scopeTypes(rq.p)
+		if !all {
+			if len(q.Types) > 0 {
+				types = slices.DeleteFunc(slices.Clone(q.Types), func(t string) bool { return !slices.Contains(types, t) })
+			}
+			if len(types) == 0 {
+				return &store.SearchResult{}, nil // no type searched is granted
+			}
+			scan.Types = types
+		}
+	}
 	res, err := es.Store.Search(ctx, &scan)
 	if err != nil {
 		return nil, err
@@ -1012,6 +1024,25 @@ func (es *enforcedStore) included(ctx context.Context, rq *enfReq, q *search.Que
 		}
 	}
 	return out, nil
+}
+
+// scopeTypes lists the resource types the caller's scopes let it search
+// (all=true when a wildcard scope does): a system search is narrowed to
+// them before the scan.
+func scopeTypes(p *Principal) (types []string, all bool) {
+	for _, sc := range p.Scopes.Resources {
+		if sc.Perm&scopes.PermS == 0 || (sc.Context == scopes.Patient && p.Patient == "") {
+			continue
+		}
+		if sc.ResourceType == "*" {
+			return nil, true
+		}
+		if !slices.Contains(types, sc.ResourceType) {
+			types = append(types, sc.ResourceType)
+		}
+	}
+	sort.Strings(types)
+	return types, false
 }
 
 // pushScopes returns the clauses a type-level search must be ANDed with

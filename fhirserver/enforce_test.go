@@ -125,6 +125,10 @@ func TestEnforceScopes(t *testing.T) {
 			t.Fatalf("system search returned %s", id)
 		}
 	}
+	// Narrowed before the scan: the total counts the granted types only.
+	if all := po.do("GET", "?_count=100", nil).want(t, 200); all.total() != 2 {
+		t.Fatalf("system search under Patient scopes: total %d %v", all.total(), all.ids("match"))
+	}
 	v := ee.as("vitals")
 	s := v.do("GET", "/Observation", nil).want(t, 200)
 	got := s.ids("match")
