@@ -1,6 +1,7 @@
 package fhirserver
 
 import (
+	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
@@ -227,5 +228,54 @@ func TestEnforceWithBearerTokens(t *testing.T) {
 	res := ee.as(issue(t, as, authserver.Principal{Subject: "res-9", ClientID: "study", Roles: []string{"researcher"}, Purpose: "HRESCH", Scope: "user/*.rs"}))
 	if r := res.do("GET", "/Observation/o1", nil).want(t, 403); r.errCode() != "PHI-6017" {
 		t.Fatalf("researcher token: %s", r.errCode())
+	}
+}
+
+// TestEnforceScanBound: a filtered search or history matching more than
+// MaxScan resources is refused (too-costly) rather than answered with a
+// total that would be wrong; a narrower search passes.
+func TestEnforceScanBound(t *testing.T) {
+	ee := newEnfEnv(t, openSQLite(t), func(e *Enforcement) { e.MaxScan = 5 })
+	ee.seedClinical(t)
+	if r := ee.do("GET", "/Observation", nil).want(t, 403); r.errCode() != string(CodeTooCostly) {
+		t.Fatalf("search over the bound: %s", r.errCode())
+	}
+	if r := ee.do("GET", "/_history", nil).want(t, 403); r.errCode() != string(CodeTooCostly) {
+		t.Fatalf("history over the bound: %s", r.errCode())
+	}
+	if n := ee.do("GET", "/Observation?patient=p1", nil).want(t, 200).total(); n != 4 {
+		t.Fatalf("narrow search: %d", n)
+	}
+	// History paging over the filtered versions.
+	h := ee.do("GET", "/Observation/o1/_history?_count=1", nil).want(t, 200)
+	if h.total() != 1 || h.link("next") != "" {
+		t.Fatalf("instance history: total %d next %q", h.total(), h.link("next"))
+	}
+}
+
+// TestEnforceNoPHIInDenials: denials, the server log and the audit trail
+// name policies and checks, never the data they protect.
+func TestEnforceNoPHIInDenials(t *testing.T) {
+	ee := newEnfEnv(t, openSQLite(t))
+	ee.seedClinical(t)
+	ee.do("PUT", "/Patient/p2", map[string]any{"resourceType": "Patient", "id": "p2",
+		"name": []any{map[string]any{"family": "Quuxworth", "given": []any{"Zebediah"}}}}).want(t, 200)
+	obs := observation("o7", "p2", "laboratory", "2345-7")
+	obs["note"] = []any{map[string]any{"text": "Zebediah reports dizziness"}}
+	ee.as("kim").do("PUT", "/Observation/o7", obs).want(t, 201)
+	var bodies []string
+	for _, path := range []string{"/Observation/o7", "/Observation/o7/_history/1", "/Observation?_id=o7", "/Patient/p2/$consent-status"} {
+		r := ee.do("GET", path, nil)
+		bodies = append(bodies, string(r.body))
+	}
+	bodies = append(bodies, ee.logs.String())
+	for _, ev := range ee.events(t) {
+		b, _ := json.Marshal(ev)
+		bodies = append(bodies, string(b))
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, "Zebediah") || strings.Contains(b, "Quuxworth") || strings.Contains(b, "dizziness") {
+			t.Fatalf("PHI in a denial, log or audit event: %.300s", b)
+		}
 	}
 }
