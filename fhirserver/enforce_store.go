@@ -31,7 +31,7 @@ func (e *enforcer) filterRecord(ctx context.Context, rq *enfReq, action string, 
 		return rec, nil, nil
 	}
 	lr := &lazyResource{body: rec.Body}
-	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10)
+	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10) // as enforcePrime
 	sub, ok := e.desc.get(key)
 	if !ok {
 		res, err := lr.get()
@@ -62,6 +62,19 @@ func (e *enforcer) filterRecord(ctx context.Context, rq *enfReq, action string, 
 	c := *rec
 	c.Body = body
 	return &c, nil, nil
+}
+
+// enforcePrime records the description of a version the PHI layer has just
+// parsed to open it, when the request will be filtered: the enforcement
+// layer then need not parse the body again.
+func (s *Server) enforcePrime(ctx context.Context, rec *store.Record, r *fhir.Resource) {
+	if s.enf == nil || enfReqFrom(ctx) == nil {
+		return
+	}
+	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10)
+	if _, ok := s.enf.desc.get(key); !ok {
+		s.enf.desc.put(key, describe(r))
+	}
 }
 
 func scopeAllowsType(p *Principal, action string, rec *store.Record) bool {
