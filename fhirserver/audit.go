@@ -97,6 +97,7 @@ func (a *auditor) event(r *http.Request, rid string, status int, h http.Header) 
 		ev.Who.User = a.ps.User(p.Subject)
 		ev.Who.Role = string(roleOf(p))
 	}
+	a.s.noteDecision(r.Context(), &ev)
 	if a.bundleEvent(auditNoteFrom(r.Context()), &ev) {
 		return ev, true
 	}

@@ -30,6 +30,7 @@ type Principal struct {
 	Org      string       // the caller's organisation
 	Purpose  string       // purpose of use (v3 PurposeOfUse), e.g. TREAT
 	FHIRUser string       // the user's FHIR resource, e.g. Practitioner/1
+	Patient  string       // SMART launch context: the patient's logical id ("" none)
 	Scopes   *scopes.Set  // the token's SMART scopes
 	Expires  time.Time    // the token's exp
 }

@@ -561,6 +561,9 @@ func (s *Server) readEntry(ctx context.Context, tx store.Tx, e *bundleEntry, bas
 	if err == nil {
 		rec, err = s.plain(ctx, rec)
 	}
+	if err == nil {
+		rec, err = s.enforceRecord(ctx, rec)
+	}
 	if err != nil {
 		return storeError(err)
 	}

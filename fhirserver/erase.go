@@ -49,6 +49,9 @@ func (s *Server) handleErase(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil && !errors.Is(err, store.ErrDeleted) {
 		return storeError(err)
 	}
+	if err := s.requireSecondFactor(r); err != nil {
+		return err
+	}
 	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
@@ -72,7 +75,7 @@ func (s *Server) handleErase(w http.ResponseWriter, r *http.Request) error {
 		return errorf(CodeUnavailable, "the key service did not erase the key")
 	}
 	s.protect.Forget(id)
-	n, err := s.deleteSealedUnder(ctx, id)
+	n, err := s.deleteSealedUnder(internalContext(ctx), id)
 	if err != nil {
 		return err
 	}

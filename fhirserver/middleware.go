@@ -128,6 +128,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			sw.subject = p.Subject
 			// r is modified in place so r.Pattern, set by the mux, is visible to the log line.
 			*r = *r.WithContext(context.WithValue(r.Context(), principalKey, p))
+			*r = *s.enforceContext(r, p)
 			// Separation of duties: the audit endpoints are the auditor's
 			// (their handler checks the role again), clinical data is not.
 			if isAuditPath(r.URL.Path) {
@@ -139,7 +140,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 					}
 					return
 				}
-			} else if roleOf(p) != RoleClinician {
+			} else if roleOf(p) != RoleClinician && !isReviewPath(r.URL.Path) {
 				if s.audit != nil {
 					s.audit.securityAlert(r, rid, audit.AlertPolicyViolation, p)
 				}
@@ -156,6 +157,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			sw.beforeHeader = func(status int) { s.audit.emit(r, rid, status, sw.Header()) }
 		}
 		mux.ServeHTTP(sw, r)
+		s.afterRequest(r, rid)
 	})
 }
 

@@ -245,6 +245,7 @@ func (s *Server) open(ctx context.Context, rec *store.Record) (*store.Record, er
 	if err != nil {
 		return nil, errorf(CodeInternal, "internal error")
 	}
+	s.enforcePrime(ctx, rec, r)
 	out := *rec
 	out.Body = body
 	return &out, nil

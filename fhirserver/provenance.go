@@ -49,7 +49,12 @@ var purposeDisplay = map[string]string{
 }
 
 // purposeOfUse is the purpose of use of the request in ctx.
-func purposeOfUse(context.Context) string { return DefaultPurposeOfUse }
+func purposeOfUse(ctx context.Context) string {
+	if rq, _ := ctx.Value(enfReqKey).(*enfReq); rq != nil && rq.purpose != "" {
+		return rq.purpose // the enforcement layer's purpose of the request
+	}
+	return DefaultPurposeOfUse
+}
 
 // provTarget is one version a transaction wrote.
 type provTarget struct {

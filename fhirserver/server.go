@@ -82,6 +82,10 @@ type Config struct {
 	// (docs/reindex.md). It must be a Manager opened on Store; the server
 	// then writes through Reindex.Store().
 	Reindex *reindex.Manager
+	// Enforcement, when set, enforces SMART scopes, policy and consent on
+	// every interaction (docs/enforcement.md). Nil serves every
+	// authenticated clinical caller (the behaviour before issue #6).
+	Enforcement *Enforcement
 }
 
 // Server is the FHIR REST API. It is an http.Handler.
@@ -101,6 +105,7 @@ type Server struct {
 	lockout  *errcode.Lockout // PHI-60xx lockouts
 	jobs     *encryptJobs     // $encrypt jobs
 	verified *verifiedCache   // bodies whose HMAC verified (verified.go)
+	enf      *enforcer        // nil: enforcement off
 
 	capMu    sync.Mutex
 	capCache map[string][]byte // CapabilityStatement per base URL
@@ -174,6 +179,14 @@ func New(cfg Config) (*Server, error) {
 			cfg.Reindex.SetExtractor(s.reindexEntries)
 		}
 	}
+	if cfg.Enforcement != nil {
+		e, err := newEnforcer(s, *cfg.Enforcement, s.cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		s.enf = e
+		s.cfg.Store = &enforcedStore{Store: s.cfg.Store, e: e}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -206,6 +219,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(b+"/{type}/{id}/$de-identify", s.methods(map[string]handlerFunc{"POST": s.handleDeidentify}))
 	s.protectRoutes(mux)
 	mux.HandleFunc(b+"/{type}/{id}/$everything", s.methods(map[string]handlerFunc{"GET": s.handleEverything}))
+	s.enforceRoutes(mux)
 	mux.HandleFunc(b+"/{type}/{id}/$validate", s.methods(map[string]handlerFunc{"POST": s.handleValidate}))
 	mux.HandleFunc(b+"/{type}/{id}/_history", s.methods(map[string]handlerFunc{"GET": s.handleHistory}))
 	mux.HandleFunc(b+"/{type}/{id}/_history/{vid}", s.methods(map[string]handlerFunc{"GET": s.handleVRead}))

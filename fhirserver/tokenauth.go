@@ -130,7 +130,7 @@ func (a *BearerAuth) Authenticate(r *http.Request) (*Principal, error) {
 		purpose = a.o.DefaultPurpose
 	}
 	return &Principal{Subject: c.Subject, Role: coarseRole(rs), Issuer: c.Issuer, ClientID: c.ClientID, Roles: rs, Org: org,
-		Purpose: purpose, FHIRUser: c.String("fhirUser"), Scopes: sc, Expires: c.Expiry.Time()}, nil
+		Purpose: purpose, FHIRUser: c.String("fhirUser"), Patient: c.String("patient"), Scopes: sc, Expires: c.Expiry.Time()}, nil
 }
 
 // countsAsFailure reports whether a verification failure looks like an

@@ -74,6 +74,9 @@ func (s *Server) create(ctx context.Context, tx store.Tx, res *fhir.Resource, id
 	if id == "" {
 		id = newID()
 	}
+	if err := s.enforceCreate(ctx, res); err != nil {
+		return nil, err
+	}
 	stripClientSignatures(res)
 	rec, err := s.put(ctx, tx, res, id, 1, 0, http.MethodPost, true)
 	if err != nil {
@@ -101,6 +104,9 @@ func (s *Server) update(ctx context.Context, tx store.Tx, res *fhir.Resource, id
 		return nil, errorf(CodeVersionConflict, "If-Match does not name the current version")
 	}
 	if err := s.guardServerProvenance(cur); err != nil {
+		return nil, err
+	}
+	if err := s.enforceUpdate(ctx, res, cur); err != nil {
 		return nil, err
 	}
 	stripClientSignatures(res)
@@ -133,6 +139,9 @@ func (s *Server) remove(ctx context.Context, tx store.Tx, typ, id string, ifVers
 		return nil, errorf(CodeVersionConflict, "If-Match does not name the current version")
 	}
 	if err := s.guardServerProvenance(cur); err != nil {
+		return nil, err
+	}
+	if err := s.enforceDelete(ctx, cur); err != nil {
 		return nil, err
 	}
 	rec, err := tx.Put(ctx, &store.Write{
@@ -193,6 +202,7 @@ func (s *Server) runTx(ctx context.Context, fn func(store.Tx) error) error {
 		err = s.cfg.Store.Tx(ctx, s.withProvenance(ctx, fn, &written))
 		if err == nil {
 			noteWrites(ctx, written)
+			s.enforceCommitted(ctx)
 		}
 		if !isConflict(err) {
 			return err
