@@ -144,6 +144,18 @@ func (n *Network) seedConsent(ctx context.Context, h *Hospital, pid, org string)
 	return id, nil
 }
 
+// SignConsent signs a Consent (FHIR JSON object, id set) with the hospital's
+// signing key, as the dev network signs its demo consents: a changed
+// consent (a withdrawal) must be signed again before it is stored.
+func (h *Hospital) SignConsent(obj map[string]any) (map[string]any, error) {
+	id, _ := obj["id"].(string)
+	signed, err := consent.Sign(&fhir.Resource{Type: "Consent", ID: id, Object: obj}, h.keys.Signer, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return signed.Object, nil
+}
+
 // call runs one request against a FHIR server in-process.
 func call(ctx context.Context, srv *fhirserver.Server, token, method, path string, body []byte) ([]byte, error) {
 	req := httptest.NewRequestWithContext(ctx, method, fhirserver.BasePath+path, bytes.NewReader(body))

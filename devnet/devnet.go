@@ -298,11 +298,6 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	if err != nil {
 		return nil, err
 	}
-	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing})
-	if err != nil {
-		return nil, err
-	}
 	policyDir := filepath.Join(dir, "policy")
 	if err := policy.WriteDefault(policyDir); err != nil {
 		return nil, err
@@ -321,6 +316,16 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		return nil, err
 	}
 	bg.OnGrant = breakglass.AuditAlert(node.Audit, node.Pseudonyms)
+	// Every interaction is decided by the token's scopes, the cedar policy
+	// and the patient's consents signed with this hospital's key
+	// (docs/enforcement.md); TOTP gates erasure and consent overrides.
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
+		Enforcement: &fhirserver.Enforcement{Policy: pe, ConsentKeys: node.Signing, BreakGlass: bg, SecondFactor: ha.totp,
+			Grants: adminGrant(id)}})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle(authPath+"/", http.StripPrefix(authPath, ha.as.Handler()))
 	mux.Handle("GET "+fhirserver.BasePath+"/.well-known/smart-configuration", ha.as.SMARTConfiguration())
@@ -430,4 +435,15 @@ func writeJSONFile(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// adminGrant is the dev network's one explicit treatment grant: the
+// hospital's clinician-administrator client (its token file, which the edge
+// gateway also uses to collect and import records) may treat every patient
+// of its hospital. Persons (the dev clinician of the login flow) need a
+// CareTeam or Encounter like anywhere else; a production gateway would get
+// per-transfer grants instead (docs/enforcement.md).
+func adminGrant(hospital string) func(ctx context.Context, user, patient string) (bool, error) {
+	admin := "Client/" + hospital + "-admin"
+	return func(_ context.Context, user, _ string) (bool, error) { return user == admin, nil }
 }

@@ -45,7 +45,8 @@ type Enforcement struct {
 	// stored Consent): the caller sends the code in the X-TOTP header.
 	SecondFactor SecondFactor
 	// Grants, when set, reports an explicit treatment grant of user (a
-	// FHIR reference such as Practitioner/1) for patient (a logical id).
+	// FHIR reference such as Practitioner/1, or Client/<client id> for a
+	// machine client without a FHIR user) for patient (a logical id).
 	Grants func(ctx context.Context, user, patient string) (bool, error)
 	// MaxScan bounds how many matches a filtered search or history scans to
 	// compute an exact total (default 10,000); a search matching more is
@@ -524,7 +525,15 @@ func (e *enforcer) treatment(ctx context.Context, rq *enfReq, patient string) (p
 	}
 	user := rq.p.FHIRUser
 	if user == "" {
-		return policy.Treatment{}, nil
+		// A machine client (SMART Backend Services, e.g. the hospital's
+		// edge gateway) has no FHIR user, so no CareTeam or Encounter can
+		// name it: only an explicit grant, asked for as Client/<id>,
+		// relates it to a patient.
+		if rq.p.ClientID == "" || e.cfg.Grants == nil {
+			return policy.Treatment{}, nil
+		}
+		ok, err := e.cfg.Grants(ctx, "Client/"+rq.p.ClientID, patient)
+		return policy.Treatment{ExplicitGrant: ok}, err
 	}
 	key := user + "\x00" + patient
 	var t policy.Treatment

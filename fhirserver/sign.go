@@ -80,6 +80,17 @@ func NewSigning(ctx context.Context, m *kms.Manager, hospital string) (*Signing,
 }
 
 // Hospital is the organisation whose key signs.
+// ConsentKey implements consent.KeyResolver: a hospital trusts the
+// consents it signed itself, under any live version of its signing key
+// (the gateway and the dev network sign consents with that key).
+func (s *Signing) ConsentKey(keyID string) (suite.VerifyKey, bool) {
+	v, ok, err := s.verifier(context.Background(), keyID)
+	if err != nil || !ok {
+		return nil, false
+	}
+	return v.vk, true
+}
+
 func (s *Signing) Hospital() string { return s.hospital }
 
 // signer returns the current signing key and its KEK version.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/pquerna/otp"
+	ptotp "github.com/pquerna/otp/totp"
 	"io"
 	"net/http"
 	"os"
@@ -159,9 +161,19 @@ func TestFaultConsentWithdrawnMidSend(t *testing.T) {
 				go func() {
 					defer close(revoked)
 					a := n.Hospitals[0]
+					// The patient withdraws: the consent is recorded again as
+					// inactive, signed anew. Changing a recorded consent is an
+					// override, so it needs the caller's second factor
+					// (docs/enforcement.md).
 					c := fhirGet(t, a, n.Demo.Consent)
 					c["status"] = "inactive"
-					if err := putJSON(a, n.Demo.Consent, c); err != nil {
+					delete(c, "meta")
+					c, err := a.SignConsent(withoutSignature(c))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := putJSON(a, n.Demo.Consent, c, "X-TOTP", adminTOTP(t, a)); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -184,11 +196,14 @@ func TestFaultConsentWithdrawnMidSend(t *testing.T) {
 	}
 }
 
-func putJSON(h devnet.Hospital, rel string, v map[string]any) error {
+func putJSON(h devnet.Hospital, rel string, v map[string]any, header ...string) error {
 	b, _ := jsonMarshal(v)
 	req, _ := http.NewRequest("PUT", h.FHIR+"/"+rel, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+h.Token)
 	req.Header.Set("Content-Type", "application/fhir+json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -460,4 +475,50 @@ func TestReidentifyOnlyWhereEntitled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// adminTOTP enrols a TOTP second factor for the hospital's
+// clinician-administrator (the subject of its token file), confirms it with
+// the previous step's code and returns the current step's code.
+func adminTOTP(t *testing.T, h devnet.Hospital) string {
+	ctx := context.Background()
+	user := h.ID + "-admin"
+	e, err := h.TOTP.Begin(ctx, user)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	code := func(at time.Time) string {
+		c, err := ptotp.GenerateCodeCustom(e.Secret, at, ptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err != nil {
+			t.Error(err)
+		}
+		return c
+	}
+	now := time.Now()
+	if err := h.TOTP.Confirm(ctx, user, code(now.Add(-30*time.Second))); err != nil {
+		t.Error(err)
+	}
+	return code(now)
+}
+
+// withoutSignature drops the consent-signature extensions of a Consent
+// object, so it can be signed again.
+func withoutSignature(c map[string]any) map[string]any {
+	exts, _ := c["extension"].([]any)
+	var keep []any
+	for _, e := range exts {
+		if m, ok := e.(map[string]any); ok {
+			if u, _ := m["url"].(string); strings.Contains(u, "consent-signature") {
+				continue
+			}
+		}
+		keep = append(keep, e)
+	}
+	if len(keep) == 0 {
+		delete(c, "extension")
+	} else {
+		c["extension"] = keep
+	}
+	return c
 }
