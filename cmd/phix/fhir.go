@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"phix/access/policy"
 	"phix/auth/oidc"
 	"phix/fhirserver"
 	"phix/store"
@@ -40,6 +41,7 @@ func runFHIR(ctx context.Context, args []string) error {
 	auditorTokenFile := fs.String("auditor-token-file", "", "file with the auditor's bearer token(s), which read only /audit/ and AuditEvent; created when absent (default TOKEN-FILE with .auditor.token)")
 	oidcIssuer := fs.String("oidc-issuer", "", "accept only bearer tokens of this OpenID provider (discovery at ISSUER/.well-known/openid-configuration; roles in the \"roles\" claim) instead of the token files")
 	oidcAudience := fs.String("oidc-audience", "", "the aud the provider's tokens must carry (required with --oidc-issuer)")
+	policyDir := fs.String("policy", "", "enforce SMART scopes, this cedar policy directory and signed consents on every interaction (needs --oidc-issuer: static tokens carry no scopes or roles; the shipped policy is copied into an empty directory; docs/enforcement.md)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -48,6 +50,9 @@ func runFHIR(ctx context.Context, args []string) error {
 	}
 	if *db == "" {
 		return &exitError{code: 2, err: errors.New("--db is required")}
+	}
+	if *policyDir != "" && *oidcIssuer == "" {
+		return &exitError{code: 2, err: errors.New("--policy needs --oidc-issuer: enforcement decides on the token's scopes and roles")}
 	}
 	if *tokenFile == "" {
 		if isPostgresURL(*db) {
@@ -108,6 +113,18 @@ func runFHIR(ctx context.Context, args []string) error {
 	if *noProtect {
 		cfg.Protector, cfg.Eraser = nil, nil
 		fmt.Fprintln(os.Stderr, "phix fhir: WARNING: --no-protect stores PHI in clear")
+	}
+	if *policyDir != "" {
+		if err := policy.WriteDefault(*policyDir); err != nil {
+			return err
+		}
+		pe, err := policy.Load(*policyDir)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--policy: %w", err)}
+		}
+		go pe.Watch(ctx, 0, logger)
+		// Consents count when signed with this hospital's own signing key.
+		cfg.Enforcement = &fhirserver.Enforcement{Policy: pe, ConsentKeys: node.Signing}
 	}
 	srv, err := fhirserver.New(cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -135,5 +136,16 @@ func TestDevCommand(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no graceful shutdown")
+	}
+}
+
+// TestFHIRPolicyNeedsOIDC: enforcement decides on a token's scopes and
+// roles, which static tokens do not carry, so --policy alone is refused.
+func TestFHIRPolicyNeedsOIDC(t *testing.T) {
+	dir := t.TempDir()
+	err := runFHIR(context.Background(), []string{"--db", filepath.Join(dir, "fhir.db"), "--policy", filepath.Join(dir, "policy")})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("--policy without --oidc-issuer: %v", err)
 	}
 }
