@@ -114,8 +114,11 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 		return err
 	}
 	base := "http://" + fln.Addr().String() + fhirserver.BasePath
+	// The node's FHIR server is its PHI vault: protection and signing as
+	// in phix fhir (docs/phi-isolation.md).
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
-		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys})
+		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys,
+		Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing})
 	if err != nil {
 		fln.Close()
 		return err
