@@ -218,39 +218,7 @@ type leakPatient struct {
 
 func syntheaPatient(t *testing.T, bundle []byte) leakPatient {
 	t.Helper()
-	var b struct {
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range b.Entry {
-		var head struct{ ResourceType string }
-		if json.Unmarshal(e.Resource, &head) != nil || head.ResourceType != "Patient" {
-			continue
-		}
-		var r struct {
-			BirthDate string `json:"birthDate"`
-			Name      []struct {
-				Family string   `json:"family"`
-				Given  []string `json:"given"`
-			} `json:"name"`
-			Identifier []struct {
-				Value string `json:"value"`
-			} `json:"identifier"`
-			Telecom []struct {
-				Value string `json:"value"`
-			} `json:"telecom"`
-			Address []struct {
-				Line []string `json:"line"`
-				City string   `json:"city"`
-			} `json:"address"`
-		}
-		if err := json.Unmarshal(e.Resource, &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range testenv.SyntheaPatients(t, bundle) {
 		if len(r.Name) == 0 || len(r.Name[0].Given) == 0 || len(r.Identifier) == 0 || len(r.Telecom) == 0 || len(r.Address) == 0 || len(r.Address[0].Line) == 0 {
 			continue
 		}

@@ -14,8 +14,28 @@ type PatientPHI struct {
 	Words, Values []string
 }
 
-// SyntheaPHI collects the PHI of the Patients in bundle.
-func SyntheaPHI(t testing.TB, bundle []byte) PatientPHI {
+// SyntheaPatient is the identifying part of one Synthea Patient resource.
+type SyntheaPatient struct {
+	ID        string `json:"id"`
+	BirthDate string `json:"birthDate"`
+	Name      []struct {
+		Family string   `json:"family"`
+		Given  []string `json:"given"`
+	} `json:"name"`
+	Identifier []struct {
+		Value string `json:"value"`
+	} `json:"identifier"`
+	Telecom []struct {
+		Value string `json:"value"`
+	} `json:"telecom"`
+	Address []struct {
+		Line []string `json:"line"`
+		City string   `json:"city"`
+	} `json:"address"`
+}
+
+// SyntheaPatients returns the Patients of a Synthea bundle.
+func SyntheaPatients(t testing.TB, bundle []byte) []SyntheaPatient {
 	t.Helper()
 	var b struct {
 		Entry []struct {
@@ -25,28 +45,28 @@ func SyntheaPHI(t testing.TB, bundle []byte) PatientPHI {
 	if err := json.Unmarshal(bundle, &b); err != nil {
 		t.Fatalf("synthea bundle: %v", err)
 	}
-	var phi PatientPHI
+	var out []SyntheaPatient
 	for _, e := range b.Entry {
-		var r struct {
+		var head struct {
 			ResourceType string `json:"resourceType"`
-			Name         []struct {
-				Family string   `json:"family"`
-				Given  []string `json:"given"`
-			} `json:"name"`
-			Identifier []struct {
-				Value string `json:"value"`
-			} `json:"identifier"`
-			Telecom []struct {
-				Value string `json:"value"`
-			} `json:"telecom"`
-			Address []struct {
-				Line []string `json:"line"`
-				City string   `json:"city"`
-			} `json:"address"`
 		}
-		if json.Unmarshal(e.Resource, &r) != nil || r.ResourceType != "Patient" {
+		if json.Unmarshal(e.Resource, &head) != nil || head.ResourceType != "Patient" {
 			continue
 		}
+		var r SyntheaPatient
+		if err := json.Unmarshal(e.Resource, &r); err != nil {
+			t.Fatalf("synthea Patient: %v", err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// SyntheaPHI collects the PHI of the Patients in bundle.
+func SyntheaPHI(t testing.TB, bundle []byte) PatientPHI {
+	t.Helper()
+	var phi PatientPHI
+	for _, r := range SyntheaPatients(t, bundle) {
 		for _, n := range r.Name {
 			phi.Words = append(phi.Words, n.Family)
 			phi.Words = append(phi.Words, n.Given...)
