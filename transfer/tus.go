@@ -86,9 +86,13 @@ func (s *Server) tusPrelude(w http.ResponseWriter, r *http.Request, c caller) (C
 	return cp, t, files[cp.File], true
 }
 
-// reconcile aligns the stored offset with the blob's durable size after a
-// crash between blob.Append and the metadata update. The running hash for
-// the extra bytes is unknown, so it is dropped: finalize then re-reads.
+// reconcile aligns the stored offset with the blob's size. The blob is
+// ahead after a crash between blob.Append and the metadata update; it is
+// behind after a machine restart lost appends the store acknowledged from
+// the page cache (fsblob syncs at Seal; see docs/coordinator.md,
+// "Durability"), and the client then resumes from the smaller offset. The
+// running hash for the new offset is unknown either way, so it is dropped:
+// finalize then re-reads the sealed object.
 func (s *Server) reconcile(ctx context.Context, f *File) error {
 	info, err := s.cfg.Blobs.Stat(ctx, fileKey(f.Transfer, f.Index))
 	if err != nil {
@@ -97,7 +101,7 @@ func (s *Server) reconcile(ctx context.Context, f *File) error {
 	if info.Size == f.Offset {
 		return nil
 	}
-	if info.Size < f.Offset || info.Size > f.Size {
+	if info.Size > f.Size || (info.Size < f.Offset && info.Sealed) {
 		return blob.ErrCorrupt
 	}
 	old := f.Offset
