@@ -15,6 +15,7 @@ import (
 
 	"phix/audit"
 	"phix/blob"
+	"phix/internal/asynchash"
 )
 
 const tusVersion = "1.0.0"
@@ -191,14 +192,15 @@ func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, c caller) {
 // chunkReader hashes what passes through it into the file's running hash and
 // the chunk checksum, refuses bytes past max, and turns EOF into
 // errChecksum when the checksum does not match, so that blob.Append (all or
-// nothing) keeps the offset unchanged.
+// nothing) keeps the offset unchanged. The hashing runs on a goroutine of
+// its own (asynchash), overlapping TLS and the file writes.
 type chunkReader struct {
-	r       io.Reader
-	left    int64
-	running hash.Hash
-	sum     hash.Hash
-	want    []byte
-	n       int64
+	r      io.Reader
+	left   int64
+	hasher *asynchash.Hasher // writes the running hash and sum
+	sum    hash.Hash
+	want   []byte
+	n      int64
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
@@ -216,10 +218,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	c.n += int64(n)
-	c.running.Write(p[:n])
-	if c.sum != nil {
-		c.sum.Write(p[:n])
-	}
+	c.hasher.Write(p[:n])
 	if err == io.EOF {
 		return n, c.eof()
 	}
@@ -227,6 +226,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (c *chunkReader) eof() error {
+	c.hasher.Wait()
 	if c.sum != nil && !bytes.Equal(c.sum.Sum(nil), c.want) {
 		return errChecksum
 	}
@@ -316,7 +316,8 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 			f.HashState = nil
 		}
 	}
-	cr := &chunkReader{r: r.Body, left: left, running: running, sum: sum, want: want}
+	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(running, sum), sum: sum, want: want}
+	defer cr.hasher.Close()
 	s.metrics.activeUploads.Inc()
 	defer s.metrics.activeUploads.Dec()
 	size, err := s.cfg.Blobs.Append(ctx, fileKey(f.Transfer, f.Index), f.Offset, cr)
@@ -341,6 +342,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusBadRequest, CodeBadRequest, "Chunk not stored", "the chunk could not be read completely; the offset is unchanged"))
 		return
 	}
+	cr.hasher.Wait()
 	s.metrics.bytesIn.Add(float64(cr.n))
 	old := f.Offset
 	f.Offset = size
