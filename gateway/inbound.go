@@ -20,6 +20,7 @@ import (
 	"phix/deid"
 	"phix/fhir"
 	"phix/gateway/coord"
+	"phix/internal/asynchash"
 	"phix/seal"
 	"phix/suite"
 	"phix/transfer"
@@ -285,10 +286,15 @@ func (g *Gateway) fetch(ctx context.Context, rec *Inbound, path, url string, spe
 				return err
 			}
 			var w io.Writer = f
+			var ah *asynchash.Hasher
 			if h != nil {
-				w = io.MultiWriter(f, h)
+				ah = asynchash.New(h) // hash on another core while downloading
+				w = io.MultiWriter(f, ah)
 			}
 			_, err = g.cfg.Coordinator.Download(ctx, url, off, &limitedWriter{w: w, n: spec.Size - off})
+			if ah != nil {
+				ah.Wait()
+			}
 			if cerr := f.Close(); err == nil && cerr != nil {
 				err = deliverErr(cerr)
 			}
@@ -423,7 +429,10 @@ func (g *Gateway) unseal(path string, w io.Writer, f innerFile) error {
 	}
 	defer r.Close()
 	h := newHash(f.HashAlg)
-	n, err := io.Copy(io.MultiWriter(w, h), r)
+	ah := asynchash.New(h) // hash on another core while unsealing
+	defer ah.Close()
+	n, err := io.Copy(io.MultiWriter(w, ah), r)
+	ah.Wait()
 	if err != nil {
 		var se *seal.Error
 		if errors.As(err, &se) {
