@@ -21,6 +21,7 @@ import (
 	"phix/fhir"
 	"phix/gateway/coord"
 	"phix/internal/asynchash"
+	"phix/internal/writeback"
 	"phix/seal"
 	"phix/suite"
 	"phix/transfer"
@@ -208,7 +209,11 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 				return deliverErr(err)
 			}
 			temps = append(temps, tempFile{tmp: tf.Name(), final: final, rel: rel})
-			return g.unseal(r, tf, f)
+			var w io.Writer = tf
+			if of, ok := tf.(*os.File); ok {
+				w = &writeback.Writer{F: of} // the fsync after it waits for the tail only
+			}
+			return g.unseal(r, w, f)
 		})
 		if tf == nil {
 			cleanup()

@@ -26,6 +26,7 @@ import (
 	"phix/gateway/coord"
 	"phix/gateway/tusclient"
 	"phix/internal/asynchash"
+	"phix/internal/writeback"
 	"phix/seal"
 	"phix/transfer"
 )
@@ -804,7 +805,10 @@ func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, 
 	cah, pah := asynchash.New(ch), asynchash.New(ph)
 	defer cah.Close()
 	defer pah.Close()
-	cw := &countWriter{w: io.MultiWriter(f, cah)}
+	// Write-back starts as the sealed bytes are written, so the fsync
+	// below (the spool must be durable before registration: a resumed
+	// upload sends it) waits for the tail only.
+	cw := &countWriter{w: io.MultiWriter(&writeback.Writer{F: f}, cah)}
 	w, err := seal.NewWriter(cw, seal.Options{Suite: s, Recipients: recips})
 	if err != nil {
 		return "", 0, errorf(500, CodeInternal, "seal: %s", seal.Code(err))
