@@ -123,10 +123,21 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add(meta{seq: 1, committed: 5}.encode())
 	f.Add(append(meta{seq: 2, committed: 9, sealed: true}.encode(), meta{seq: 3}.encode()...))
 	f.Add([]byte{})
+	f.Add(meta{seq: 4, committed: 900, synced: 300, boot: [16]byte{1, 2, 3}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMeta(b)
-		if err == nil && m.committed < 0 {
-			t.Fatalf("negative size accepted")
+		if err != nil {
+			return
+		}
+		if m.committed < 0 || m.synced < 0 || m.synced > m.committed {
+			t.Fatalf("inconsistent sizes accepted: %+v", m)
+		}
+		// A decoded slot encodes back to a slot that decodes the same.
+		if again, err := decodeMeta(m.encode()); err != nil || again != m {
+			t.Fatalf("round trip: %+v -> %+v, %v", m, again, err)
+		}
+		if e := m.effective(); e.committed > m.committed {
+			t.Fatalf("a restart grew the object: %+v -> %+v", m, e)
 		}
 	})
 }
