@@ -32,8 +32,10 @@ type faultRT struct {
 	// patches counts upload chunks; onPatch runs after each.
 	patches atomic.Int64
 	onPatch func(n int64)
-	// corrupt flips one byte of the next download response body.
-	corrupt atomic.Int64
+	// corrupt flips one byte of the next download response body (of the
+	// next one longer than corruptOver bytes, if set).
+	corrupt     atomic.Int64
+	corruptOver int
 }
 
 var errCut = errors.New("test: network cut")
@@ -58,10 +60,10 @@ func (f *faultRT) RoundTrip(r *http.Request) (*http.Response, error) {
 			f.onPatch(n)
 		}
 	}
-	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/v1/downloads/") && f.corrupt.Add(-1) >= 0 {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/v1/downloads/") && f.corrupt.Load() > 0 {
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if len(b) > 100 {
+		if len(b) > max(100, f.corruptOver) && f.corrupt.Add(-1) >= 0 {
 			b[len(b)/2] ^= 0x40
 		}
 		res.Body = io.NopCloser(bytes.NewReader(b))
@@ -291,6 +293,26 @@ func TestFaultCorruptDownload(t *testing.T) {
 	rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
 	if rec.Status != gateway.InDelivered || rec.Refetches != 1 || !bytes.Equal(deliveredFile(t, n, rec), data) {
 		t.Fatalf("inbound %+v", rec)
+	}
+}
+
+// TestFaultCorruptStreamedDownload: the same for a big file, which is
+// streamed (download, hash, unseal in one pass): the corrupted segment
+// fails to open, the hash check then blames the transport, and the file is
+// streamed again and delivered intact, with no partial file left behind.
+func TestFaultCorruptStreamedDownload(t *testing.T) {
+	f := &faultRT{corruptOver: 1 << 20}
+	f.corrupt.Store(1)
+	n := faultNet(t, map[string]*faultRT{"hospital-b": f}, nil)
+	job, data := sendFile(t, n, 3<<20)
+	waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
+	rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
+	if rec.Status != gateway.InDelivered || rec.Refetches != 1 || !bytes.Equal(deliveredFile(t, n, rec), data) {
+		t.Fatalf("inbound %+v", rec)
+	}
+	ents, err := os.ReadDir(filepath.Join(n.Hospitals[1].Gateway.DeliveryDir(), rec.ID))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("delivery folder holds %d entries (%v), want only the delivered file", len(ents), err)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"phix/deid"
 	"phix/fhir"
 	"phix/gateway/coord"
+	"phix/internal/asynchash"
+	"phix/internal/writeback"
 	"phix/seal"
 	"phix/suite"
 	"phix/transfer"
@@ -116,17 +118,23 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 		}
 		specs[f.Name] = f
 	}
-	// 2. Download every file with Range resume and check its hash.
+	// 2. Download the sealed manifest (small) with Range resume and check
+	// its hash. The other files are streamed in step 4.
+	urls := map[string]string{}
 	for _, f := range v.Files {
-		spec, ok := specs[f.Name]
-		if !ok || f.DownloadURL == "" {
+		if _, ok := specs[f.Name]; !ok || f.DownloadURL == "" {
 			return &httpError{Status: 502, Code: CodeCoordinator, Msg: "the coordinator listed a file the manifest does not"}
 		}
-		if err := g.fetch(ctx, rec, filepath.Join(dir, f.Name), f.DownloadURL, spec); err != nil {
-			return err
+		urls[f.Name] = f.DownloadURL
+	}
+	for name := range specs {
+		if urls[name] == "" {
+			return &httpError{Status: 502, Code: CodeCoordinator, Msg: "the coordinator did not list every file of the manifest"}
 		}
 	}
-	g.record(ctx, "download", rec.ID, true, audit.Event{Why: why})
+	if err := g.fetch(ctx, rec, filepath.Join(dir, "manifest.seal"), urls["manifest.seal"], specs["manifest.seal"]); err != nil {
+		return err
+	}
 	// 3. Open the inner manifest.
 	inner, err := g.openManifest(filepath.Join(dir, "manifest.seal"))
 	if err != nil {
@@ -140,9 +148,10 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 		return &httpError{Status: 403, Code: CodeVerify, Msg: "the sealed manifest does not list every file"}
 	}
 	rec.Deidentify = inner.Deidentify
-	g.record(ctx, "unseal", rec.ID, true, audit.Event{Why: why})
-	// 4. Unseal: bundles into memory, files into temporary files of the
-	// delivery folder. 5. Deliver: import, then rename the files into place.
+	// 4. Stream each file: download (Range resume), hash against the signed
+	// manifest and unseal in one pass — bundles into memory, files into
+	// temporary files of the delivery folder; the ciphertext never touches
+	// the disk here. 5. Deliver: import, then rename the files into place.
 	fs := g.cfg.DeliveryFS
 	outDir := filepath.Join(g.cfg.DeliveryDir, rec.ID)
 	var temps []tempFile
@@ -162,36 +171,54 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 			cleanup()
 			return &httpError{Status: 403, Code: CodeVerify, Msg: "a delivered file name is not a plain name"}
 		}
-		src := filepath.Join(dir, f.Sealed)
-		if f.Kind == "reid-table" {
+		spec, url := specs[f.Sealed], urls[f.Sealed]
+		if f.Kind == "reid-table" || f.Kind == "fhir-bundle" {
 			var buf bytes.Buffer
-			if err := g.unseal(src, &limitedWriter{w: &buf, n: MaxBundleSize}, f); err != nil {
+			err := g.streamFile(ctx, rec, url, spec, func(r io.Reader) error {
+				buf.Reset()
+				return g.unseal(r, &limitedWriter{w: &buf, n: MaxBundleSize}, f)
+			})
+			if err != nil {
 				cleanup()
 				return err
 			}
-			reidTable = buf.Bytes()
-			continue
-		}
-		if f.Kind == "fhir-bundle" {
-			var buf bytes.Buffer
-			if err := g.unseal(src, &limitedWriter{w: &buf, n: MaxBundleSize}, f); err != nil {
-				cleanup()
-				return err
+			if f.Kind == "reid-table" {
+				reidTable = buf.Bytes()
+			} else {
+				bundles = append(bundles, buf.Bytes())
 			}
-			bundles = append(bundles, buf.Bytes())
 			continue
 		}
 		if err := fs.MkdirAll(outDir); err != nil {
 			cleanup()
 			return deliverErr(err)
 		}
-		tf, err := fs.CreateTemp(outDir, ".phix-part-*")
-		if err != nil {
+		// Each attempt (a refetch starts the plaintext over) gets a fresh
+		// temporary file; an abandoned one is closed and removed.
+		var tf File
+		final, rel := deliveryPath(g.cfg.DeliveryDir, rec.ID, f.Name), filepath.Join(rec.ID, f.Name)
+		err := g.streamFile(ctx, rec, url, spec, func(r io.Reader) error {
+			if tf != nil {
+				_ = tf.Close()
+				_ = fs.Remove(tf.Name())
+				temps = temps[:len(temps)-1]
+			}
+			var err error
+			if tf, err = fs.CreateTemp(outDir, ".phix-part-*"); err != nil {
+				tf = nil
+				return deliverErr(err)
+			}
+			temps = append(temps, tempFile{tmp: tf.Name(), final: final, rel: rel})
+			var w io.Writer = tf
+			if of, ok := tf.(*os.File); ok {
+				w = &writeback.Writer{F: of} // the fsync after it waits for the tail only
+			}
+			return g.unseal(r, w, f)
+		})
+		if tf == nil {
 			cleanup()
-			return deliverErr(err)
+			return err
 		}
-		temps = append(temps, tempFile{tmp: tf.Name(), final: deliveryPath(g.cfg.DeliveryDir, rec.ID, f.Name), rel: filepath.Join(rec.ID, f.Name)})
-		err = g.unseal(src, tf, f)
 		if err == nil {
 			err = tf.Sync()
 		}
@@ -203,6 +230,8 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 			return err
 		}
 	}
+	g.record(ctx, "download", rec.ID, true, audit.Event{Why: why})
+	g.record(ctx, "unseal", rec.ID, true, audit.Event{Why: why})
 	if reidTable != nil {
 		var err error
 		if bundles, err = g.reidentify(ctx, rec, inner, reidTable, bundles); err != nil {
@@ -285,10 +314,15 @@ func (g *Gateway) fetch(ctx context.Context, rec *Inbound, path, url string, spe
 				return err
 			}
 			var w io.Writer = f
+			var ah *asynchash.Hasher
 			if h != nil {
-				w = io.MultiWriter(f, h)
+				ah = asynchash.New(h) // hash on another core while downloading
+				w = io.MultiWriter(f, ah)
 			}
 			_, err = g.cfg.Coordinator.Download(ctx, url, off, &limitedWriter{w: w, n: spec.Size - off})
+			if ah != nil {
+				ah.Wait()
+			}
 			if cerr := f.Close(); err == nil && cerr != nil {
 				err = deliverErr(cerr)
 			}
@@ -326,6 +360,141 @@ func (g *Gateway) fetch(ctx context.Context, rec *Inbound, path, url string, spe
 		g.alert(ctx, rec.ID, &audit.Why{Purpose: rec.Purpose, ConsentID: rec.ConsentID}, "download-hash-mismatch")
 		if attempt >= maxRefetch {
 			return &httpError{Status: 502, Code: CodeVerify, Msg: fmt.Sprintf("a downloaded file failed its hash check %d times", attempt)}
+		}
+	}
+}
+
+// streamFile downloads one sealed file and hands its ciphertext to consume
+// as it arrives, hashing it on another goroutine; nothing of it is stored.
+// A broken connection resumes with Range from the bytes already consumed
+// (downloadReader). Once consume returns, the rest of the body (if consume
+// stopped early on a sealed-format error) is read into the hash too: if the
+// ciphertext does not match the signed manifest's size and hash, the error
+// was the transport's, and the file is fetched again (up to maxRefetch
+// times, each alerted) with consume called afresh. A delivery error (the
+// local disk) is returned at once.
+func (g *Gateway) streamFile(ctx context.Context, rec *Inbound, url string, spec transfer.FileSpec, consume func(io.Reader) error) error {
+	for attempt := 0; ; {
+		h := g.fileHash(spec)
+		ah := asynchash.New(h)
+		dr := &downloadReader{ctx: ctx, c: g.cfg.Coordinator, url: url, size: spec.Size}
+		cerr := consume(io.TeeReader(dr, ah))
+		var he *httpError
+		if errors.As(cerr, &he) && he.Code == CodeDeliver {
+			dr.close()
+			ah.Close()
+			return cerr
+		}
+		_, derr := io.Copy(ah, dr)
+		dr.close()
+		ah.Wait()
+		if derr == nil {
+			derr = dr.err
+		}
+		if derr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &httpError{Status: 502, Code: CodeCoordinator, Msg: "download failed: " + errText(derr)}
+		}
+		if !dr.long && dr.off == spec.Size && hex.EncodeToString(h.Sum(nil)) == spec.Hash {
+			return cerr
+		}
+		rec.Refetches++
+		attempt++
+		g.alert(ctx, rec.ID, &audit.Why{Purpose: rec.Purpose, ConsentID: rec.ConsentID}, "download-hash-mismatch")
+		if attempt >= maxRefetch {
+			return &httpError{Status: 502, Code: CodeVerify, Msg: fmt.Sprintf("a downloaded file failed its hash check %d times", attempt)}
+		}
+	}
+}
+
+// downloadReader reads the first size bytes of a coordinator download,
+// resuming from its offset with Range after a retryable failure (up to 20,
+// with a growing pause). A body longer than size sets long.
+type downloadReader struct {
+	ctx      context.Context
+	c        *coord.Client
+	url      string
+	size     int64
+	off      int64
+	long     bool
+	err      error // the failure that ended the download
+	failures int
+	pr       *io.PipeReader
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func (d *downloadReader) start() {
+	ctx, cancel := context.WithCancel(d.ctx)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	off := d.off
+	go func() {
+		defer close(done)
+		_, err := d.c.Download(ctx, d.url, off, pw)
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	d.pr, d.cancel, d.done = pr, cancel, done
+}
+
+func (d *downloadReader) close() {
+	if d.pr != nil {
+		d.cancel()
+		d.pr.CloseWithError(io.ErrClosedPipe)
+		<-d.done
+		d.pr = nil
+	}
+}
+
+func (d *downloadReader) Read(p []byte) (int, error) {
+	for {
+		if d.err != nil {
+			return 0, d.err
+		}
+		if d.off == d.size {
+			if d.pr != nil {
+				// One more byte tells a body of the declared length from a
+				// longer one.
+				var one [1]byte
+				if n, _ := io.ReadFull(d.pr, one[:]); n > 0 {
+					d.long = true
+				}
+				d.close()
+			}
+			return 0, io.EOF
+		}
+		if d.pr == nil {
+			d.start()
+		}
+		if int64(len(p)) > d.size-d.off {
+			p = p[:d.size-d.off]
+		}
+		n, err := d.pr.Read(p)
+		d.off += int64(n)
+		if n > 0 {
+			d.failures = 0
+			return n, nil
+		}
+		if err == nil {
+			continue
+		}
+		// The body ended (cleanly but short, or broken): resume from off.
+		d.close()
+		if err != io.EOF && (d.ctx.Err() != nil || !coord.Retryable(err)) || d.failures >= 20 {
+			d.err = err
+			if err == io.EOF {
+				d.err = io.ErrUnexpectedEOF
+			}
+			return 0, d.err
+		}
+		d.failures++
+		select {
+		case <-d.ctx.Done():
+			d.err = d.ctx.Err()
+			return 0, d.err
+		case <-time.After(time.Duration(d.failures) * 100 * time.Millisecond):
 		}
 	}
 }
@@ -411,19 +580,19 @@ func sealErr(err error) error {
 
 // unseal opens one sealed file into w and checks the plaintext's size and
 // hash against the inner manifest.
-func (g *Gateway) unseal(path string, w io.Writer, f innerFile) error {
-	src, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+// unseal opens the sealed stream src into w and checks the plaintext
+// against the inner manifest's size and hash.
+func (g *Gateway) unseal(src io.Reader, w io.Writer, f innerFile) error {
 	r, err := seal.NewReader(src, g.identity())
 	if err != nil {
 		return sealErr(err)
 	}
 	defer r.Close()
 	h := newHash(f.HashAlg)
-	n, err := io.Copy(io.MultiWriter(w, h), r)
+	ah := asynchash.New(h) // hash on another core while unsealing
+	defer ah.Close()
+	n, err := io.Copy(io.MultiWriter(w, ah), r)
+	ah.Wait()
 	if err != nil {
 		var se *seal.Error
 		if errors.As(err, &se) {

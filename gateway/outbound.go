@@ -25,6 +25,8 @@ import (
 	"phix/fhir"
 	"phix/gateway/coord"
 	"phix/gateway/tusclient"
+	"phix/internal/asynchash"
+	"phix/internal/writeback"
 	"phix/seal"
 	"phix/transfer"
 )
@@ -797,16 +799,26 @@ func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, 
 	}
 	defer f.Close()
 	s := g.cfg.Keys.Suite
+	// One pass over the source: the plaintext and the ciphertext are each
+	// hashed on a goroutine of their own while this one reads and seals.
 	ch, ph := s.NewHash(), s.NewHash()
-	cw := &countWriter{w: io.MultiWriter(f, ch)}
+	cah, pah := asynchash.New(ch), asynchash.New(ph)
+	defer cah.Close()
+	defer pah.Close()
+	// Write-back starts as the sealed bytes are written, so the fsync
+	// below (the spool must be durable before registration: a resumed
+	// upload sends it) waits for the tail only.
+	cw := &countWriter{w: io.MultiWriter(&writeback.Writer{F: f}, cah)}
 	w, err := seal.NewWriter(cw, seal.Options{Suite: s, Recipients: recips})
 	if err != nil {
 		return "", 0, errorf(500, CodeInternal, "seal: %s", seal.Code(err))
 	}
-	n, err = io.Copy(w, io.TeeReader(src, ph))
+	n, err = io.Copy(w, io.TeeReader(src, pah))
 	if err == nil {
 		err = w.Close()
 	}
+	cah.Wait()
+	pah.Wait()
 	if err == nil {
 		err = f.Sync()
 	}

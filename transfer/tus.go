@@ -15,6 +15,7 @@ import (
 
 	"phix/audit"
 	"phix/blob"
+	"phix/internal/asynchash"
 )
 
 const tusVersion = "1.0.0"
@@ -86,9 +87,13 @@ func (s *Server) tusPrelude(w http.ResponseWriter, r *http.Request, c caller) (C
 	return cp, t, files[cp.File], true
 }
 
-// reconcile aligns the stored offset with the blob's durable size after a
-// crash between blob.Append and the metadata update. The running hash for
-// the extra bytes is unknown, so it is dropped: finalize then re-reads.
+// reconcile aligns the stored offset with the blob's size. The blob is
+// ahead after a crash between blob.Append and the metadata update; it is
+// behind after a machine restart lost appends the store acknowledged from
+// the page cache (fsblob syncs at Seal; see docs/coordinator.md,
+// "Durability"), and the client then resumes from the smaller offset. The
+// running hash for the new offset is unknown either way, so it is dropped:
+// finalize then re-reads the sealed object.
 func (s *Server) reconcile(ctx context.Context, f *File) error {
 	info, err := s.cfg.Blobs.Stat(ctx, fileKey(f.Transfer, f.Index))
 	if err != nil {
@@ -97,7 +102,7 @@ func (s *Server) reconcile(ctx context.Context, f *File) error {
 	if info.Size == f.Offset {
 		return nil
 	}
-	if info.Size < f.Offset || info.Size > f.Size {
+	if info.Size > f.Size || (info.Size < f.Offset && info.Sealed) {
 		return blob.ErrCorrupt
 	}
 	old := f.Offset
@@ -187,14 +192,15 @@ func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, c caller) {
 // chunkReader hashes what passes through it into the file's running hash and
 // the chunk checksum, refuses bytes past max, and turns EOF into
 // errChecksum when the checksum does not match, so that blob.Append (all or
-// nothing) keeps the offset unchanged.
+// nothing) keeps the offset unchanged. The hashing runs on a goroutine of
+// its own (asynchash), overlapping TLS and the file writes.
 type chunkReader struct {
-	r       io.Reader
-	left    int64
-	running hash.Hash
-	sum     hash.Hash
-	want    []byte
-	n       int64
+	r      io.Reader
+	left   int64
+	hasher *asynchash.Hasher // writes the running hash and sum
+	sum    hash.Hash
+	want   []byte
+	n      int64
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
@@ -212,10 +218,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	c.n += int64(n)
-	c.running.Write(p[:n])
-	if c.sum != nil {
-		c.sum.Write(p[:n])
-	}
+	c.hasher.Write(p[:n])
 	if err == io.EOF {
 		return n, c.eof()
 	}
@@ -223,6 +226,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (c *chunkReader) eof() error {
+	c.hasher.Wait()
 	if c.sum != nil && !bytes.Equal(c.sum.Sum(nil), c.want) {
 		return errChecksum
 	}
@@ -312,7 +316,8 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 			f.HashState = nil
 		}
 	}
-	cr := &chunkReader{r: r.Body, left: left, running: running, sum: sum, want: want}
+	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(running, sum), sum: sum, want: want}
+	defer cr.hasher.Close()
 	s.metrics.activeUploads.Inc()
 	defer s.metrics.activeUploads.Dec()
 	size, err := s.cfg.Blobs.Append(ctx, fileKey(f.Transfer, f.Index), f.Offset, cr)
@@ -337,6 +342,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusBadRequest, CodeBadRequest, "Chunk not stored", "the chunk could not be read completely; the offset is unchanged"))
 		return
 	}
+	cr.hasher.Wait()
 	s.metrics.bytesIn.Add(float64(cr.n))
 	old := f.Offset
 	f.Offset = size

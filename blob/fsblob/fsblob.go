@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"phix/blob"
@@ -26,7 +27,10 @@ type Store struct {
 	root   string
 	region string
 	noSync bool
-	locks  keylock.Map
+	// syncEach fsyncs every append before acknowledging it (the behaviour
+	// where the boot id is unknown).
+	syncEach bool
+	locks    keylock.Map
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -55,6 +59,20 @@ func New(root, region string) (*Store, error) {
 // ErrCorrupt. For storage with a battery-backed write cache, and for
 // measuring the cost of the sync (BENCHMARKS.md). Call before use.
 func (s *Store) NoDataSync() { s.noSync = true }
+
+// SyncEachAppend makes Append fsync the appended bytes and the sidecar
+// before it returns, so an acknowledged append survives a power loss (the
+// default defers the data fsync to Seal; see docs/blob.md). Call before use.
+func (s *Store) SyncEachAppend() { s.syncEach = true }
+
+// deferSync reports whether appends are acknowledged from the page cache,
+// their fsync deferred to Seal.
+func (s *Store) deferSync() bool {
+	return !s.noSync && !s.syncEach && bootID != [16]byte{}
+}
+
+// copyBufs holds the 1 MiB buffers appends copy through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // Region implements blob.Store.
 func (s *Store) Region() string { return s.region }
@@ -165,8 +183,11 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 	if !s.noSync {
 		w = &writebackWriter{f: f, start: m.committed}
 	}
-	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 256<<10))
-	if err == nil && n > 0 && !s.noSync {
+	deferred := s.deferSync()
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, *buf)
+	copyBufs.Put(buf)
+	if err == nil && n > 0 && !s.noSync && !deferred {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -180,7 +201,17 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 	}
 	m.seq++
 	m.committed += n
-	if err := writeMeta(mp, m); err != nil {
+	if deferred {
+		// Acknowledged from the page cache: the sidecar records the synced
+		// size and this boot, so a process crash keeps these bytes and a
+		// machine restart rolls them back (meta.effective). Neither the
+		// data nor the sidecar needs an fsync now.
+		if m.boot == ([16]byte{}) {
+			m.synced = m.committed - n
+		}
+		m.boot = bootID
+	}
+	if err := writeMetaSync(mp, m, !deferred); err != nil {
 		_ = f.Truncate(m.committed - n)
 		return m.committed - n, err
 	}
@@ -274,9 +305,18 @@ func (s *Store) Seal(ctx context.Context, key string) (blob.Info, error) {
 	if err != nil {
 		return blob.Info{}, err
 	}
+	if m.boot != ([16]byte{}) {
+		// Appends acknowledged from the page cache become durable here,
+		// before the sidecar says sealed.
+		err = f.Sync()
+	}
 	f.Close()
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("fsblob: sync data file: %w", err)
+	}
 	m.seq++
 	m.sealed = true
+	m.synced, m.boot = m.committed, [16]byte{}
 	if err := writeMeta(mp, m); err != nil {
 		return blob.Info{}, err
 	}

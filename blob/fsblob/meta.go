@@ -23,8 +23,25 @@ const (
 type meta struct {
 	seq       uint64
 	created   time.Time
-	committed int64 // durable size: bytes of the data file that are valid
+	committed int64 // acknowledged size: bytes of the data file that are valid
 	sealed    bool
+	// synced is the size known to be on stable storage when boot is set:
+	// bytes [synced, committed) were acknowledged from the page cache
+	// during the boot whose id is boot. A zero boot means all committed
+	// bytes are synced (sidecars written before this field existed, sealed
+	// objects, per-append sync).
+	synced int64
+	boot   [16]byte
+}
+
+// effective returns m as it stands during the current boot: if the machine
+// restarted since bytes were acknowledged unsynced, they may be lost or
+// garbage, so the object rolls back to its synced size.
+func (m meta) effective() meta {
+	if m.boot != ([16]byte{}) && m.boot != bootID {
+		m.committed, m.boot = m.synced, [16]byte{}
+	}
+	return m
 }
 
 func (m meta) encode() []byte {
@@ -36,6 +53,8 @@ func (m meta) encode() []byte {
 	if m.sealed {
 		b[32] = 1
 	}
+	binary.BigEndian.PutUint64(b[36:], uint64(m.synced))
+	copy(b[44:60], m.boot[:])
 	binary.BigEndian.PutUint32(b[60:], crc32.ChecksumIEEE(b[:60]))
 	return b
 }
@@ -50,8 +69,10 @@ func decodeSlot(b []byte) (meta, bool) {
 		created:   time.Unix(0, int64(binary.BigEndian.Uint64(b[16:]))).UTC(),
 		committed: int64(binary.BigEndian.Uint64(b[24:])),
 		sealed:    b[32] == 1,
+		synced:    int64(binary.BigEndian.Uint64(b[36:])),
 	}
-	if m.committed < 0 {
+	copy(m.boot[:], b[44:60])
+	if m.committed < 0 || m.synced < 0 || m.synced > m.committed {
 		return meta{}, false
 	}
 	return m, true
@@ -85,11 +106,17 @@ func readMeta(path string) (meta, error) {
 	if err != nil {
 		return meta{}, fmt.Errorf("fsblob: read metadata: %w", err)
 	}
-	return decodeMeta(b)
+	m, err := decodeMeta(b)
+	return m.effective(), err
 }
 
 // writeMeta overwrites the slot not used by m.seq-1 and fsyncs.
-func writeMeta(path string, m meta) error {
+func writeMeta(path string, m meta) error { return writeMetaSync(path, m, true) }
+
+// writeMetaSync is writeMeta with the fsync optional: a sidecar recording
+// unsynced bytes (boot set) needs none, since a power loss rolls it back to
+// its synced size whichever slot survives.
+func writeMetaSync(path string, m meta, sync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("fsblob: open metadata: %w", err)
@@ -97,6 +124,9 @@ func writeMeta(path string, m meta) error {
 	defer f.Close()
 	if _, err := f.WriteAt(m.encode(), int64(m.seq%2)*slotSize); err != nil {
 		return fmt.Errorf("fsblob: write metadata: %w", err)
+	}
+	if !sync {
+		return nil
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsblob: sync metadata: %w", err)

@@ -1,0 +1,70 @@
+package asynchash
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestSameAsDirect writes the same bytes in writes of many sizes (smaller
+// than, equal to and larger than a buffer) and checks the sums match the
+// synchronous hash.
+func TestSameAsDirect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 9*bufSize+12345)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for _, step := range []int{1, 7, 4096, bufSize - 1, bufSize, bufSize + 3, 3 * bufSize, len(data)} {
+		if step == 1 && testing.Short() {
+			continue
+		}
+		a, b := sha256.New(), sha256.New()
+		h := New(a, nil, b)
+		for p := data; len(p) > 0; {
+			k := min(step, len(p))
+			if n, err := h.Write(p[:k]); n != k || err != nil {
+				t.Fatalf("Write = %d, %v", n, err)
+			}
+			p = p[k:]
+		}
+		h.Wait()
+		h.Close()
+		want := sha256.Sum256(data)
+		if !bytes.Equal(a.Sum(nil), want[:]) || !bytes.Equal(b.Sum(nil), want[:]) {
+			t.Fatalf("step %d: sums differ from the direct hash", step)
+		}
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	a := sha256.New()
+	h := New(a)
+	h.Wait()
+	want := sha256.Sum256(nil)
+	if !bytes.Equal(a.Sum(nil), want[:]) {
+		t.Fatal("empty stream: wrong sum")
+	}
+}
+
+func TestWriteAfterWaitPanics(t *testing.T) {
+	h := New(sha256.New())
+	h.Wait()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Write after Wait did not panic")
+		}
+	}()
+	h.Write([]byte("x"))
+}
+
+func BenchmarkHasher(b *testing.B) {
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(buf)))
+	h := New(sha256.New())
+	for range b.N {
+		h.Write(buf)
+	}
+	h.Wait()
+}
