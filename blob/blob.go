@@ -17,7 +17,10 @@ import (
 type Info struct {
 	// Key is the object's key.
 	Key string
-	// Size is the durable size: the offset the next Append must use.
+	// Size is the offset the next Append must use. It never exceeds what
+	// survives a crash of the process; after a power loss a store may
+	// report less than it acknowledged (fsblob's default defers the data
+	// fsync to Seal), never more, and the uploader resends from there.
 	Size int64
 	// Created is when Create ran.
 	Created time.Time
@@ -32,10 +35,10 @@ type Info struct {
 type Store interface {
 	// Create makes an empty, unsealed object. ErrExists if the key is taken.
 	Create(ctx context.Context, key string) (Info, error)
-	// Append writes all of r at offset, which must equal the durable size
-	// (ErrOffsetMismatch otherwise), and returns the new durable size.
-	// It is all or nothing: if r fails or the process crashes, the durable
-	// size stays at offset. ErrSealed after Seal.
+	// Append writes all of r at offset, which must equal Size
+	// (ErrOffsetMismatch otherwise), and returns the new Size.
+	// It is all or nothing: if r fails or the process crashes, Size stays
+	// at offset. ErrSealed after Seal.
 	Append(ctx context.Context, key string, offset int64, r io.Reader) (int64, error)
 	// Stat describes the object. ErrNotFound if absent.
 	Stat(ctx context.Context, key string) (Info, error)

@@ -52,8 +52,9 @@ type coordinatorConfig struct {
 		Region string `yaml:"region"`
 		// Dir is the fs backend's root (default DATA/blobs).
 		Dir string `yaml:"dir"`
-		// NoDataSync skips the fs backend's fsync of each acknowledged
-		// chunk (survives a process crash, not a power loss).
+		// NoDataSync skips the fs backend's data fsync altogether, also when
+		// an upload completes (docs/blob.md): only for storage with a
+		// battery-backed write cache, and for measuring the sync's cost.
 		NoDataSync bool         `yaml:"no_data_sync"`
 		S3         s3BlobConfig `yaml:"s3"`
 	} `yaml:"blob"`
