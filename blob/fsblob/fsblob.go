@@ -20,6 +20,7 @@ import (
 
 	"phix/blob"
 	"phix/blob/internal/keylock"
+	"phix/internal/writeback"
 )
 
 // Store is a blob.Store under a root directory. One process owns a root.
@@ -181,7 +182,7 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 	defer f.Close()
 	var w io.Writer = f
 	if !s.noSync {
-		w = &writebackWriter{f: f, start: m.committed}
+		w = &writeback.Writer{F: f, Off: m.committed}
 	}
 	deferred := s.deferSync()
 	buf := copyBufs.Get().(*[]byte)
@@ -216,27 +217,6 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		return m.committed - n, err
 	}
 	return m.committed, nil
-}
-
-// writebackEvery is how many bytes an append writes before it starts their
-// write-back: receiving the next bytes and writing these to disk overlap,
-// so the final fsync waits for the tail only.
-const writebackEvery = 2 << 20
-
-type writebackWriter struct {
-	f              *os.File
-	start, pending int64
-}
-
-func (w *writebackWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.pending += int64(n)
-	if w.pending >= writebackEvery {
-		startWriteback(w.f, w.start, w.pending)
-		w.start += w.pending
-		w.pending = 0
-	}
-	return n, err
 }
 
 // openData opens the data file for appending, truncating bytes beyond the
