@@ -113,40 +113,20 @@ func FTS5Match(col string, q *search.FullTextQuery) string {
 }
 
 func fts5Expr(b *strings.Builder, q *search.FullTextQuery) {
-	switch q.Op {
-	case search.FTPhrase:
+	ftExpr(b, q, " AND ", " OR ", func(b *strings.Builder, q *search.FullTextQuery) {
 		b.WriteByte('"')
 		b.WriteString(strings.Join(q.Tokens, " ")) // no '"' in tokens
 		b.WriteByte('"')
 		if q.Prefix {
 			b.WriteString(" *")
 		}
-	default:
-		op := " AND "
-		if q.Op == search.FTOr {
-			op = " OR "
-		}
-		b.WriteByte('(')
-		for i, a := range q.Args {
-			if i > 0 {
-				b.WriteString(op)
-			}
-			fts5Expr(b, a)
-		}
-		b.WriteByte(')')
-	}
+	})
 }
 
 // TSQuery renders q as a tsquery literal (cast with ::tsquery).
 func TSQuery(q *search.FullTextQuery) string {
 	var b strings.Builder
-	tsExpr(&b, q)
-	return b.String()
-}
-
-func tsExpr(b *strings.Builder, q *search.FullTextQuery) {
-	switch q.Op {
-	case search.FTPhrase:
+	ftExpr(&b, q, " & ", " | ", func(b *strings.Builder, q *search.FullTextQuery) {
 		b.WriteByte('(')
 		for i, t := range q.Tokens {
 			if i > 0 {
@@ -160,20 +140,29 @@ func tsExpr(b *strings.Builder, q *search.FullTextQuery) {
 			}
 		}
 		b.WriteByte(')')
-	default:
-		op := " & "
-		if q.Op == search.FTOr {
-			op = " | "
-		}
-		b.WriteByte('(')
-		for i, a := range q.Args {
-			if i > 0 {
-				b.WriteString(op)
-			}
-			tsExpr(b, a)
-		}
-		b.WriteByte(')')
+	})
+	return b.String()
+}
+
+// ftExpr renders q's AND/OR tree with the engine's operators, each phrase
+// with phrase; both engines share the structure and differ in syntax only.
+func ftExpr(b *strings.Builder, q *search.FullTextQuery, and, or string, phrase func(*strings.Builder, *search.FullTextQuery)) {
+	if q.Op == search.FTPhrase {
+		phrase(b, q)
+		return
 	}
+	op := and
+	if q.Op == search.FTOr {
+		op = or
+	}
+	b.WriteByte('(')
+	for i, a := range q.Args {
+		if i > 0 {
+			b.WriteString(op)
+		}
+		ftExpr(b, a, and, or, phrase)
+	}
+	b.WriteByte(')')
 }
 
 // fullTextSet writes a subquery giving the pks of the resources whose
