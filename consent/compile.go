@@ -41,10 +41,10 @@ type Consent struct {
 	KeyID     string
 	SigReason string
 
-	// instance is true when some provision depends on the individual
-	// resource (labels, codes, dataPeriod, data, profiles), so decisions
-	// cannot be cached by resource class.
-	instance bool
+	// needs lists the resource fields some provision depends on (labels,
+	// codes, dataPeriod, data, profiles); when non-zero, decisions depend on
+	// the individual resource and cannot be cached by resource class.
+	needs Fields
 }
 
 type actorRule struct {
@@ -170,7 +170,7 @@ func compileProvision(c *Consent, o map[string]any, path string, depth int, coun
 		}
 		p.HasDataPeriod = true
 		p.criteria++
-		c.instance = true
+		c.needs |= FieldDate
 	}
 	for _, a := range slice(o["actor"]) {
 		am := mapOf(a)
@@ -193,7 +193,7 @@ func compileProvision(c *Consent, o map[string]any, path string, depth int, coun
 		cd := coding(mapOf(l))
 		p.Classes = append(p.Classes, cd)
 		if !fhir.IsResourceType(cd.Code) {
-			c.instance = true // a profile or document type
+			c.needs |= FieldProfiles // a profile or document type
 		}
 	}
 	for _, cc := range slice(o["code"]) {
@@ -211,7 +211,7 @@ func compileProvision(c *Consent, o map[string]any, path string, depth int, coun
 			return nil, invalid("a data rule has no reference")
 		}
 		if !(dr.Ref == c.Patient+"/*" && dr.Meaning == "related") {
-			c.instance = true
+			c.needs |= FieldReferences
 		}
 		p.Data = append(p.Data, dr)
 	}
@@ -220,8 +220,11 @@ func compileProvision(c *Consent, o map[string]any, path string, depth int, coun
 			p.criteria++
 		}
 	}
-	if len(p.Labels) > 0 || len(p.Codes) > 0 {
-		c.instance = true
+	if len(p.Labels) > 0 {
+		c.needs |= FieldLabels
+	}
+	if len(p.Codes) > 0 {
+		c.needs |= FieldCodes
 	}
 	for i, ch := range slice(o["provision"]) {
 		cm := mapOf(ch)
@@ -301,9 +304,15 @@ func normRef(ref string) string {
 	if i := strings.Index(ref, "/_history/"); i >= 0 {
 		ref = ref[:i]
 	}
-	parts := strings.Split(ref, "/")
-	if len(parts) > 2 && !strings.HasSuffix(ref, "/*") {
-		return parts[len(parts)-2] + "/" + parts[len(parts)-1]
+	// The last two segments, without splitting: this runs for every
+	// decision, and "Type/id" (the usual form) is returned as is.
+	last := strings.LastIndexByte(ref, '/')
+	if last < 0 {
+		return ref
 	}
-	return ref
+	prev := strings.LastIndexByte(ref[:last], '/')
+	if prev < 0 || strings.HasSuffix(ref, "/*") {
+		return ref
+	}
+	return ref[prev+1:]
 }

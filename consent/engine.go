@@ -57,7 +57,7 @@ type Engine struct {
 type patientEntry struct {
 	consents  []*Consent
 	ignored   []Ignored
-	instance  bool // some consent depends on the individual resource
+	needs     Fields // the resource fields some consent depends on (0: class-level)
 	expires   time.Time
 	next      time.Time // next period boundary; zero: none
 	decisions map[decisionKey]cachedDecision
@@ -123,7 +123,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		delete(e.patients, req.Patient)
 		pe = nil
 	}
-	if pe != nil && useCache && !pe.instance {
+	if pe != nil && useCache && pe.needs == 0 {
 		if cd, ok := pe.decisions[key]; ok && now.Before(cd.expires) {
 			e.mu.Unlock()
 			return cd.d, nil
@@ -146,7 +146,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 
 	d := Evaluate(pe.consents, req)
 	d.Ignored = append(d.Ignored[:len(d.Ignored):len(d.Ignored)], pe.ignored...)
-	if useCache && !pe.instance {
+	if useCache && pe.needs == 0 {
 		exp := pe.expires
 		if !pe.next.IsZero() && pe.next.Before(exp) {
 			exp = pe.next
@@ -162,6 +162,47 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		e.mu.Unlock()
 	}
 	return d, nil
+}
+
+// Needs returns the resource fields the patient's consents consult (0 when
+// their decisions depend on the resource's type alone). A caller describing
+// many resources of one patient can describe only these: a field no
+// provision reads cannot change a decision. The patient's consents are
+// loaded (and cached) as by Decide.
+func (e *Engine) Needs(ctx context.Context, patient string) (Fields, error) {
+	patient = normRef(patient)
+	now := e.opt.Now()
+	e.mu.Lock()
+	pe := e.patients[patient]
+	if pe != nil && now.Before(pe.expires) {
+		e.mu.Unlock()
+		return pe.needs, nil
+	}
+	gen := e.gen
+	e.mu.Unlock()
+	pe, err := e.load(ctx, patient, now)
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	if e.gen == gen {
+		e.store(patient, pe)
+	}
+	e.mu.Unlock()
+	return pe.needs, nil
+}
+
+// CachedNeeds is Needs without loading: ok is false when the patient's
+// consents are not in the cache.
+func (e *Engine) CachedNeeds(patient string) (need Fields, ok bool) {
+	patient = normRef(patient)
+	now := e.opt.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if pe := e.patients[patient]; pe != nil && now.Before(pe.expires) {
+		return pe.needs, true
+	}
+	return 0, false
 }
 
 func (e *Engine) load(ctx context.Context, patient string, now time.Time) (*patientEntry, error) {
@@ -187,7 +228,7 @@ func (e *Engine) load(ctx context.Context, patient string, now time.Time) (*pati
 		if !c.Verified && e.opt.Audit != nil {
 			e.opt.Audit(patient, Ignored{ConsentID: c.ID, Code: CodeBadSignature, Reason: c.SigReason})
 		}
-		pe.instance = pe.instance || c.instance
+		pe.needs |= c.needs
 		pe.consents = append(pe.consents, c)
 	}
 	pe.next = nextBoundary(pe.consents, now)

@@ -65,6 +65,24 @@ type Resource struct {
 	ReferencedBy []string
 }
 
+// Fields names the parts of a Resource description that consents can
+// consult beyond its type and id. A patient's consents need only some of
+// them (Engine.Needs); a caller may describe just those, since a field no
+// provision reads cannot change a decision.
+type Fields uint8
+
+// The fields of Resource that provisions read.
+const (
+	FieldLabels     Fields = 1 << iota // SecurityLabels
+	FieldProfiles                      // Profiles (class rules naming a profile)
+	FieldCodes                         // Codes
+	FieldDate                          // Date (dataPeriod)
+	FieldReferences                    // References, Authors, ReferencedBy (data rules)
+
+	// AllFields is every field.
+	AllFields = FieldLabels | FieldProfiles | FieldCodes | FieldDate | FieldReferences
+)
+
 // Request is one access to decide.
 type Request struct {
 	Patient  string // "Patient/123"

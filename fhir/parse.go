@@ -19,6 +19,11 @@ func Parse(data []byte, opts ParseOptions) (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	return resourceOf(obj)
+}
+
+// resourceOf checks a decoded object's resourceType and id.
+func resourceOf(obj map[string]any) (*Resource, error) {
 	r := &Resource{Object: obj}
 	rt, ok := obj["resourceType"].(string)
 	if !ok || rt == "" {
@@ -141,6 +146,14 @@ func (p *parser) lit(word string, v any) (any, error) {
 
 func (p *parser) number() (any, error) {
 	start := p.i
+	if err := p.scanNumber(); err != nil {
+		return nil, err
+	}
+	return json.Number(p.s[start:p.i]), nil
+}
+
+// scanNumber moves past one JSON number.
+func (p *parser) scanNumber() error {
 	s := p.s
 	i := p.i
 	if s[i] == '-' {
@@ -155,7 +168,7 @@ func (p *parser) number() (any, error) {
 		}
 	default:
 		p.i = i
-		return nil, p.fail(ParseCodeSyntax, "invalid number")
+		return p.fail(ParseCodeSyntax, "invalid number")
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
@@ -165,7 +178,7 @@ func (p *parser) number() (any, error) {
 		}
 		if i == d {
 			p.i = i
-			return nil, p.fail(ParseCodeSyntax, "invalid number")
+			return p.fail(ParseCodeSyntax, "invalid number")
 		}
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
@@ -179,11 +192,11 @@ func (p *parser) number() (any, error) {
 		}
 		if i == d {
 			p.i = i
-			return nil, p.fail(ParseCodeSyntax, "invalid number")
+			return p.fail(ParseCodeSyntax, "invalid number")
 		}
 	}
 	p.i = i
-	return json.Number(s[start:i]), nil
+	return nil
 }
 
 func (p *parser) object(depth int) (any, error) {
@@ -405,4 +418,184 @@ func hex4(s string, i int) (rune, bool) {
 		}
 	}
 	return r, true
+}
+
+// ParseMembers decodes only the top-level members of a resource that keep
+// accepts (resourceType and id always), moving past the others without
+// building them: for callers that read a few members of a large stored
+// body, such as the access decision of a search result. Syntax and UTF-8
+// are checked throughout as by Parse; duplicate keys are detected among
+// the decoded members only.
+func ParseMembers(data []byte, keep func(key string) bool, opts ParseOptions) (*Resource, error) {
+	if !utf8.Valid(data) {
+		return Parse(data, opts) // the same error, with its offset
+	}
+	p := parser{s: string(data), max: opts.MaxDepth}
+	if p.max <= 0 {
+		p.max = DefaultMaxDepth
+	}
+	p.ws()
+	if p.i >= len(p.s) {
+		return nil, p.fail(ParseCodeSyntax, "empty input")
+	}
+	if p.s[p.i] != '{' {
+		return nil, p.fail(ParseCodeNotObject, "top-level value is not a JSON object")
+	}
+	obj, err := p.members(keep)
+	if err != nil {
+		return nil, err
+	}
+	p.ws()
+	if p.i != len(p.s) {
+		return nil, p.fail(ParseCodeTrailing, "data after the top-level object")
+	}
+	return resourceOf(obj)
+}
+
+// members is object at depth 1, decoding the members keep accepts.
+func (p *parser) members(keep func(string) bool) (map[string]any, error) {
+	p.i++ // {
+	m := map[string]any{}
+	p.ws()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+		return m, nil
+	}
+	for {
+		p.ws()
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return nil, p.fail(ParseCodeSyntax, "expected a string key")
+		}
+		off := p.i
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.ws()
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
+			return nil, p.fail(ParseCodeSyntax, "expected ':'")
+		}
+		p.i++
+		p.ws()
+		if k == "resourceType" || k == "id" || keep(k) {
+			v, err := p.value(1)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := m[k]; dup {
+				return nil, &ParseError{Offset: int64(off), Code: ParseCodeDuplicateKey, Msg: "duplicate key in object"}
+			}
+			m[k] = v
+		} else if err := p.skip(1); err != nil {
+			return nil, err
+		}
+		p.ws()
+		if p.i >= len(p.s) {
+			return nil, p.fail(ParseCodeSyntax, "unexpected end of input in object")
+		}
+		if p.s[p.i] == ',' {
+			p.i++
+			continue
+		}
+		if p.s[p.i] == '}' {
+			p.i++
+			return m, nil
+		}
+		return nil, p.fail(ParseCodeSyntax, "expected ',' or '}'")
+	}
+}
+
+// skip moves past one value, checking its syntax, without building it.
+func (p *parser) skip(depth int) error {
+	if p.i >= len(p.s) {
+		return p.fail(ParseCodeSyntax, "unexpected end of input")
+	}
+	switch c := p.s[p.i]; {
+	case c == '{' || c == '[':
+		if depth+1 > p.max {
+			return p.fail(ParseCodeDepth, "nesting too deep")
+		}
+		return p.skipContainer(depth+1, c == '{')
+	case c == '"':
+		return p.skipStr()
+	case c == 't':
+		_, err := p.lit("true", nil)
+		return err
+	case c == 'f':
+		_, err := p.lit("false", nil)
+		return err
+	case c == 'n':
+		_, err := p.lit("null", nil)
+		return err
+	case c == '-' || c >= '0' && c <= '9':
+		return p.scanNumber()
+	}
+	return p.fail(ParseCodeSyntax, "unexpected character")
+}
+
+func (p *parser) skipContainer(depth int, object bool) error {
+	closer := byte(']')
+	if object {
+		closer = '}'
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.s) && p.s[p.i] == closer {
+		p.i++
+		return nil
+	}
+	for {
+		p.ws()
+		if object {
+			if p.i >= len(p.s) || p.s[p.i] != '"' {
+				return p.fail(ParseCodeSyntax, "expected a string key")
+			}
+			if err := p.skipStr(); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i >= len(p.s) || p.s[p.i] != ':' {
+				return p.fail(ParseCodeSyntax, "expected ':'")
+			}
+			p.i++
+			p.ws()
+		}
+		if err := p.skip(depth); err != nil {
+			return err
+		}
+		p.ws()
+		if p.i >= len(p.s) {
+			return p.fail(ParseCodeSyntax, "unexpected end of input")
+		}
+		if p.s[p.i] == ',' {
+			p.i++
+			continue
+		}
+		if p.s[p.i] == closer {
+			p.i++
+			return nil
+		}
+		return p.fail(ParseCodeSyntax, "expected ',' or a closing bracket")
+	}
+}
+
+// skipStr moves past a string token; escapes are checked as by str.
+func (p *parser) skipStr() error {
+	s := p.s
+	for i := p.i + 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			p.i = i + 1
+			return nil
+		case c == '\\':
+			// The rare escaped string: decode it for its checks.
+			_, err := p.str()
+			return err
+		case c < 0x20:
+			p.i = i
+			return p.fail(ParseCodeSyntax, "control character in string")
+		}
+	}
+	p.i = len(s)
+	return p.fail(ParseCodeSyntax, "unterminated string")
 }

@@ -12,9 +12,10 @@ import (
 // describeResource is consent.DescribeResource restricted to the search
 // parameters a consent can match on: it extracts only the code, date and
 // reference parameters of the type (a plan cached per type) instead of
-// every parameter, which is most of the cost of a decision. The result is
-// the same (TestDescribeMatchesConsent).
-func describeResource(r *fhir.Resource) consent.Resource {
+// every parameter, which is most of the cost of a decision, and of those
+// only the fields in need. With AllFields the result is the same
+// (TestDescribeMatchesConsent).
+func describeResource(r *fhir.Resource, need consent.Fields) consent.Resource {
 	out := consent.Resource{Type: r.Type, ID: r.ID}
 	meta, _ := r.Object["meta"].(map[string]any)
 	sec, _ := meta["security"].([]any)
@@ -34,21 +35,31 @@ func describeResource(r *fhir.Resource) consent.Resource {
 		}
 	}
 	pl := planFor(r.Type)
-	for _, p := range pl.codes {
+	codes, dates, refs := pl.codes, pl.dates, pl.refs
+	if need&consent.FieldCodes == 0 {
+		codes = nil
+	}
+	if need&consent.FieldDate == 0 {
+		dates = nil
+	}
+	if need&consent.FieldReferences == 0 {
+		refs = nil
+	}
+	for _, p := range codes {
 		for _, e := range search.ExtractParam(r, p) {
 			if e.Code != "" {
 				out.Codes = append(out.Codes, consent.Coding{System: e.System, Code: e.Code})
 			}
 		}
 	}
-	for _, p := range pl.dates {
+	for _, p := range dates {
 		if es := search.ExtractParam(r, p); len(es) > 0 && !es[0].Lo.IsZero() {
 			out.Date = es[0].Lo
 			break
 		}
 	}
 	var seen map[string]bool
-	for _, p := range pl.refs {
+	for _, p := range refs {
 		author := describeAuthorParams[p.Code]
 		for _, e := range search.ExtractParam(r, p) {
 			if e.RefType == "" || e.RefID == "" {

@@ -273,26 +273,68 @@ func (rq *enfReq) note(allowed bool, reasons []string, consentID string) {
 // subject is what one decision is about: the resource's type, patient,
 // labels and consent description. It is cached per stored version (a
 // version never changes), so a repeated decision neither parses nor
-// describes the resource again.
+// describes the resource again. The consent description holds the fields
+// in known (labels and profiles always; codes, date and references only
+// when the patient's consents read them: those cost a walk of the
+// resource per search parameter).
 type subject struct {
 	typ     string
 	patient string // logical id of the patient the resource belongs to; "" none
 	labels  []string
 	cres    consent.Resource
+	known   consent.Fields
 }
 
-func describe(res *fhir.Resource) *subject {
-	sub := &subject{typ: res.Type, labels: securityLabels(res), cres: describeResource(res)}
+// alwaysKnown are the consent fields every description carries: meta
+// alone gives them.
+const alwaysKnown = consent.FieldLabels | consent.FieldProfiles
+
+// describe describes res with at least the consent fields in need.
+func describe(res *fhir.Resource, need consent.Fields) *subject {
+	sub := &subject{typ: res.Type, labels: securityLabels(res)}
 	if res.Type == "Patient" {
 		sub.patient = res.ID
 	} else {
 		sub.patient = compartmentPatient(res)
 	}
+	sub.known = need | alwaysKnown
+	sub.cres = describeResource(res, sub.known)
 	return sub
 }
 
+// with returns sub described with the fields in need as well: a copy,
+// since cached subjects are shared between requests.
+func (sub *subject) with(res *fhir.Resource, need consent.Fields) *subject {
+	c := *sub
+	c.known |= need
+	c.cres = describeResource(res, c.known)
+	return &c
+}
+
+// complete returns sub with every field the patient's consents read for a
+// read or search (sub itself when it has them all), parsing the body only
+// when a field is missing.
+func (e *enforcer) complete(ctx context.Context, action string, sub *subject, lr *lazyResource) (*subject, error) {
+	if sub.patient == "" || !isRead(action) {
+		return sub, nil
+	}
+	need, err := e.consents.Needs(ctx, "Patient/"+sub.patient)
+	if err != nil {
+		return nil, err
+	}
+	if need&^sub.known == 0 {
+		return sub, nil
+	}
+	res, err := lr.get()
+	if err != nil {
+		return nil, err
+	}
+	return sub.with(res, need), nil
+}
+
 // lazyResource parses a stored body once, when something needs the whole
-// resource (query-restricted scopes, redaction, the first description).
+// resource (query-restricted scopes, redaction, consent fields beyond
+// meta).
 type lazyResource struct {
 	body []byte
 	res  *fhir.Resource
@@ -304,6 +346,52 @@ func (l *lazyResource) get() (*fhir.Resource, error) {
 		l.res, l.err = fhir.Parse(l.body, fhir.ParseOptions{})
 	}
 	return l.res, l.err
+}
+
+// brief returns what describe(res, 0) reads of the resource: the whole
+// resource when already parsed, else only meta, contained and the members
+// its patient-compartment parameters start at (fhir.ParseMembers), which
+// skips most of a large body.
+func (l *lazyResource) brief(typ string) (*fhir.Resource, error) {
+	if l.res != nil || l.err != nil {
+		return l.res, l.err
+	}
+	keep, ok := briefMembers(typ)
+	if !ok {
+		return l.get()
+	}
+	return fhir.ParseMembers(l.body, func(k string) bool { return keep[k] }, fhir.ParseOptions{})
+}
+
+var briefPlans sync.Map // type -> map[string]bool (nil: parse in full)
+
+// briefMembers lists the top-level members describe(res, 0) reads for a
+// type: meta (labels, profiles), contained ("#id" references) and the first
+// step of every element of its patient-compartment reference parameters.
+func briefMembers(typ string) (map[string]bool, bool) {
+	if v, ok := briefPlans.Load(typ); ok {
+		m := v.(map[string]bool)
+		return m, m != nil
+	}
+	m := map[string]bool{"meta": true, "contained": true}
+	for _, code := range search.PatientCompartment(typ) {
+		p := search.Lookup(typ, code)
+		if p == nil || p.Type != search.TypeReference {
+			continue // compartmentPatient reads none of these
+		}
+		for _, e := range p.Elements {
+			if len(e.Steps) == 0 {
+				m = nil // the element is the resource itself
+				break
+			}
+			m[e.Steps[0].Name] = true
+		}
+		if m == nil {
+			break
+		}
+	}
+	briefPlans.Store(typ, m)
+	return m, m != nil
 }
 
 // securityLabels returns the codes of meta.security.

@@ -14,10 +14,14 @@ import (
 // enforceBenchFixture: the same 100 Observations of one patient in a
 // server with enforcement off (static clinician token) and on (dr-lee, on
 // the patient's CareTeam, with a signed permitting consent).
-func enforceBenchFixture(b *testing.B) (off *env, on *enfEnv, paths []string) {
+func enforceBenchFixture(b *testing.B, cfgMod ...func(*Config)) (off *env, on *enfEnv, paths []string) {
 	b.Helper()
-	off = newEnv(b, openSQLite(b))
-	on = newEnfEnv(b, openSQLite(b))
+	off = newEnv(b, openSQLite(b), cfgMod...)
+	on = newEnfEnvCfg(b, openSQLite(b), func(c *Config) {
+		for _, m := range cfgMod {
+			m(c)
+		}
+	})
 	key, _ := consentKeys(b)
 	for _, e := range []*env{off, on.env} {
 		e.do("PUT", "/Patient/p1", map[string]any{"resourceType": "Patient", "id": "p1"}).want(b, 201)
@@ -62,9 +66,21 @@ func BenchmarkEnforceReadLatency(b *testing.B) {
 
 // BenchmarkEnforceSearchPage searches a 100-resource page (the whole
 // filtered set) off and on: the p50 difference is what filtering adds,
-// with the page's versions seen before and on first view.
+// with the page's versions seen before and on first view; with field
+// protection (the default: the PHI layer parses each body to open it, and
+// the filter reuses that parse) and without (bodies go out as stored; the
+// filter reads only the members it needs, fhir.ParseMembers).
 func BenchmarkEnforceSearchPage(b *testing.B) {
-	off, on, _ := enforceBenchFixture(b)
+	for _, mode := range []struct {
+		name string
+		mod  []func(*Config)
+	}{{"protected", nil}, {"unprotected", []func(*Config){noProtect}}} {
+		b.Run(mode.name, func(b *testing.B) { benchSearchPage(b, mode.mod...) })
+	}
+}
+
+func benchSearchPage(b *testing.B, cfgMod ...func(*Config)) {
+	off, on, _ := enforceBenchFixture(b, cfgMod...)
 	c := benchClient()
 	const q = "/Observation?_count=100"
 	n := min(max(b.N, 200), 2000)

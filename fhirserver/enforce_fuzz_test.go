@@ -61,9 +61,14 @@ func FuzzEnforceDecide(f *testing.F) {
 		p := &Principal{Subject: "dr-lee", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee"}
 		rq := &enfReq{p: p, pp: policy.Principal{ID: p.Subject, Roles: p.Roles}, purpose: purpose, reasons: map[string]bool{}, bg: map[string]bool{}}
 		// The treatment lookup would search the store: answer from a primed cache.
-		sub := describe(res)
+		// Described as the filter does: the fields the consents read, added on demand.
+		lr := &lazyResource{res: res}
+		sub, err := e.complete(context.Background(), policy.ActionRead, describe(res, 0), lr)
+		if err != nil {
+			return // a consent that does not compile is a load error, not a decision
+		}
 		e.treat.put("Practitioner/lee\x00"+sub.patient+"\x00ct", true)
-		obl, deny, err := e.decide(context.Background(), rq, policy.ActionRead, sub, &lazyResource{res: res})
+		obl, deny, err := e.decide(context.Background(), rq, policy.ActionRead, sub, lr)
 		if err != nil {
 			return // a consent that does not compile is a load error, not a decision
 		}

@@ -32,13 +32,19 @@ func (e *enforcer) filterRecord(ctx context.Context, rq *enfReq, action string, 
 	}
 	lr := &lazyResource{body: rec.Body}
 	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10) // as enforcePrime
-	sub, ok := e.desc.get(key)
+	cached, ok := e.desc.get(key)
 	if !ok {
-		res, err := lr.get()
+		res, err := lr.brief(rec.Type)
 		if err != nil {
 			return nil, nil, err
 		}
-		sub = describe(res)
+		cached = describe(res, 0)
+	}
+	sub, err := e.complete(ctx, action, cached, lr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok || sub != cached {
 		e.desc.put(key, sub)
 	}
 	obl, deny, err := e.decide(ctx, rq, action, sub, lr)
@@ -72,9 +78,24 @@ func (s *Server) enforcePrime(ctx context.Context, rec *store.Record, r *fhir.Re
 		return
 	}
 	key := rec.Type + "/" + rec.ID + "/" + strconv.FormatInt(rec.Version, 10)
-	if _, ok := s.enf.desc.get(key); !ok {
-		s.enf.desc.put(key, describe(r))
+	if _, ok := s.enf.desc.get(key); ok {
+		return
 	}
+	sub := describe(r, 0)
+	if sub.patient != "" {
+		// Describe now what the patient's consents read: the parsed
+		// resource is at hand here, and the filter would parse again.
+		// Not loading them: this runs inside the store read that loads
+		// consents, so a load here would recurse; unknown, describe all.
+		need, ok := s.enf.consents.CachedNeeds("Patient/" + sub.patient)
+		if !ok {
+			need = consent.AllFields
+		}
+		if need&^sub.known != 0 {
+			sub = sub.with(r, need)
+		}
+	}
+	s.enf.desc.put(key, sub)
 }
 
 func scopeAllowsType(p *Principal, action string, rec *store.Record) bool {

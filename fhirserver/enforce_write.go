@@ -23,7 +23,7 @@ func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Reso
 		return nil
 	}
 	e := s.enf
-	sub := describe(res)
+	sub := describe(res, consent.AllFields)
 	if ok, _ := scopeAllows(rq.p, action, sub, &lazyResource{res: res}); !ok {
 		rq.note(false, []string{"smart-scope"}, "")
 		return denial(errcode.MinimumNecessaryViolated, []string{"smart-scope"})
