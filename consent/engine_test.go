@@ -197,3 +197,50 @@ func TestConsentStatusBadRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestNormRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"Patient/1":                           "Patient/1",
+		"https://h/fhir/Patient/1/_history/2": "Patient/1",
+		"https://h/fhir/Patient/1":            "Patient/1",
+		"Patient/1/_history/3":                "Patient/1",
+		"Patient/1/*":                         "Patient/1/*",
+		"Practitioner":                        "Practitioner",
+		"/x":                                  "/x",
+		"a//b":                                "/b",
+		"":                                    "",
+	} {
+		if got := normRef(in); got != want {
+			t.Errorf("normRef(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestNeeds: the engine reports the fields a patient's consents read.
+func TestNeeds(t *testing.T) {
+	for _, c := range []struct {
+		provision string
+		want      Fields
+	}{
+		{`{"type":"permit"}`, 0},
+		{`{"type":"permit","provision":[{"type":"deny","securityLabel":[{"code":"HIV"}]}]}`, FieldLabels},
+		{`{"type":"permit","provision":[{"type":"deny","code":[{"coding":[{"code":"x"}]}],"dataPeriod":{"start":"2020-01-01"}}]}`, FieldCodes | FieldDate},
+		{`{"type":"permit","provision":[{"type":"deny","data":[{"meaning":"related","reference":{"reference":"Encounter/e"}}]}]}`, FieldReferences},
+		{`{"type":"permit","provision":[{"type":"deny","class":[{"code":"http://example.org/profile"}]}]}`, FieldProfiles},
+	} {
+		var prov map[string]any
+		if err := json.Unmarshal([]byte(c.provision), &prov); err != nil {
+			t.Fatal(err)
+		}
+		r := &fhir.Resource{Type: "Consent", ID: "c", Object: map[string]any{"resourceType": "Consent", "id": "c", "status": "active",
+			"patient": map[string]any{"reference": "Patient/p"}, "provision": prov}}
+		e := NewEngine(SourceFunc(func(context.Context, string) ([]*fhir.Resource, error) { return []*fhir.Resource{r}, nil }), nil, Options{})
+		got, err := e.Needs(context.Background(), "Patient/p")
+		if err != nil || got != c.want {
+			t.Errorf("%s: needs %b (%v), want %b", c.provision, got, err, c.want)
+		}
+		if cached, ok := e.CachedNeeds("Patient/p"); !ok || cached != c.want {
+			t.Errorf("%s: cached %b %v", c.provision, cached, ok)
+		}
+	}
+}

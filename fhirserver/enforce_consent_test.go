@@ -239,3 +239,56 @@ func TestConsentStatusSeed(t *testing.T) {
 		})
 	}
 }
+
+// TestEnforceChainsMatchVisibleOnly: chained and _has parameters match
+// only resources the caller may see, so a search cannot reveal that a
+// hidden resource exists or what it holds.
+func TestEnforceChainsMatchVisibleOnly(t *testing.T) {
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			ee := newEnfEnv(t, open(t))
+			ee.seedClinical(t)
+			key, _ := consentKeys(t)
+			// lee: Observations of p1 hidden except heart rate (8867-4).
+			nested := `,"provision":[{"type":"deny","class":[{"system":"http://hl7.org/fhir/resource-types","code":"Observation"}],
+				"provision":[{"type":"permit","code":[{"coding":[{"system":"http://loinc.org","code":"8867-4"}]}]}]}]`
+			ee.do("PUT", "/Consent/c1", signedConsent(t, key, "c1", "p1", actorProvision("permit", "Practitioner/lee", nested))).want(t, 201)
+			for _, c := range []struct {
+				who, query string
+				want       []string
+			}{
+				// o2 (8310-5) is hidden from lee: p1 must not match through it.
+				{"lee", "/Patient?_has:Observation:patient:code=8310-5", nil},
+				{"lee", "/Patient?_has:Observation:patient:code=8867-4", []string{"p1"}}, // o4 is p2's: not lee's patient
+				{"kim", "/Patient?_has:Observation:patient:code=8310-5", []string{"p1"}},
+				{"kim", "/Patient?_has:Observation:patient:code=8867-4", []string{"p1", "p2"}},
+				// Nested: Patients with an Observation that a CareTeam's patient also has.
+				{"lee", "/Observation?subject._has:CareTeam:patient:status=active", []string{"o1"}},
+				{"kim", "/Observation?subject:Patient._has:Observation:patient:code=8310-5&code=8867-4", []string{"o1"}},
+			} {
+				r := ee.as(c.who).do("GET", c.query, nil)
+				if r.status != 200 {
+					t.Fatalf("%s %s: %d %s\n%s", c.who, c.query, r.status, r.body, ee.logs.String())
+				}
+				got := r.ids("match")
+				slices.Sort(got)
+				if r.total() != len(c.want) || !slices.Equal(got, c.want) {
+					t.Errorf("%s %s: total %d, ids %v; want %v", c.who, c.query, r.total(), got, c.want)
+				}
+			}
+
+			// A forward chain into a hidden Patient: lee may see o1 but,
+			// under a second consent, not the Patient resource itself.
+			hidePatient := `,"provision":[{"type":"deny","class":[{"system":"http://hl7.org/fhir/resource-types","code":"Patient"}]}]`
+			ee.do("PUT", "/Consent/c2", signedConsent(t, key, "c2", "p1", actorProvision("permit", "Practitioner/lee", hidePatient))).want(t, 201)
+			ee.do("GET", "/Patient/p1", nil).want(t, 403)
+			ee.do("GET", "/Observation/o1", nil).want(t, 200)
+			if r := ee.do("GET", "/Observation?subject:Patient.active=true", nil).want(t, 200); r.total() != 0 {
+				t.Errorf("forward chain through a hidden Patient matched %v", r.ids("match"))
+			}
+			if r := ee.as("kim").do("GET", "/Observation?subject:Patient.active=true&code=8867-4", nil).want(t, 200); r.total() != 2 {
+				t.Errorf("kim: forward chain total %d", r.total())
+			}
+		})
+	}
+}

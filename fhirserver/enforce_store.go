@@ -3,6 +3,7 @@ package fhirserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/url"
 	"slices"
 	"sort"
@@ -295,6 +296,14 @@ func (es *enforcedStore) Search(ctx context.Context, q *search.Query) (*store.Se
 			scan.Types = types
 		}
 	}
+	clauses, none, err := es.resolveChains(ctx, q.Type, scan.Clauses)
+	if err != nil {
+		return nil, err
+	}
+	if none {
+		return &store.SearchResult{}, nil // a chain reaches nothing the caller may see
+	}
+	scan.Clauses = clauses
 	res, err := es.Store.Search(ctx, &scan)
 	if err != nil {
 		return nil, err
@@ -316,6 +325,68 @@ func (es *enforcedStore) Search(ctx context.Context, q *search.Query) (*store.Se
 		}
 	}
 	return out, nil
+}
+
+// resolveChains replaces every chained and _has clause by one link to the
+// resources the rest of the chain reaches and the caller may see: those
+// are searched first, under enforcement (recursively, link by link), and
+// the clause becomes "reference in these" (forward) or "_has:T:param:_id
+// in these" (reverse). Matching a chain on the store's unfiltered index
+// would tell the caller that a hidden resource exists (a Patient returned
+// for _has:Observation:patient:code=X although the Observation is denied).
+// none is true when some chain reaches no visible resource: the search
+// then matches nothing.
+func (es *enforcedStore) resolveChains(ctx context.Context, typ string, clauses []search.Clause) (out []search.Clause, none bool, err error) {
+	out = clauses
+	cloned := false
+	for i, c := range clauses {
+		if len(c.Chain) == 0 {
+			continue
+		}
+		link := c.Chain[0]
+		rest := search.Clause{Param: c.Param, Modifier: c.Modifier, Values: c.Values, Chain: c.Chain[1:]}
+		var refs, ids []string
+		for _, t := range link.Types {
+			res, err := es.Search(ctx, &search.Query{Type: t, Clauses: []search.Clause{rest}, Count: es.e.maxScan + 1, Total: search.TotalNone})
+			var denied *Error
+			if errors.As(err, &denied) && denied.Code() == Code(errcode.MinimumNecessaryViolated) {
+				continue // a type the caller may not search holds nothing it may see
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			for _, m := range res.Matches {
+				refs = append(refs, m.Type+"/"+m.ID)
+				ids = append(ids, m.ID)
+			}
+		}
+		if len(refs) == 0 {
+			return nil, true, nil
+		}
+		var key, value string
+		if link.Reverse {
+			key, value = "_has:"+link.Types[0]+":"+link.Param.Code+":_id", strings.Join(ids, ",")
+		} else {
+			key, value = link.Param.Code, strings.Join(refs, ",")
+		}
+		rq, _, err := search.Parse(typ, url.Values{key: {value}}, search.ParseOptions{
+			Strict: true, MaxValues: len(refs) + 1, MaxValueLength: len(value) + 1, Custom: es.e.s.customParams(),
+		})
+		if err != nil {
+			// The link cannot land on typ (a _has whose reference
+			// parameter does not target it: the parser offers every type
+			// for _has after a forward link): nothing matches.
+			return nil, true, nil
+		}
+		if len(rq.Clauses) != 1 {
+			return nil, false, errors.New("fhirserver: a resolved chain did not parse to one clause")
+		}
+		if !cloned {
+			out, cloned = slices.Clone(clauses), true
+		}
+		out[i] = rq.Clauses[0]
+	}
+	return out, false, nil
 }
 
 func (es *enforcedStore) filterAll(ctx context.Context, rq *enfReq, recs []*store.Record) ([]*store.Record, error) {
