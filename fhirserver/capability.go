@@ -28,14 +28,45 @@ func supportedParams(typ string) []*search.Param {
 	return out
 }
 
+// capFeatures are the optional parts of the server that are on.
+type capFeatures struct {
+	multipleDelete bool
+	deid, sign     bool
+	erase, encrypt bool // field protection (erase also needs a key service)
+	enforce        bool // $consent-status
+	breakGlass     bool // $break-glass, $break-glass-review
+	reindex        bool
+	custom         []*search.Param // custom SearchParameters ready for search
+}
+
+func (s *Server) capFeatures() capFeatures {
+	f := capFeatures{
+		multipleDelete: s.cfg.MaxConditionalDelete > 1, deid: s.deid != nil, sign: s.cfg.Signing != nil,
+		erase: s.protect != nil && s.cfg.Eraser != nil, encrypt: s.protect != nil,
+		enforce: s.enf != nil, breakGlass: s.enf != nil && s.enf.cfg.BreakGlass != nil, reindex: s.cfg.Reindex != nil,
+	}
+	c := s.customParams()
+	for _, p := range c.Params() {
+		if !c.Pending(p) {
+			f.custom = append(f.custom, p)
+		}
+	}
+	return f
+}
+
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) error {
-	base := s.baseURL(r)
+	f := s.capFeatures()
+	// Custom parameters come and go at run time: they are part of the key.
+	key := s.baseURL(r)
+	for _, p := range f.custom {
+		key += "\x00" + p.URL
+	}
 	s.capMu.Lock()
-	body, ok := s.capCache[base]
+	body, ok := s.capCache[key]
 	s.capMu.Unlock()
 	if !ok {
 		var err error
-		body, err = capabilityStatement(base, s.cfg.MaxConditionalDelete > 1, s.deid != nil, s.cfg.Signing != nil)
+		body, err = capabilityStatement(s.baseURL(r), f)
 		if err != nil {
 			return errorf(CodeInternal, "internal error")
 		}
@@ -43,7 +74,10 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) error {
 		if s.capCache == nil {
 			s.capCache = map[string][]byte{}
 		}
-		s.capCache[base] = body
+		if len(s.capCache) > 64 {
+			clear(s.capCache) // bases and custom sets seen: bounded
+		}
+		s.capCache[key] = body
 		s.capMu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, body)
@@ -81,11 +115,23 @@ type capOp struct {
 	Definition string `json:"definition"`
 }
 
+// Definitions of phix's own operations (docs/api and docs/*.md describe them).
+const (
+	EraseDefinition         = "urn:phix:OperationDefinition/erase"
+	EncryptDefinition       = "urn:phix:OperationDefinition/encrypt"
+	ReindexDefinition       = "urn:phix:OperationDefinition/reindex"
+	ReindexStatusDefinition = "urn:phix:OperationDefinition/reindex-status"
+	ConsentStatusDefinition = "urn:phix:OperationDefinition/consent-status"
+	BreakGlassDefinition    = "urn:phix:OperationDefinition/break-glass"
+	BreakGlassReviewDef     = "urn:phix:OperationDefinition/break-glass-review"
+	everythingDefinition    = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+)
+
 // capabilityStatement states exactly what this server implements.
-func capabilityStatement(base string, multipleDelete, deid, sign bool) ([]byte, error) {
+func capabilityStatement(base string, f capFeatures) ([]byte, error) {
 	interactions := []code{{"read"}, {"vread"}, {"update"}, {"patch"}, {"delete"}, {"history-instance"}, {"history-type"}, {"create"}, {"search-type"}}
 	condDelete := "single"
-	if multipleDelete {
+	if f.multipleDelete {
 		condDelete = "multiple"
 	}
 	common := []capParam{
@@ -95,8 +141,14 @@ func capabilityStatement(base string, multipleDelete, deid, sign bool) ([]byte, 
 	revs := map[string][]string{} // target type -> "Source:param"
 	types := fhir.ResourceTypes()
 	params := map[string][]*search.Param{}
+	for _, p := range f.custom {
+		for _, t := range p.Base {
+			params[t] = append(params[t], p)
+		}
+	}
 	for _, t := range types {
-		params[t] = supportedParams(t)
+		params[t] = append(supportedParams(t), params[t]...)
+		sort.SliceStable(params[t], func(i, j int) bool { return params[t][i].Code < params[t][j].Code })
 		for _, p := range params[t] {
 			if p.Type != search.TypeReference {
 				continue
@@ -125,11 +177,26 @@ func capabilityStatement(base string, multipleDelete, deid, sign bool) ([]byte, 
 				cr.SearchInclude = append(cr.SearchInclude, t+":"+p.Code)
 			}
 		}
-		if sign {
+		if f.sign {
 			cr.Operation = append(cr.Operation, signOperations...)
 		}
-		if deid && t == "Patient" {
-			cr.Operation = append(cr.Operation, capOp{Name: "de-identify", Definition: DeidentifyDefinition})
+		if f.encrypt {
+			cr.Operation = append(cr.Operation, capOp{Name: "encrypt", Definition: EncryptDefinition})
+		}
+		if f.reindex {
+			cr.Operation = append(cr.Operation, capOp{Name: "reindex", Definition: ReindexDefinition})
+		}
+		if t == "Patient" {
+			cr.Operation = append(cr.Operation, capOp{Name: "everything", Definition: everythingDefinition})
+			if f.deid {
+				cr.Operation = append(cr.Operation, capOp{Name: "de-identify", Definition: DeidentifyDefinition})
+			}
+			if f.erase {
+				cr.Operation = append(cr.Operation, capOp{Name: "erase", Definition: EraseDefinition})
+			}
+			if f.enforce {
+				cr.Operation = append(cr.Operation, capOp{Name: "consent-status", Definition: ConsentStatusDefinition})
+			}
 		}
 		cr.SearchRevInclude = revs[t]
 		sort.Strings(cr.SearchRevInclude)
@@ -158,8 +225,21 @@ func capabilityStatement(base string, multipleDelete, deid, sign bool) ([]byte, 
 			"interaction": []code{{"transaction"}, {"batch"}, {"history-system"}},
 		}},
 	}
-	if deid {
-		cs["rest"].([]any)[0].(map[string]any)["operation"] = []capOp{{Name: "de-identify", Definition: DeidentifyDefinition}}
+	var sys []capOp
+	if f.deid {
+		sys = append(sys, capOp{Name: "de-identify", Definition: DeidentifyDefinition})
+	}
+	if f.encrypt {
+		sys = append(sys, capOp{Name: "encrypt", Definition: EncryptDefinition})
+	}
+	if f.reindex {
+		sys = append(sys, capOp{Name: "reindex", Definition: ReindexDefinition}, capOp{Name: "reindex-status", Definition: ReindexStatusDefinition})
+	}
+	if f.breakGlass {
+		sys = append(sys, capOp{Name: "break-glass", Definition: BreakGlassDefinition}, capOp{Name: "break-glass-review", Definition: BreakGlassReviewDef})
+	}
+	if len(sys) > 0 {
+		cs["rest"].([]any)[0].(map[string]any)["operation"] = sys
 	}
 	return json.Marshal(cs)
 }

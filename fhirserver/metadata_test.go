@@ -67,3 +67,65 @@ func parseQueryString(q string) (map[string][]string, error) {
 	k, v, _ := strings.Cut(q, "=")
 	return map[string][]string{k: {v}}, nil
 }
+
+// capNames returns the names of a CapabilityStatement's search parameters
+// and operations for typ ("" for the system-level operations).
+func capNames(t *testing.T, r *resp, typ string) (params, ops map[string]bool) {
+	t.Helper()
+	params, ops = map[string]bool{}, map[string]bool{}
+	rest := r.obj["rest"].([]any)[0].(map[string]any)
+	collect := func(m map[string]any) {
+		for _, p := range asSlice(m["searchParam"]) {
+			params[p.(map[string]any)["name"].(string)] = true
+		}
+		for _, o := range asSlice(m["operation"]) {
+			ops[o.(map[string]any)["name"].(string)] = true
+		}
+	}
+	if typ == "" {
+		collect(rest)
+		return
+	}
+	for _, x := range rest["resource"].([]any) {
+		if m := x.(map[string]any); m["type"] == typ {
+			collect(m)
+		}
+	}
+	return
+}
+
+func asSlice(v any) []any { s, _ := v.([]any); return s }
+
+// TestMetadataOperations: the CapabilityStatement lists the operations
+// that are on, and only those.
+func TestMetadataOperations(t *testing.T) {
+	on := newEnv(t, openSQLite(t)) // field protection on, no eraser, no enforcement
+	r := on.do("GET", "/metadata", nil).want(t, 200)
+	_, pat := capNames(t, r, "Patient")
+	_, sys := capNames(t, r, "")
+	for _, want := range []string{"everything", "encrypt", "validate"} {
+		if !pat[want] {
+			t.Errorf("Patient operation %s missing: %v", want, pat)
+		}
+	}
+	for _, absent := range []string{"erase", "consent-status", "reindex"} {
+		if pat[absent] {
+			t.Errorf("Patient operation %s listed but not on", absent)
+		}
+	}
+	if !sys["encrypt"] || sys["break-glass"] || sys["reindex"] {
+		t.Errorf("system operations: %v", sys)
+	}
+	off := newEnv(t, openSQLite(t), noProtect)
+	_, sys = capNames(t, off.do("GET", "/metadata", nil).want(t, 200), "")
+	if sys["encrypt"] {
+		t.Errorf("encrypt listed without protection: %v", sys)
+	}
+	ee := newEnfEnv(t, openSQLite(t))
+	r = ee.do("GET", "/metadata", nil).want(t, 200)
+	_, pat = capNames(t, r, "Patient")
+	_, sys = capNames(t, r, "")
+	if !pat["consent-status"] || !sys["break-glass"] || !sys["break-glass-review"] {
+		t.Errorf("enforcement operations: Patient %v, system %v", pat, sys)
+	}
+}

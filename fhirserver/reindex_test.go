@@ -96,6 +96,11 @@ func TestCustomSearchParameter(t *testing.T) {
 	if n := e.do("GET", "/Patient?colour=red", nil, strict...).want(t, http.StatusOK).total(); n != 20 {
 		t.Fatalf("colour=red: %d, want 20", n)
 	}
+	// The CapabilityStatement lists the ready custom parameter and $reindex.
+	params, ops := capNames(t, e.do("GET", "/metadata", nil).want(t, http.StatusOK), "Patient")
+	if !params["colour"] || !ops["reindex"] {
+		t.Fatalf("metadata: colour %v, reindex %v", params["colour"], ops["reindex"])
+	}
 	// New writes are indexed at once.
 	e.do("POST", "/Patient", colourPatient("Late", "red")).want(t, http.StatusCreated)
 	if n := e.do("GET", "/Patient?colour=red", nil, strict...).want(t, http.StatusOK).total(); n != 21 {
@@ -127,6 +132,9 @@ func TestCustomSearchParameter(t *testing.T) {
 	}
 	e.do("DELETE", "/SearchParameter/"+spID, nil).want(t, http.StatusNoContent)
 	e.do("GET", "/Patient?colour=red", nil, strict...).want(t, http.StatusBadRequest)
+	if params, _ := capNames(t, e.do("GET", "/metadata", nil).want(t, http.StatusOK), "Patient"); params["colour"] {
+		t.Fatal("metadata still lists the deleted parameter")
+	}
 }
 
 func TestReindexDisabled(t *testing.T) {
