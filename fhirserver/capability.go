@@ -163,7 +163,7 @@ func capabilityStatement(base string, f capFeatures) ([]byte, error) {
 	for _, t := range types {
 		cr := capResource{
 			Type: t, Interaction: interactions, Versioning: "versioned-update", ReadHistory: true,
-			UpdateCreate: true, ConditionalCreate: true, ConditionalRead: "not-supported",
+			UpdateCreate: true, ConditionalCreate: true, ConditionalRead: "full-support",
 			ConditionalUpdate: true, ConditionalDelete: condDelete,
 			SearchParam: append([]capParam(nil), common...),
 			Operation:   []capOp{{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate"}},

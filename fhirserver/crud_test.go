@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"phix/store"
 )
@@ -128,8 +129,24 @@ func testCRUD(t *testing.T, e *env) {
 	e.do("GET", "/Patient/nope/_history", nil).want(t, 404)
 	// R4 media type parameters are accepted.
 	e.do("GET", "/Patient/"+id+"?_format="+urlq("application/fhir+json;fhirVersion=4.0"), nil, "Accept", "application/fhir+json; fhirVersion=4.0").want(t, 200)
-	// If-None-Match on read.
-	e.do("GET", "/Patient/"+id, nil, "If-None-Match", `W/"5"`).want(t, 304)
+	// Conditional read: If-None-Match (a list, weak or strong, "*"), else If-Modified-Since.
+	for _, c := range []struct {
+		header, value string
+		want          int
+	}{
+		{"If-None-Match", `W/"5"`, 304}, {"If-None-Match", `"5"`, 304}, {"If-None-Match", `W/"3", W/"5"`, 304},
+		{"If-None-Match", `*`, 304}, {"If-None-Match", `W/"4"`, 200},
+		{"If-Modified-Since", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat), 304},
+		{"If-Modified-Since", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 200},
+		{"If-Modified-Since", "not a date", 200},
+	} {
+		r := e.do("GET", "/Patient/"+id, nil, c.header, c.value).want(t, c.want)
+		if c.want == 304 && len(r.body) != 0 {
+			t.Fatalf("%s %s: 304 with a body", c.header, c.value)
+		}
+	}
+	// If-None-Match decides when both are present.
+	e.do("GET", "/Patient/"+id, nil, "If-None-Match", `W/"4"`, "If-Modified-Since", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)).want(t, 200)
 }
 
 func TestPrefer(t *testing.T) {

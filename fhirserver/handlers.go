@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"phix/fhir"
 	"phix/store"
@@ -109,6 +110,27 @@ func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) error {
 	return s.serveRecord(w, r, rec)
 }
 
+// notModified is FHIR's conditional read (RFC 9110 13.1.2, 13.1.3):
+// If-None-Match, a list of entity tags or "*", compared weakly; without
+// it, If-Modified-Since at one-second precision.
+func notModified(h http.Header, et string, lastUpdated time.Time) bool {
+	if inm := h.Get("If-None-Match"); inm != "" {
+		want := strings.TrimPrefix(et, "W/")
+		for _, t := range strings.Split(inm, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == want {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := h.Get("If-Modified-Since"); ims != "" {
+		since, err := http.ParseTime(ims)
+		return err == nil && !lastUpdated.Truncate(time.Second).After(since)
+	}
+	return false
+}
+
 // serveRecord answers a read: the stored bytes as they are, unless
 // _summary/_elements ask for a subset.
 func (s *Server) serveRecord(w http.ResponseWriter, r *http.Request, rec *store.Record) error {
@@ -116,7 +138,7 @@ func (s *Server) serveRecord(w http.ResponseWriter, r *http.Request, rec *store.
 	et := etag(rec.Version)
 	h.Set("ETag", et)
 	h.Set("Last-Modified", rec.LastUpdated.UTC().Format(http.TimeFormat))
-	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(et, "W/") {
+	if notModified(r.Header, et, rec.LastUpdated) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
