@@ -58,8 +58,8 @@ type Config struct {
 	// with online_access (default 8 hours, a working shift). The bound is
 	// absolute: rotation does not extend it.
 	RefreshLifetime, OnlineRefreshLifetime time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	Now                                    func() time.Time
+	Logger                                 *slog.Logger
 }
 
 // Server is a running authorization server.
