@@ -10,33 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
 	"phix/auth/authserver"
 	"phix/auth/nodeauth"
 )
 
-// tokenRefresh is how often the dev token files are rewritten: tokens live
-// authserver.MaxTokenLifetime (300 s), so a file read at any time holds a
-// token valid for at least another minute.
-const tokenRefresh = authserver.MaxTokenLifetime - 60*time.Second
-
-// devClient is one machine client of a hospital's authorization server
-// whose tokens the dev network writes to a file.
-type devClient struct {
-	svc  *nodeauth.ServiceClient
-	file string
-}
-
 // hospitalAuth is a hospital's access control (nodeauth: authorization
 // server, TOTP, policy, break-glass) and its dev clients.
 type hospitalAuth struct {
 	*nodeauth.Auth
-	clients []*devClient
-
-	mu      sync.Mutex
-	current []string // the clients' latest tokens, in clients order
+	files []nodeauth.TokenFile // the dev clients' token files
 }
 
 // openAuthDB opens DIR/<hospital>/auth.db with the tables of the
@@ -66,7 +49,7 @@ func newHospitalAuth(ctx context.Context, cfg nodeauth.Config, devDir string) (*
 		if err != nil {
 			return nil, err
 		}
-		h.clients = append(h.clients, &devClient{svc: svc, file: filepath.Join(devDir, c.file)})
+		h.files = append(h.files, nodeauth.TokenFile{Client: svc, Path: filepath.Join(devDir, c.file)})
 	}
 	if err := devLogin(ctx, a.AS, hospital, devDir); err != nil {
 		return nil, err
@@ -119,58 +102,19 @@ func devLogin(ctx context.Context, as *authserver.Server, hospital, devDir strin
 // assertion) and writes the token files atomically (mode 0600). It returns
 // the tokens in client order.
 func (h *hospitalAuth) refresh(ctx context.Context) ([]string, error) {
-	var out []string
-	for _, c := range h.clients {
-		tok, err := c.svc.Fresh(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("token for %s: %w", c.svc.ID, err)
-		}
-		if err := writeSecretFile(c.file, tok+"\n"); err != nil {
-			return nil, err
-		}
-		out = append(out, tok)
-	}
-	h.mu.Lock()
-	h.current = out
-	h.mu.Unlock()
-	return out, nil
+	return nodeauth.RefreshTokenFiles(ctx, h.files)
 }
 
 // clinicianToken is the clinician-administrator's current token (the
 // gateway calls its FHIR server with it).
 func (h *hospitalAuth) clinicianToken(ctx context.Context) (string, error) {
-	return h.clients[0].svc.Token(ctx)
+	return h.files[0].Client.Token(ctx)
 }
 
-// keepFresh rewrites the token files every tokenRefresh until ctx ends.
+// keepFresh rewrites the token files every nodeauth.TokenRefresh until ctx ends.
 func (h *hospitalAuth) keepFresh(ctx context.Context, onErr func(error)) {
-	t := time.NewTicker(tokenRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := h.refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				onErr(err)
-			}
-		}
-	}
+	nodeauth.KeepTokenFilesFresh(ctx, h.files, onErr, nil)
 }
 
 // writeSecretFile writes a 0600 file atomically (temporary file + rename).
-func writeSecretFile(path, content string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeSecretFile(path, content string) error { return nodeauth.WriteSecretFile(path, content) }

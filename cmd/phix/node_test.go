@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"phix/auth/oidc"
 	"phix/gateway"
 	"phix/pki"
 )
@@ -114,6 +115,44 @@ gateway:
 		t.Fatalf("gateway API without token: %v %v", err, res)
 	}
 	res.Body.Close()
+	// The node runs its own authorization server and enforces: the token
+	// file holds a token of that server; the auditor's token reads the
+	// audit log but no patient; the SMART configuration is under the FHIR
+	// base; break-glass answers (and refuses the anonymous).
+	root := strings.TrimSuffix(urls[0], "/fhir/r4")
+	if p, _ := oidc.Parse(strings.TrimSpace(string(tok))); p == nil || p.Claims.Issuer != root+"/auth" {
+		t.Fatal("the clinician token is not one of the node's authorization server")
+	}
+	aud, _ := os.ReadFile(filepath.Join(dir, "node", "auditor.token"))
+	for _, c := range []struct {
+		method, url, token string
+		want               int
+	}{
+		{"GET", urls[0] + "/Patient", string(tok), 200},
+		{"GET", urls[0] + "/Patient", string(aud), 403},
+		{"GET", urls[0] + "/AuditEvent", string(aud), 200},
+		{"GET", urls[0] + "/.well-known/smart-configuration", "", 200},
+		{"GET", root + "/auth/.well-known/openid-configuration", "", 200},
+		{"POST", root + "/break-glass/", "", 401},
+		{"GET", urls[1] + "/transfers", string(aud), 401},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(c.token))
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != c.want {
+			t.Fatalf("%s %s: %v %v, want %d", c.method, c.url, err, res, c.want)
+		}
+		res.Body.Close()
+	}
+	// The gateway is a registered backend-services client, visible to
+	// `phix auth clients list` on the node's auth store.
+	var list bytes.Buffer
+	if err := authMain(ctx, []string{"--db", filepath.Join(dir, "node", "auth.db"), "clients", "list"}, strings.NewReader(""), &list); err != nil ||
+		!strings.Contains(list.String(), "hospital-a-gateway") {
+		t.Fatalf("clients list: %v\n%s", err, list.String())
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("node stopped with %v", err)
