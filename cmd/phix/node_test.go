@@ -25,12 +25,21 @@ func TestNodeExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Hospital != "hospital-a" || cfg.Gateway.Policy == nil || cfg.Gateway.Policy.Purposes["HRESCH"].Deidentify != "safe-harbor" ||
-		cfg.Gateway.Retention != 720*time.Hour || !*cfg.Gateway.Receive || !filepath.IsAbs(cfg.Gateway.CAFile) {
+		cfg.Gateway.Retention != 720*time.Hour || !*cfg.Gateway.Receive || !filepath.IsAbs(cfg.Gateway.CAFile) ||
+		!filepath.IsAbs(cfg.Auth.DB) || !filepath.IsAbs(cfg.Auth.Policy) || !*cfg.Auth.PeerConsents || !*cfg.Auth.LocalClients ||
+		len(cfg.Auth.IdPs) != 1 || cfg.Auth.IdPs[0].Audience[0] != "phix-hospital-a" {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	b, _ := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "node.yaml"))
 	if _, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("chunk_size:"), []byte("chunksize:"), 1), "."); err == nil {
 		t.Fatal("an unknown key was accepted")
+	}
+	if _, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("peer_consents:"), []byte("peer_consent:"), 1), "."); err == nil {
+		t.Fatal("an unknown auth key was accepted")
+	}
+	pg, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("db: ../../node-a/auth.db"), []byte("db: postgres://postgres@127.0.0.1/test"), 1), ".")
+	if err != nil || pg.Auth.DB != "postgres://postgres@127.0.0.1/test" {
+		t.Fatalf("a PostgreSQL auth store: %v", err)
 	}
 	bad := bytes.Replace(b, []byte("deidentify: safe-harbor"), []byte("deidentify: \"\""), 1)
 	if _, err := gateway.ParseNodeConfig(bad, "."); err == nil || !strings.Contains(err.Error(), "must de-identify") {
