@@ -63,7 +63,7 @@ func OpenDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range []func(context.Context, *sql.DB) error{authserver.Migrate, totp.Migrate, breakglass.Migrate} {
+	for _, m := range []func(context.Context, *sql.DB) error{authserver.Migrate, totp.Migrate, breakglass.Migrate, MigrateGrants} {
 		if err := m(ctx, db); err != nil {
 			db.Close()
 			return nil, err
@@ -115,7 +115,11 @@ type Auth struct {
 	TOTP       *totp.Manager
 	Policy     *policy.Engine
 	BreakGlass *breakglass.Service
-	logger     *slog.Logger
+	// Grants are the per-transfer treatment grants of machine clients
+	// (audited in the node's audit log).
+	Grants *Grants
+
+	logger *slog.Logger
 }
 
 // Open opens the authorization server (keys sealed under the hospital's
@@ -156,7 +160,7 @@ func Open(ctx context.Context, cfg Config) (*Auth, error) {
 	if cfg.Audit != nil {
 		bg.OnGrant = breakglass.AuditAlert(cfg.Audit, cfg.Pseudonyms)
 	}
-	return &Auth{AS: as, TOTP: second, Policy: pe, BreakGlass: bg,
+	return &Auth{AS: as, TOTP: second, Policy: pe, BreakGlass: bg, Grants: NewGrants(cfg.DB, cfg.Audit, cfg.Pseudonyms),
 		logger: cfg.Logger}, nil
 }
 

@@ -138,7 +138,18 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	if err != nil {
 		return err
 	}
-	grantees := []string{gw.ID}
+	// Reading a transfer's consent (to verify it) uses a client limited to
+	// system/Consent.rs, so the gateway's clinical access can be reduced to
+	// per-transfer grants (nodeauth.Grants, FHIRClient.OpenGrant).
+	gwConsents, err := na.RegisterServiceClient(ctx, cfg.Hospital, nodeauth.ServiceClientSpec{ID: cfg.Hospital + "-gateway-consents",
+		Scope: "system/Consent.rs", Roles: []string{"clinician"}, Purpose: "TREAT"})
+	if err != nil {
+		return err
+	}
+	// Standing grants: the consent reader (Consent resources only, by its
+	// scope) and, until the gateway's pipeline opens a transfer grant
+	// around its collect and import, the gateway itself.
+	grantees := []string{gwConsents.ID, gw.ID}
 	var files []nodeauth.TokenFile
 	if *cfg.Auth.LocalClients {
 		for _, c := range []struct {
@@ -170,7 +181,7 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: bearer, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys,
 		Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
-		Enforcement: na.Enforcement(nodeauth.ConsentKeys(node.Signing, peerKeys...), nodeauth.ClientGrants(grantees...))})
+		Enforcement: na.Enforcement(nodeauth.ConsentKeys(node.Signing, peerKeys...), nodeauth.Or(na.Grants.Check, nodeauth.ClientGrants(grantees...)))})
 	if err != nil {
 		return err
 	}
@@ -179,7 +190,7 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	mux.Handle("/", srv)
 	gcfg := gateway.Config{Hospital: cfg.Hospital, DataDir: filepath.Join(cfg.Data, "gateway"), DeliveryDir: cfg.Gateway.DeliveryDir,
 		Keys: keys, Peers: peers, Coordinator: &coord.Client{Base: cfg.Gateway.Coordinator, HTTP: hc},
-		FHIR: &gateway.FHIRClient{Base: base, TokenSource: gw.Token}, Audit: node.Audit, Logger: logger,
+		FHIR: &gateway.FHIRClient{Base: base, TokenSource: gw.Token, ConsentTokenSource: gwConsents.Token, Grants: na.Grants.For(gw.ID)}, Audit: node.Audit, Logger: logger,
 		ChunkSize: cfg.Gateway.ChunkSize, Retention: cfg.Gateway.Retention, DropFolder: cfg.Gateway.DropFolder, Reidentify: cfg.Gateway.Reidentify}
 	if cfg.Gateway.Policy != nil {
 		gcfg.Policy = *cfg.Gateway.Policy
