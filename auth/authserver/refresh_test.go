@@ -19,7 +19,7 @@ const appScope = "openid fhirUser launch/patient offline_access online_access pa
 
 // codeFlow runs authorize → login (with a patient typed into the form) →
 // token over HTTP and returns the token response (status 200 required).
-func (e *env) codeFlow(t *testing.T, client, scope, user, pw, patient string) map[string]any {
+func (e *env) codeFlow(t testing.TB, client, scope, user, pw, patient string) map[string]any {
 	t.Helper()
 	st, body := e.tryCodeFlow(t, client, scope, user, pw, patient)
 	if st != http.StatusOK {
@@ -28,7 +28,7 @@ func (e *env) codeFlow(t *testing.T, client, scope, user, pw, patient string) ma
 	return body
 }
 
-func (e *env) tryCodeFlow(t *testing.T, client, scope, user, pw, patient string) (int, map[string]any) {
+func (e *env) tryCodeFlow(t testing.TB, client, scope, user, pw, patient string) (int, map[string]any) {
 	t.Helper()
 	verifier, challenge := pkce()
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirect}, "scope": {scope},
