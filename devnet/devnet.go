@@ -21,6 +21,7 @@ import (
 
 	"phix/access/breakglass"
 	"phix/access/policy"
+	"phix/auth/nodeauth"
 	"phix/auth/oidc"
 	"phix/auth/totp"
 	"phix/fhirserver"
@@ -278,8 +279,8 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	n.close = append(n.close, func() error { ln.Close(); return nil })
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
-	issuer := root + authPath
-	auth, err := newBearerAuth(issuer, base, opts.IdPs)
+	issuer := root + nodeauth.AuthPath
+	auth, err := nodeauth.NewBearerAuth(issuer, base, opts.IdPs)
 	if err != nil {
 		return nil, err
 	}
@@ -294,42 +295,31 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	if err != nil {
 		return nil, err
 	}
-	ha, err := newHospitalAuth(ctx, authDB, node.Keys, opts.Suite, id, issuer, base, devDir)
-	if err != nil {
-		return nil, err
-	}
-	policyDir := filepath.Join(dir, "policy")
-	if err := policy.WriteDefault(policyDir); err != nil {
-		return nil, err
-	}
-	pe, err := policy.Load(policyDir)
+	// The hospital's access control (auth/nodeauth, shared with phix node
+	// and phix fhir --auth-server): its own authorization server, TOTP,
+	// the policy in DIR/<hospital>/policy (the shipped set, copied on
+	// first start) and break-glass audited as security alerts.
+	ha, err := newHospitalAuth(ctx, nodeauth.Config{DB: authDB, Keys: node.Keys, Suite: opts.Suite, Hospital: id, Issuer: issuer, Audience: base,
+		PolicyDir: filepath.Join(dir, "policy"), Audit: node.Audit, Pseudonyms: node.Pseudonyms, Logger: logger}, devDir)
 	if err != nil {
 		return nil, err
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		pe.Watch(ctx, 0, logger)
+		ha.WatchPolicy(ctx)
 	}()
-	bg, err := breakglass.New(authDB, pe, ha.totp)
-	if err != nil {
-		return nil, err
-	}
-	bg.OnGrant = breakglass.AuditAlert(node.Audit, node.Pseudonyms)
 	// Every interaction is decided by the token's scopes, the cedar policy
 	// and the patient's consents signed with this hospital's key
 	// (docs/enforcement.md); TOTP gates erasure and consent overrides.
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
-		Enforcement: &fhirserver.Enforcement{Policy: pe, ConsentKeys: node.Signing, BreakGlass: bg, SecondFactor: ha.totp,
-			Grants: adminGrant(id)}})
+		Enforcement: ha.Enforcement(node.Signing, nodeauth.Or(ha.Grants.Check, adminGrant(id)))})
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle(authPath+"/", http.StripPrefix(authPath, ha.as.Handler()))
-	mux.Handle("GET "+fhirserver.BasePath+"/.well-known/smart-configuration", ha.as.SMARTConfiguration())
-	mux.Handle(breakGlassPath+"/", http.StripPrefix(breakGlassPath, bg.Handler(breakGlassCaller(auth))))
+	ha.Mount(mux, fhirserver.BasePath, auth)
 	mux.Handle("/", srv)
 	n.wg.Add(1)
 	go func() {
@@ -350,7 +340,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 		ha.keepFresh(ctx, func(err error) { logger.Error("dev token refresh failed", "err", err) })
 	}()
 	h := &Hospital{ID: id, FHIR: base, Token: tokens[0], AuditorToken: tokens[1], AuditDB: filepath.Join(dir, "audit.db"), Auth: issuer,
-		Policy: pe, TOTP: ha.totp, BreakGlass: bg, node: node, srv: srv, keys: keys, auth: auth, tokenAS: ha}
+		Policy: ha.Policy, TOTP: ha.TOTP, BreakGlass: ha.BreakGlass, node: node, srv: srv, keys: keys, auth: auth, tokenAS: ha}
 	if fresh && !opts.NoSeed {
 		if err := seed(ctx, srv, tokens[0], id); err != nil {
 			return nil, err
@@ -365,26 +355,6 @@ func (n *Network) setErr(err error) {
 	defer n.mu.Unlock()
 	if n.err == nil {
 		n.err = err
-	}
-}
-
-// authPath is where a hospital's authorization server is mounted; its
-// issuer is http://127.0.0.1:PORT/auth. breakGlassPath is the break-glass
-// API (open a grant; the auditor's review queue).
-const (
-	authPath       = "/auth"
-	breakGlassPath = "/break-glass"
-)
-
-// breakGlassCaller names the caller of a break-glass request from its
-// bearer token (the same authenticator as the FHIR API).
-func breakGlassCaller(auth fhirserver.Authenticator) breakglass.Authenticator {
-	return func(r *http.Request) (policy.Principal, error) {
-		p, err := auth.Authenticate(r)
-		if err != nil {
-			return policy.Principal{}, err
-		}
-		return policy.Principal{ID: p.Subject, Roles: p.Roles, Org: p.Org}, nil
 	}
 }
 
@@ -437,12 +407,13 @@ func writeJSONFile(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// adminGrant is the dev network's one explicit treatment grant: the
+// adminGrant is the dev network's standing explicit treatment grant: the
 // hospital's clinician-administrator client (its token file, which the edge
 // gateway also uses to collect and import records) may treat every patient
 // of its hospital. Persons (the dev clinician of the login flow) need a
-// CareTeam or Encounter like anywhere else; a production gateway would get
-// per-transfer grants instead (docs/enforcement.md).
+// CareTeam or Encounter like anywhere else. Per-transfer grants
+// (nodeauth.Grants, checked first) replace it once the gateway's pipeline
+// opens one around each collect and import (docs/gateway.md).
 func adminGrant(hospital string) func(ctx context.Context, user, patient string) (bool, error) {
 	admin := "Client/" + hospital + "-admin"
 	return func(_ context.Context, user, _ string) (bool, error) { return user == admin, nil }

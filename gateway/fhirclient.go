@@ -21,7 +21,42 @@ type FHIRClient struct {
 	// TokenSource, when set, gives the token for each call instead of
 	// Token (tokens from an authorization server expire).
 	TokenSource func(ctx context.Context) (string, error)
-	HTTP        *http.Client
+	// ConsentTokenSource, when set, gives the token for reading Consent
+	// resources (Read("Consent", id)): a client whose scope is only
+	// system/Consent.rs, so that verifying a transfer's consent needs no
+	// grant to the patient's clinical data.
+	ConsentTokenSource func(ctx context.Context) (string, error)
+	// Grants, when set, opens and closes per-transfer treatment grants of
+	// the gateway's client (auth/nodeauth): the collect and the import run
+	// under a grant for the transfer's patient only.
+	Grants TransferGrants
+	HTTP   *http.Client
+}
+
+// TransferGrants opens and closes the time-boxed treatment grants of the
+// gateway's client, each for one patient, one transfer and one verified
+// consent (nodeauth.ClientTransferGrants).
+type TransferGrants interface {
+	OpenTransferGrant(ctx context.Context, patient, transfer, consent, purpose, direction string) error
+	CloseTransferGrant(ctx context.Context, transfer string) error
+}
+
+// OpenGrant opens the transfer grant for patient (direction "outbound"
+// for a collect, "inbound" for an import); without Grants it does nothing
+// (a standing grant or none).
+func (c *FHIRClient) OpenGrant(ctx context.Context, patient, transfer, consent, purpose, direction string) error {
+	if c.Grants == nil {
+		return nil
+	}
+	return c.Grants.OpenTransferGrant(ctx, patient, transfer, consent, purpose, direction)
+}
+
+// CloseGrant ends the grants of a transfer; without Grants it does nothing.
+func (c *FHIRClient) CloseGrant(ctx context.Context, transfer string) error {
+	if c.Grants == nil {
+		return nil
+	}
+	return c.Grants.CloseTransferGrant(ctx, transfer)
 }
 
 // FHIRError is a failed FHIR call.
@@ -35,6 +70,10 @@ func (e *FHIRError) Error() string {
 }
 
 func (c *FHIRClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	return c.doWith(ctx, c.TokenSource, method, path, body)
+}
+
+func (c *FHIRClient) doWith(ctx context.Context, source func(context.Context) (string, error), method, path string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -44,8 +83,8 @@ func (c *FHIRClient) do(ctx context.Context, method, path string, body []byte) (
 		return nil, err
 	}
 	tok := c.Token
-	if c.TokenSource != nil {
-		if tok, err = c.TokenSource(ctx); err != nil {
+	if source != nil {
+		if tok, err = source(ctx); err != nil {
 			return nil, fmt.Errorf("fhir server: no service token: %w", err)
 		}
 	}
@@ -100,7 +139,11 @@ func outcomeCodes(b []byte) []string {
 
 // Read reads one resource.
 func (c *FHIRClient) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	b, err := c.do(ctx, http.MethodGet, typ+"/"+id, nil)
+	source := c.TokenSource
+	if typ == "Consent" && c.ConsentTokenSource != nil {
+		source = c.ConsentTokenSource
+	}
+	b, err := c.doWith(ctx, source, http.MethodGet, typ+"/"+id, nil)
 	if err != nil {
 		return nil, err
 	}

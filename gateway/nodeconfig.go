@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -23,14 +24,51 @@ type NodeConfig struct {
 	// Data holds the FHIR database, keyring, audit log and gateway state.
 	Data    string            `yaml:"data"`
 	FHIR    NodeFHIRConfig    `yaml:"fhir"`
+	Auth    NodeAuthConfig    `yaml:"auth"`
 	Gateway NodeGatewayConfig `yaml:"gateway"`
+}
+
+// NodeAuthConfig configures the node's access control: its own
+// authorization server (issuer http://FHIR-LISTEN/auth), enforcement of
+// SMART scopes, the cedar policy and signed consents on every interaction,
+// break-glass and TOTP (docs/gateway.md "Access control of phix node").
+type NodeAuthConfig struct {
+	// DB is the auth store: a SQLite file or a postgres:// DSN (default
+	// DATA/auth.db). `phix auth --db` manages its users and clients.
+	DB string `yaml:"db"`
+	// Policy is the cedar policy directory (default DATA/policy; the
+	// shipped access/policy set is copied into an empty directory). It is
+	// reloaded on SIGHUP or when a file changes.
+	Policy string `yaml:"policy"`
+	// PeerConsents also trusts consents signed with the signing keys of
+	// the peers in gateway.peers_file, besides the node's own (default true).
+	PeerConsents *bool `yaml:"peer_consents"`
+	// LocalClients registers the node's clinician-administrator and
+	// auditor backend-services clients (keys in memory only) and writes
+	// their current tokens to fhir.token_file and fhir.auditor_token_file,
+	// rewritten every 4 minutes (default true; false: use clients of your
+	// own, `phix auth clients add`).
+	LocalClients *bool `yaml:"local_clients"`
+	// IdPs are external OpenID providers whose tokens are accepted too.
+	IdPs []NodeIdP `yaml:"idps"`
+}
+
+// NodeIdP is an external OpenID provider.
+type NodeIdP struct {
+	Issuer string `yaml:"issuer"`
+	// Audience is what its tokens' aud must name (default the FHIR base URL).
+	Audience []string `yaml:"audience"`
+	// JWKSURL skips discovery when set.
+	JWKSURL string `yaml:"jwks_url"`
 }
 
 // NodeFHIRConfig configures the FHIR server.
 type NodeFHIRConfig struct {
 	Listen string `yaml:"listen"`
-	// TokenFile holds the clinician-administrator bearer token (created
-	// when absent); the gateway uses it too.
+	// TokenFile receives the current token of the node's
+	// clinician-administrator client (auth.local_clients), for `phix
+	// transfer` and local tools; AuditorTokenFile the auditor's. Both are
+	// short-lived (300 s) and rewritten before they expire.
 	TokenFile        string `yaml:"token_file"`
 	AuditorTokenFile string `yaml:"auditor_token_file"`
 }
@@ -108,9 +146,30 @@ func ParseNodeConfig(data []byte, baseDir string) (*NodeConfig, error) {
 			*p = filepath.Join(baseDir, *p)
 		}
 	}
-	for _, p := range []*string{&c.Data, &c.FHIR.TokenFile, &c.FHIR.AuditorTokenFile, &c.Gateway.CAFile, &c.Gateway.CertFile,
+	for _, idp := range c.Auth.IdPs {
+		if idp.Issuer == "" {
+			return nil, errors.New("node config: every auth.idps entry needs an issuer")
+		}
+	}
+	t := true
+	if c.Auth.PeerConsents == nil {
+		c.Auth.PeerConsents = &t
+	}
+	if c.Auth.LocalClients == nil {
+		c.Auth.LocalClients = &t
+	}
+	if c.Auth.DB != "" && !strings.HasPrefix(c.Auth.DB, "postgres://") && !strings.HasPrefix(c.Auth.DB, "postgresql://") {
+		abs(&c.Auth.DB)
+	}
+	for _, p := range []*string{&c.Data, &c.Auth.Policy, &c.FHIR.TokenFile, &c.FHIR.AuditorTokenFile, &c.Gateway.CAFile, &c.Gateway.CertFile,
 		&c.Gateway.KeyFile, &c.Gateway.CRLFile, &c.Gateway.PeersFile, &c.Gateway.DeliveryDir, &c.Gateway.DropFolder} {
 		abs(p)
+	}
+	if c.Auth.DB == "" {
+		c.Auth.DB = filepath.Join(c.Data, "auth.db")
+	}
+	if c.Auth.Policy == "" {
+		c.Auth.Policy = filepath.Join(c.Data, "policy")
 	}
 	if c.FHIR.TokenFile == "" {
 		c.FHIR.TokenFile = filepath.Join(c.Data, "clinician.token")

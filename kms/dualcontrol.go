@@ -98,6 +98,23 @@ func (m *Manager) EnrollCustodian(ctx context.Context, id, suiteID string, publi
 // least two different enrolled custodians for exactly this operation, then
 // spends their nonces. Nothing is spent unless all are valid.
 func (m *Manager) checkApprovals(ctx context.Context, op, key string, version int, target string, approvals []Approval) ([]string, error) {
+	valid, err := m.validApprovals(ctx, op, key, version, target, approvals)
+	if err != nil {
+		return nil, err
+	}
+	return m.spendApprovals(ctx, op, key, version, valid)
+}
+
+// CheckApprovals reports whether approvals would authorise the operation
+// (signatures, custodians, expiry, two different custodians) without
+// spending them: a caller checks them before asking for a second factor,
+// so that a refused set does not use up the operator's code.
+func (m *Manager) CheckApprovals(ctx context.Context, op, key string, version int, target string, approvals []Approval) error {
+	_, err := m.validApprovals(ctx, op, key, version, target, approvals)
+	return err
+}
+
+func (m *Manager) validApprovals(ctx context.Context, op, key string, version int, target string, approvals []Approval) ([]Approval, error) {
 	// Strict: one bad approval in the set fails the whole operation, so a
 	// forged or stale approval is always noticed, never silently skipped.
 	now := m.now()
@@ -117,6 +134,10 @@ func (m *Manager) checkApprovals(ctx context.Context, op, key string, version in
 	if len(valid) < 2 {
 		return nil, Errorf(CodeApprovalRequired, "%s of %s needs approvals by two different custodians, got %d", op, key, len(valid))
 	}
+	return valid, nil
+}
+
+func (m *Manager) spendApprovals(ctx context.Context, op, key string, version int, valid []Approval) ([]string, error) {
 	var who []string
 	nonces := make([]Nonce, 0, len(valid))
 	for _, a := range valid {

@@ -21,7 +21,7 @@ const redirect = "http://127.0.0.1:1/app/callback"
 
 var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func (e *env) authorize(t *testing.T, q url.Values) (*http.Response, string) {
+func (e *env) authorize(t testing.TB, q url.Values) (*http.Response, string) {
 	t.Helper()
 	resp, err := noFollow.Get(e.srv.URL + "/auth/authorize?" + q.Encode())
 	if err != nil {

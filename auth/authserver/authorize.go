@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"phix/access/roles"
@@ -18,13 +19,14 @@ const (
 )
 
 type authRequest struct {
-	clientID, redirectURI, scope, state, challenge string
-	expires                                        time.Time
+	clientID, redirectURI, scope, state, challenge, nonce string
+	launchPatient                                         bool // launch/patient: the form asks for a patient
+	expires                                               time.Time
 }
 
 type grant struct {
-	clientID, redirectURI, scope, challenge, user string
-	expires                                       time.Time
+	clientID, redirectURI, scope, challenge, user, nonce, patient string
+	authTime, expires                                             time.Time
 }
 
 // serveAuthorize validates a SMART authorization request and shows the
@@ -33,7 +35,7 @@ type grant struct {
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c, err := s.Client(r.Context(), q.Get("client_id"))
-	if err != nil {
+	if err != nil || c.Disabled {
 		http.Error(w, "unknown client_id", http.StatusBadRequest)
 		return
 	}
@@ -69,6 +71,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case q.Get("state") == "":
 		back("invalid_request", "state is required")
 		return
+	case len(q.Get("nonce")) > 256:
+		back("invalid_request", "nonce is too long")
+		return
+	case q.Get("launch") != "":
+		back("invalid_request", "EHR launch is not supported; use standalone launch/patient")
+		return
 	}
 	scope, err := s.grantScope(c, q.Get("scope"))
 	if err != nil {
@@ -83,10 +91,12 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		back("temporarily_unavailable", "too many pending logins")
 		return
 	}
-	s.reqs[id] = &authRequest{clientID: c.ID, redirectURI: redirect, scope: scope, state: q.Get("state"),
-		challenge: q.Get("code_challenge"), expires: s.now().Add(requestLifetime)}
+	sc, _ := parseScopes(scope) // grantScope parsed it
+	req := &authRequest{clientID: c.ID, redirectURI: redirect, scope: scope, state: q.Get("state"),
+		challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), launchPatient: sc.Has("launch/patient"), expires: s.now().Add(requestLifetime)}
+	s.reqs[id] = req
 	s.flows.Unlock()
-	s.renderLogin(w, http.StatusOK, id, c.Name, scope, "")
+	s.renderLogin(w, http.StatusOK, id, c.Name, req, "")
 }
 
 // serveLogin checks the form (user, password, TOTP when required) and
@@ -109,17 +119,17 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	name, pw, code := r.PostForm.Get("username"), r.PostForm.Get("password"), r.PostForm.Get("totp")
 	lockKey := "user:" + name
-	again := func(msg string) { s.renderLogin(w, http.StatusUnauthorized, id, req.clientID, req.scope, msg) }
+	again := func(msg string) { s.renderLogin(w, http.StatusUnauthorized, id, req.clientID, req, msg) }
 	if err := s.cfg.Lockout.Check(ctx, lockKey); err != nil {
 		again("This account is locked after repeated failures. Try again later.")
 		return
 	}
-	u, err := s.user(ctx, name)
+	u, err := s.User(ctx, name)
 	hash := dummyHash
 	if err == nil {
 		hash = u.PasswordHash
 	}
-	if !checkPassword(hash, pw) || err != nil {
+	if !checkPassword(hash, pw) || err != nil || u.Disabled {
 		_, _ = s.cfg.Lockout.Failure(ctx, lockKey)
 		again("Wrong user name or password.")
 		return
@@ -136,6 +146,14 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Lockout.Success(lockKey)
+	var patient string
+	if req.launchPatient {
+		var ok bool
+		if patient, ok = launchPatient(u, r.PostForm.Get("patient")); !ok {
+			again("Choose a patient you may open (their record id).")
+			return
+		}
+	}
 	c := randomID()
 	s.flows.Lock()
 	delete(s.reqs, id)
@@ -145,7 +163,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.codes[c] = &grant{clientID: req.clientID, redirectURI: req.redirectURI, scope: req.scope, challenge: req.challenge,
-		user: u.Name, expires: s.now().Add(codeLifetime)}
+		user: u.Name, nonce: req.nonce, patient: patient, authTime: s.now(), expires: s.now().Add(codeLifetime)}
 	s.flows.Unlock()
 	dst, _ := url.Parse(req.redirectURI)
 	v := dst.Query()
@@ -181,17 +199,37 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <p><label>User name <input name="username" autocomplete="username" required></label></p>
 <p><label>Password <input type="password" name="password" autocomplete="current-password" required></label></p>
 <p><label>One-time code (if enrolled) <input name="totp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"></label></p>
+{{if .Patient}}<p><label>Patient record id <input name="patient" pattern="[A-Za-z0-9.\-]{1,64}"></label> (may stay empty when you have one patient)</p>{{end}}
 <p><button type="submit">Sign in and allow</button></p>
 </form>
 </body></html>
 `))
 
-func (s *Server) renderLogin(w http.ResponseWriter, status int, id, client, scope, msg string) {
+// launchPatient picks the launch context: the id the user typed, if the
+// user may pick it, or else the user's only allowed patient. A user whose
+// FHIR resource is a Patient may only pick that patient.
+func launchPatient(u *User, typed string) (string, bool) {
+	allowed := u.Patients
+	if p, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok {
+		allowed = []string{p}
+	}
+	switch {
+	case typed == "" && len(allowed) == 1:
+		return allowed[0], validID(allowed[0])
+	case !validID(typed):
+		return "", false
+	case len(allowed) == 0 || slices.Contains(allowed, typed):
+		return typed, true
+	}
+	return "", false
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, status int, id, client string, req *authRequest, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
 	// No form-action: browsers apply it to the redirect back to the app.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
-	_ = loginPage.Execute(w, map[string]string{"Request": id, "Client": client, "Scope": scope, "Message": msg})
+	_ = loginPage.Execute(w, map[string]any{"Request": id, "Client": client, "Scope": req.scope, "Message": msg, "Patient": req.launchPatient})
 }

@@ -47,4 +47,23 @@ func TestPostgres(t *testing.T) {
 	if st, _ := e.clientCredentials(a, "system/Patient.rs"); st != 401 {
 		t.Fatal("jti replay accepted on PostgreSQL")
 	}
+	// Refresh-token rotation and reuse detection on PostgreSQL.
+	setupApp(t, e)
+	rt := e.codeFlow(t, "app", "offline_access launch/patient patient/*.rs", "dr-lee", "correct horse battery", "p1")["refresh_token"].(string)
+	st, b := e.refresh("app", rt, "")
+	if st != 200 || b["patient"] != "p1" {
+		t.Fatalf("refresh on PostgreSQL: %d %v", st, b)
+	}
+	if st, _ := e.refresh("app", rt, ""); st != 400 {
+		t.Fatal("refresh token reuse accepted on PostgreSQL")
+	}
+	if st, _ := e.refresh("app", b["refresh_token"].(string), ""); st != 400 {
+		t.Fatal("family not revoked on PostgreSQL")
+	}
+	if err := e.as.DisableClient(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := e.as.Clients(ctx); err != nil || len(cs) != 3 || !cs[0].Disabled {
+		t.Fatalf("clients on PostgreSQL: %v %+v", err, cs)
+	}
 }

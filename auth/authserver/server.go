@@ -53,12 +53,18 @@ type Config struct {
 	Lockout *session.Lockout
 	// TokenLifetime is the access-token lifetime (default and maximum 300 s).
 	TokenLifetime time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// RefreshLifetime bounds a refresh-token family granted with
+	// offline_access (default 30 days); OnlineRefreshLifetime one granted
+	// with online_access (default 8 hours, a working shift). The bound is
+	// absolute: rotation does not extend it.
+	RefreshLifetime, OnlineRefreshLifetime time.Duration
+	Now                                    func() time.Time
+	Logger                                 *slog.Logger
 }
 
 // Server is a running authorization server.
 type Server struct {
+	*Store
 	cfg Config
 	db  *sql.DB
 
@@ -82,10 +88,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Lockout == nil {
 		cfg.Lockout = session.NewLockout()
 	}
+	if cfg.RefreshLifetime <= 0 {
+		cfg.RefreshLifetime = 30 * 24 * time.Hour
+	}
+	if cfg.OnlineRefreshLifetime <= 0 {
+		cfg.OnlineRefreshLifetime = 8 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, db: cfg.DB, reqs: map[string]*authRequest{}, codes: map[string]*grant{}}
+	s := &Server{Store: NewStore(cfg.DB), cfg: cfg, db: cfg.DB, reqs: map[string]*authRequest{}, codes: map[string]*grant{}}
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}
@@ -132,7 +144,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"authorization_endpoint":                           s.cfg.Issuer + "/authorize",
 		"token_endpoint":                                   s.TokenURL(),
 		"response_types_supported":                         []string{"code"},
-		"grant_types_supported":                            []string{"authorization_code", "client_credentials"},
+		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token"},
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            []string{"ES256"},
 		"token_endpoint_auth_methods_supported":            []string{"private_key_jwt", "none"},
@@ -147,14 +159,16 @@ func (s *Server) serveSMART(w http.ResponseWriter, _ *http.Request) {
 		"jwks_uri":                              s.cfg.Issuer + "/jwks",
 		"authorization_endpoint":                s.cfg.Issuer + "/authorize",
 		"token_endpoint":                        s.TokenURL(),
-		"grant_types_supported":                 []string{"authorization_code", "client_credentials"},
+		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"private_key_jwt", "none"},
 		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
-		"scopes_supported":                 []string{"openid", "fhirUser", "launch/patient", "patient/*.rs", "user/*.cruds", "system/*.cruds"},
+		"scopes_supported": []string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
+			"patient/*.rs", "user/*.cruds", "system/*.cruds"},
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},
 		"capabilities": []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
-			"permission-v1", "permission-v2", "sso-openid-connect"},
+			"permission-v1", "permission-v2", "sso-openid-connect", "context-standalone-patient",
+			"permission-offline", "permission-online", "permission-patient", "permission-user"},
 	})
 }
 
@@ -172,20 +186,20 @@ type Principal struct {
 	Org      string
 	Purpose  string
 	FHIRUser string
+	// Patient is the SMART launch context (a Patient logical id), carried
+	// as the patient claim.
+	Patient string
 }
 
 // Issue signs an access token for p with the server's current key. The
 // token lives TokenLifetime (≤ 300 s).
 func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
-	k := s.currentKey()
 	now := s.now()
 	exp := now.Add(s.cfg.TokenLifetime)
-	var jti [16]byte
-	_, _ = rand.Read(jti[:])
 	claims := map[string]any{
 		"iss": s.cfg.Issuer, "sub": p.Subject, "aud": s.cfg.Audience,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": exp.Unix(),
-		"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "client_id": p.ClientID, "scope": p.Scope,
+		"jti": randomID()[:22], "client_id": p.ClientID, "scope": p.Scope,
 	}
 	if len(p.Roles) > 0 {
 		claims["roles"] = p.Roles
@@ -199,21 +213,49 @@ func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
 	if p.FHIRUser != "" {
 		claims["fhirUser"] = p.FHIRUser
 	}
+	if p.Patient != "" {
+		claims["patient"] = p.Patient
+	}
+	token, err = s.sign(claims, "at+jwt")
+	return token, int(s.cfg.TokenLifetime / time.Second), err
+}
+
+// sign signs claims with the current key under the given JOSE typ.
+func (s *Server) sign(claims map[string]any, typ string) (string, error) {
+	k := s.currentKey()
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	obj, err := signer.Sign(payload)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
-	token, err = obj.CompactSerialize()
-	return token, int(s.cfg.TokenLifetime / time.Second), err
+	return obj.CompactSerialize()
+}
+
+// idToken signs an OpenID Connect ID token for a user who logged in at
+// authTime through client: aud is the client, and fhirUser is present when
+// the fhirUser scope was granted and the user has a FHIR resource.
+func (s *Server) idToken(u *User, clientID string, sc *scopes.Set, nonce string, authTime time.Time) (string, error) {
+	now := s.now()
+	claims := map[string]any{
+		"iss": s.cfg.Issuer, "sub": u.Name, "aud": clientID, "azp": clientID,
+		"iat": now.Unix(), "exp": now.Add(s.cfg.TokenLifetime).Unix(), "auth_time": authTime.Unix(),
+	}
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
+	if sc.Has("fhirUser") && u.FHIRUser != "" {
+		// SMART App Launch v2: an absolute URL of the user's resource.
+		claims["fhirUser"] = strings.TrimSuffix(s.cfg.Audience, "/") + "/" + u.FHIRUser
+	}
+	return s.sign(claims, "JWT")
 }
 
 func parseScopes(s string) (*scopes.Set, error) {

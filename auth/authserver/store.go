@@ -26,6 +26,12 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 		`CREATE TABLE IF NOT EXISTS as_jti (client TEXT NOT NULL, jti TEXT NOT NULL, exp BIGINT NOT NULL, PRIMARY KEY (client, jti))`,
 		`CREATE TABLE IF NOT EXISTS as_clients (id TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS as_users (name TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
+		// Refresh tokens by the SHA-256 of the token (the token itself is
+		// never stored); family links the rotations of one grant.
+		`CREATE TABLE IF NOT EXISTS as_refresh (id TEXT PRIMARY KEY, family TEXT NOT NULL, client TEXT NOT NULL, subject TEXT NOT NULL,
+			scope TEXT NOT NULL, patient TEXT NOT NULL, auth_time BIGINT NOT NULL, expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0, revoked BIGINT NOT NULL DEFAULT 0)`,
+		`CREATE INDEX IF NOT EXISTS as_refresh_family ON as_refresh (family)`,
+		`CREATE INDEX IF NOT EXISTS as_refresh_subject ON as_refresh (subject)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
@@ -52,6 +58,8 @@ type Client struct {
 	Roles   []string `json:"roles,omitempty"`
 	Org     string   `json:"org,omitempty"`
 	Purpose string   `json:"purpose_of_use,omitempty"`
+	// Disabled clients are refused everywhere (phix auth clients disable).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // User is a person who logs in at /authorize.
@@ -65,10 +73,24 @@ type User struct {
 	FHIRUser string `json:"fhir_user,omitempty"`
 	// TOTPRequired makes the login form ask for a TOTP code.
 	TOTPRequired bool `json:"totp_required,omitempty"`
+	// Patients are the logical ids of the patients this user may pick as
+	// the SMART launch context (launch/patient). Empty: any well-formed
+	// id the user names (enforcement still decides on every access); a
+	// user whose FHIRUser is Patient/X may only pick X.
+	Patients []string `json:"patients,omitempty"`
+	// Disabled users cannot log in or refresh (phix auth users disable).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
+// Store is the authorization server's registry of clients and users. The
+// Server embeds one; `phix auth` uses one alone (no signing keys needed).
+type Store struct{ db *sql.DB }
+
+// NewStore returns the store over db (Migrate must have run).
+func NewStore(db *sql.DB) *Store { return &Store{db: db} }
+
 // RegisterClient adds or replaces a client.
-func (s *Server) RegisterClient(ctx context.Context, c Client) error {
+func (st *Store) RegisterClient(ctx context.Context, c Client) error {
 	if c.ID == "" || len(c.ID) > 128 {
 		return errors.New("authserver: client id must be 1..128 characters")
 	}
@@ -92,14 +114,14 @@ func (s *Server) RegisterClient(ctx context.Context, c Client) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO as_clients (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, c.ID, string(doc))
+	_, err = st.db.ExecContext(ctx, `INSERT INTO as_clients (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, c.ID, string(doc))
 	return err
 }
 
 // Client returns a registered client.
-func (s *Server) Client(ctx context.Context, id string) (*Client, error) {
+func (st *Store) Client(ctx context.Context, id string) (*Client, error) {
 	var doc string
-	err := s.db.QueryRowContext(ctx, `SELECT doc FROM as_clients WHERE id = $1`, id).Scan(&doc)
+	err := st.db.QueryRowContext(ctx, `SELECT doc FROM as_clients WHERE id = $1`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnknownClient
 	}
@@ -118,7 +140,7 @@ var errUnknownUser = errors.New("authserver: unknown user")
 
 // SetUser adds or replaces a user with a password (stored as argon2id).
 // The roles must pass separation of duties.
-func (s *Server) SetUser(ctx context.Context, u User, password string) error {
+func (st *Store) SetUser(ctx context.Context, u User, password string) error {
 	if u.Name == "" || len(u.Name) > 128 {
 		return errors.New("authserver: user name must be 1..128 characters")
 	}
@@ -127,6 +149,11 @@ func (s *Server) SetUser(ctx context.Context, u User, password string) error {
 	}
 	if _, err := roles.Parse(u.Roles); err != nil {
 		return err
+	}
+	for _, p := range u.Patients {
+		if !validID(p) {
+			return errors.New("authserver: user patients must be FHIR logical ids")
+		}
 	}
 	h, err := hashPassword(password)
 	if err != nil {
@@ -137,13 +164,14 @@ func (s *Server) SetUser(ctx context.Context, u User, password string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO as_users (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`, u.Name, string(doc))
+	_, err = st.db.ExecContext(ctx, `INSERT INTO as_users (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`, u.Name, string(doc))
 	return err
 }
 
-func (s *Server) user(ctx context.Context, name string) (*User, error) {
+// User returns a registered user.
+func (st *Store) User(ctx context.Context, name string) (*User, error) {
 	var doc string
-	err := s.db.QueryRowContext(ctx, `SELECT doc FROM as_users WHERE name = $1`, name).Scan(&doc)
+	err := st.db.QueryRowContext(ctx, `SELECT doc FROM as_users WHERE name = $1`, name).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnknownUser
 	}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"phix/access/roles"
 	"phix/auth/oidc"
 )
 
@@ -37,10 +36,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.clientCredentials(r.Context(), r)
 	case "authorization_code":
 		resp, err = s.authorizationCode(r.Context(), r)
+	case "refresh_token":
+		resp, err = s.refreshToken(r.Context(), r)
 	case "":
 		err = oerr(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	default:
-		err = oerr(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or client_credentials")
+		err = oerr(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code, refresh_token or client_credentials")
 	}
 	if err != nil {
 		writeOAuthError(w, err)
@@ -112,7 +113,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, requir
 			return nil, oerr(http.StatusUnauthorized, "invalid_client", "client_assertion (private_key_jwt) is required")
 		}
 		c, err := s.Client(ctx, f.Get("client_id"))
-		if err != nil {
+		if err != nil || c.Disabled {
 			return nil, oerr(http.StatusUnauthorized, "invalid_client", "unknown client")
 		}
 		if c.JWKS != nil && len(c.JWKS.Keys) > 0 {
@@ -156,7 +157,7 @@ func (s *Server) VerifyAssertion(ctx context.Context, raw string) (*Client, erro
 		return nil, bad("client locked out after repeated failures")
 	}
 	c, err := s.Client(ctx, cl.Issuer)
-	if err != nil || c.JWKS == nil {
+	if err != nil || c.JWKS == nil || c.Disabled {
 		return nil, bad("unknown client or client without keys")
 	}
 	failed := func(d string) error {
@@ -222,20 +223,5 @@ func (s *Server) authorizationCode(ctx context.Context, r *http.Request) (map[st
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.challenge)) != 1 {
 		return nil, oerr(http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
 	}
-	u, err := s.user(ctx, g.user)
-	if err != nil {
-		return nil, oerr(http.StatusBadRequest, "invalid_grant", "user no longer exists")
-	}
-	if _, err := roles.Parse(u.Roles); err != nil {
-		return nil, oerr(http.StatusBadRequest, "invalid_grant", "user roles violate separation of duties")
-	}
-	tok, exp, err := s.Issue(Principal{Subject: u.Name, ClientID: c.ID, Scope: g.scope, Roles: u.Roles, Org: u.Org, Purpose: u.Purpose, FHIRUser: u.FHIRUser})
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": exp, "scope": g.scope}
-	if u.FHIRUser != "" {
-		out["fhirUser"] = u.FHIRUser
-	}
-	return out, nil
+	return s.userTokens(ctx, c, g.user, g.scope, g.patient, g.nonce, g.authTime, nil)
 }

@@ -41,7 +41,9 @@ func runFHIR(ctx context.Context, args []string) error {
 	auditorTokenFile := fs.String("auditor-token-file", "", "file with the auditor's bearer token(s), which read only /audit/ and AuditEvent; created when absent (default TOKEN-FILE with .auditor.token)")
 	oidcIssuer := fs.String("oidc-issuer", "", "accept only bearer tokens of this OpenID provider (discovery at ISSUER/.well-known/openid-configuration; roles in the \"roles\" claim) instead of the token files")
 	oidcAudience := fs.String("oidc-audience", "", "the aud the provider's tokens must carry (required with --oidc-issuer)")
-	policyDir := fs.String("policy", "", "enforce SMART scopes, this cedar policy directory and signed consents on every interaction (needs --oidc-issuer: static tokens carry no scopes or roles; the shipped policy is copied into an empty directory; docs/enforcement.md)")
+	policyDir := fs.String("policy", "", "enforce SMART scopes, this cedar policy directory and signed consents on every interaction (needs --oidc-issuer or --auth-server: static tokens carry no scopes or roles; the shipped policy is copied into an empty directory; docs/enforcement.md)")
+	authServer := fs.Bool("auth-server", false, "run the node's own authorization server at /auth (SMART App Launch, Backend Services) with enforcement on (--policy, default DATA-DIR/policy), break-glass at /break-glass and TOTP; the token files then receive the current tokens of a local clinician-administrator and auditor client (docs/auth.md)")
+	authDB := fs.String("auth-db", "", "the authorization server's store: SQLite file or postgres:// DSN (default DATA-DIR/auth.db; manage it with phix auth --db)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -51,8 +53,11 @@ func runFHIR(ctx context.Context, args []string) error {
 	if *db == "" {
 		return &exitError{code: 2, err: errors.New("--db is required")}
 	}
-	if *policyDir != "" && *oidcIssuer == "" {
-		return &exitError{code: 2, err: errors.New("--policy needs --oidc-issuer: enforcement decides on the token's scopes and roles")}
+	if *policyDir != "" && *oidcIssuer == "" && !*authServer {
+		return &exitError{code: 2, err: errors.New("--policy needs --oidc-issuer or --auth-server: enforcement decides on the token's scopes and roles")}
+	}
+	if *authServer && *oidcIssuer != "" && *oidcAudience == "" {
+		return &exitError{code: 2, err: errors.New("--oidc-audience is required with --oidc-issuer")}
 	}
 	if *tokenFile == "" {
 		if isPostgresURL(*db) {
@@ -75,6 +80,11 @@ func runFHIR(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if *authServer {
+		return runFHIRWithAuthServer(ctx, fhirAuthOptions{addr: *addr, baseURL: *baseURL, st: st, dataDir: *dataDir, hospital: *hospital, suite: *suiteID,
+			maxBody: *maxBody, noProtect: *noProtect, policyDir: *policyDir, authDB: *authDB, tokenFile: *tokenFile, auditorTokenFile: *auditorTokenFile,
+			oidcIssuer: *oidcIssuer, oidcAudience: *oidcAudience})
+	}
 	tokens, created, err := fhirserver.LoadOrCreateTokens(*tokenFile)
 	if err != nil {
 		return err

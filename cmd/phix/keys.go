@@ -18,10 +18,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"phix/auth/nodeauth"
+	"phix/auth/secretbox"
+	"phix/auth/totp"
 	"phix/kms"
 	"phix/kms/keyring"
 	"phix/kms/pkcs11"
 	"phix/kms/sqlstore"
+	"phix/suite"
 )
 
 func init() {
@@ -505,18 +509,30 @@ func keysDestroy(ctx context.Context, args []string) error {
 	version := fs.Int("version", 0, "version to destroy (required)")
 	var approvals keysMulti
 	fs.Var(&approvals, "approval", "approval file (repeat: two custodians)")
+	sf := secondFactorFlags(fs)
 	if err := keysParse(fs, args); err != nil {
 		return err
 	}
 	if *kek == "" || *version < 1 {
 		return keysUsageErr("--kek and --version are required")
 	}
+	if err := sf.check(); err != nil {
+		return err
+	}
 	as, err := readApprovals(approvals)
 	if err != nil {
 		return err
 	}
 	return withKeyring(ctx, &kf, func(m *kms.Manager) error {
-		if err := m.DestroyKEKVersion(keysCtx(ctx, &kf), *kek, *version, as); err != nil {
+		kctx := keysCtx(ctx, &kf)
+		// Approvals first, unspent: a refused set must not use up the
+		// operator's code. DestroyKEKVersion refuses (and records) it.
+		if err := m.CheckApprovals(kctx, kms.OpDestroyKEK, *kek, *version, "", as); err == nil {
+			if err := sf.verify(ctx, m, kf.actor, *kek, kf.suite); err != nil {
+				return err
+			}
+		}
+		if err := m.DestroyKEKVersion(kctx, *kek, *version, as); err != nil {
 			return err
 		}
 		fmt.Fprintf(keysOut.stdout, "destroyed %s version %d: everything wrapped under it is now undecryptable\n", *kek, *version)
@@ -778,6 +794,52 @@ func writeNewFile(path string, data []byte, what string, wrapWrite bool) error {
 			return fmt.Errorf("write %s: %w", what, err)
 		}
 		return err
+	}
+	return nil
+}
+
+// secondFactor is the operator's TOTP, required to destroy a key version
+// (issue #6: approvals of key destruction need a second factor, as
+// Patient/$erase does). The code is checked against the operator's
+// enrolment in the node's authorization-server store (phix auth totp
+// enrol), whose secrets the node's keyring seals.
+type secondFactor struct {
+	authDB, hospital, code *string
+}
+
+func secondFactorFlags(fs *flag.FlagSet) *secondFactor {
+	return &secondFactor{
+		authDB:   fs.String("auth-db", os.Getenv("PHIX_AUTH_DB"), "the node's authorization-server store (SQLite file or postgres:// DSN) holding the operator's TOTP enrolment (required)"),
+		hospital: fs.String("hospital", "", "the hospital whose keyring seals the TOTP secrets (default: the KEK id's hospital)"),
+		code:     fs.String("totp", os.Getenv("PHIX_TOTP"), "the operator's (--actor) current TOTP code (required; or $PHIX_TOTP)"),
+	}
+}
+
+func (sf *secondFactor) check() error {
+	if *sf.authDB == "" || *sf.code == "" {
+		return keysUsageErr("destroying a key needs the operator's second factor: --auth-db and --totp")
+	}
+	return nil
+}
+
+// verify checks the code of user (the --actor) before anything is destroyed.
+func (sf *secondFactor) verify(ctx context.Context, m *kms.Manager, user, kek, suiteID string) error {
+	hospital := *sf.hospital
+	if hospital == "" {
+		hospital, _, _ = strings.Cut(kek, "/")
+	}
+	db, err := nodeauth.OpenDB(ctx, *sf.authDB)
+	if err != nil {
+		return fmt.Errorf("open the authorization store: %w", err)
+	}
+	defer db.Close()
+	box, err := secretbox.FromKMS(ctx, m, hospital, suite.ID(suiteID))
+	if err != nil {
+		return err
+	}
+	if err := nodeauth.NewTOTP(db, box, hospital).Verify(ctx, user, *sf.code); err != nil {
+		// The code and the secret never reach the message.
+		return &exitError{code: 1, err: fmt.Errorf("second factor refused for %s: %s", user, totp.CodeOf(err))}
 	}
 	return nil
 }

@@ -60,8 +60,9 @@ func TestKeysCLIPKCS11(t *testing.T) {
 		keysMust(t, "approve", "--custodian-key", filepath.Join(dir, c+".key"), "--kek", "h/data", "--version", "1", "--out", p)
 		approvals = append(approvals, "--approval", p)
 	}
+	secondFactor := enrolOperator(t, hsm, "h", "intl", "ops")
 	before, _ := filepath.Glob(filepath.Join(tokens, "*", "*.object"))
-	keysMust(t, with(append([]string{"destroy", "--kek", "h/data", "--version", "1"}, approvals...)...)...)
+	keysMust(t, with(append(append([]string{"destroy", "--kek", "h/data", "--version", "1", "--actor", "ops"}, approvals...), secondFactor()...)...)...)
 	after, _ := filepath.Glob(filepath.Join(tokens, "*", "*.object"))
 	if len(after) != len(before)-1 {
 		t.Fatalf("token objects %d -> %d", len(before), len(after))

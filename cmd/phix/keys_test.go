@@ -81,19 +81,34 @@ func TestKeysCLI(t *testing.T) {
 		t.Fatalf("approve with a wrong passphrase: %v", err)
 	}
 
-	_, err := keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1)...)
+	// The operator's second factor: refused without it, with a wrong code,
+	// and approvals that fail do not use up a code.
+	secondFactor := enrolOperator(t, kr, "hospital-a", "intl", "ops")
+	destroy := func(extra ...string) []string {
+		return with(append(append([]string{"destroy", "--kek", "hospital-a/data", "--version", "1"}, extra...), secondFactor()...)...)
+	}
+	_, err := keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a2)...)
+	if err == nil || !strings.Contains(err.Error(), "second factor") {
+		t.Fatalf("destroy without a second factor: %v", err)
+	}
+	wrong := with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a2,
+		"--auth-db", secondFactor()[1], "--totp", "000000")
+	if _, err = keysRun(t, wrong...); err == nil || !strings.Contains(err.Error(), "second factor refused") || strings.Contains(err.Error(), "000000") {
+		t.Fatalf("destroy with a wrong code: %v", err)
+	}
+	_, err = keysRun(t, destroy("--approval", a1)...)
 	if kms.CodeOf(err) != kms.CodeApprovalRequired {
 		t.Fatalf("destroy with one approval: %v", err)
 	}
-	_, err = keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a1)...)
+	_, err = keysRun(t, destroy("--approval", a1, "--approval", a1)...)
 	if kms.CodeOf(err) != kms.CodeApprovalInvalid {
 		t.Fatalf("destroy with the same approval twice: %v", err)
 	}
-	out = keysMust(t, with("destroy", "--kek", "hospital-a/data", "--version", "1", "--approval", a1, "--approval", a2)...)
+	out = keysMust(t, destroy("--approval", a1, "--approval", a2)...)
 	if !strings.Contains(out, "destroyed hospital-a/data version 1") {
 		t.Fatalf("destroy: %s", out)
 	}
-	_, err = keysRun(t, with("destroy", "--kek", "hospital-a/data", "--version", "2", "--approval", a1, "--approval", a2)...)
+	_, err = keysRun(t, with(append([]string{"destroy", "--kek", "hospital-a/data", "--version", "2", "--approval", a1, "--approval", a2}, secondFactor()...)...)...)
 	if kms.CodeOf(err) != kms.CodeApprovalInvalid {
 		t.Fatalf("approvals reused for another version: %v", err)
 	}

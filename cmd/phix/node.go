@@ -16,11 +16,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"phix/auth/nodeauth"
+	"phix/auth/oidc"
 	"phix/fhirserver"
 	"phix/gateway"
 	"phix/gateway/coord"
 	"phix/pki"
 	"phix/store/sqlite"
+	"phix/suite"
 )
 
 func init() {
@@ -50,22 +53,29 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	tokens, _, err := fhirserver.LoadOrCreateTokens(cfg.FHIR.TokenFile)
+	// The listener comes first: the issuer and audience of the node's
+	// tokens are URLs on it.
+	var fln net.Listener
+	listenAddr := cfg.FHIR.Listen
+	if !*entry {
+		if fln, err = net.Listen("tcp", cfg.FHIR.Listen); err != nil {
+			return err
+		}
+		defer fln.Close()
+		listenAddr = fln.Addr().String()
+	}
+	root := "http://" + listenAddr
+	base := root + fhirserver.BasePath
+	issuer := root + nodeauth.AuthPath
+	var idps []oidc.Provider
+	for _, p := range cfg.Auth.IdPs {
+		idps = append(idps, oidc.Provider{Issuer: p.Issuer, Audience: p.Audience, JWKSURL: p.JWKSURL})
+	}
+	bearer, err := nodeauth.NewBearerAuth(issuer, base, idps)
 	if err != nil {
 		return err
 	}
-	auditors, _, err := fhirserver.LoadOrCreateTokens(cfg.FHIR.AuditorTokenFile)
-	if err != nil {
-		return err
-	}
-	auth, err := fhirserver.NewStaticTokens(tokens...)
-	if err != nil {
-		return err
-	}
-	if err := auth.AddAuditorTokens(auditors...); err != nil {
-		return err
-	}
-	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: cfg.Data, Hospital: cfg.Hospital, Suite: cfg.Suite, Auth: auth, Logger: logger})
+	node, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: cfg.Data, Hospital: cfg.Hospital, Suite: cfg.Suite, Auth: bearer, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -109,50 +119,110 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 		return err
 	}
 	defer st.Close()
-	fln, err := net.Listen("tcp", cfg.FHIR.Listen)
+	// Access control as in the dev network (auth/nodeauth): the node's own
+	// authorization server, the policy, TOTP and break-glass.
+	authDB, err := nodeauth.OpenDB(ctx, cfg.Auth.DB)
+	if err != nil {
+		return fmt.Errorf("node: auth.db: %w", err)
+	}
+	defer authDB.Close()
+	na, err := nodeauth.Open(ctx, nodeauth.Config{DB: authDB, Keys: node.Keys, Suite: cfg.Suite, Hospital: cfg.Hospital, Issuer: issuer, Audience: base,
+		PolicyDir: cfg.Auth.Policy, Audit: node.Audit, Pseudonyms: node.Pseudonyms, Logger: logger})
 	if err != nil {
 		return err
 	}
-	base := "http://" + fln.Addr().String() + fhirserver.BasePath
+	go na.WatchPolicy(ctx)
+	// The gateway is a backend-services client of its own node.
+	gw, err := na.RegisterServiceClient(ctx, cfg.Hospital, nodeauth.ServiceClientSpec{ID: cfg.Hospital + "-gateway", Scope: "system/*.cruds",
+		Roles: []string{"clinician"}, Purpose: "TREAT"})
+	if err != nil {
+		return err
+	}
+	// Reading a transfer's consent (to verify it) uses a client limited to
+	// system/Consent.rs, so the gateway's clinical access can be reduced to
+	// per-transfer grants (nodeauth.Grants, FHIRClient.OpenGrant).
+	gwConsents, err := na.RegisterServiceClient(ctx, cfg.Hospital, nodeauth.ServiceClientSpec{ID: cfg.Hospital + "-gateway-consents",
+		Scope: "system/Consent.rs", Roles: []string{"clinician"}, Purpose: "TREAT"})
+	if err != nil {
+		return err
+	}
+	// Standing grants: the consent reader (Consent resources only, by its
+	// scope) and, until the gateway's pipeline opens a transfer grant
+	// around its collect and import, the gateway itself.
+	grantees := []string{gwConsents.ID, gw.ID}
+	var files []nodeauth.TokenFile
+	if *cfg.Auth.LocalClients {
+		for _, c := range []struct {
+			spec nodeauth.ServiceClientSpec
+			path string
+		}{
+			{nodeauth.ServiceClientSpec{ID: cfg.Hospital + "-admin", Scope: "system/*.cruds", Roles: []string{"clinician"}, Purpose: "TREAT"}, cfg.FHIR.TokenFile},
+			{nodeauth.ServiceClientSpec{ID: cfg.Hospital + "-auditor", Scope: "system/AuditEvent.rs", Roles: []string{"auditor"}, Purpose: "HOPERAT"}, cfg.FHIR.AuditorTokenFile},
+		} {
+			svc, err := na.RegisterServiceClient(ctx, cfg.Hospital, c.spec)
+			if err != nil {
+				return err
+			}
+			files = append(files, nodeauth.TokenFile{Client: svc, Path: c.path})
+		}
+		grantees = append(grantees, files[0].Client.ID)
+	}
+	// Consents count when signed by this hospital or, with
+	// auth.peer_consents, by a trusted peer of the registry export.
+	var peerKeys []suite.VerifyKey
+	if *cfg.Auth.PeerConsents {
+		for _, p := range peers {
+			peerKeys = append(peerKeys, p.Verify)
+		}
+	}
 	// The node's FHIR server is its PHI vault: protection and signing as
-	// in phix fhir (docs/phi-isolation.md).
-	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
+	// in phix fhir (docs/phi-isolation.md), and every interaction decided
+	// by scopes, policy and consent (docs/enforcement.md).
+	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: bearer, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys,
-		Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing})
+		Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
+		Enforcement: na.Enforcement(nodeauth.ConsentKeys(node.Signing, peerKeys...), nodeauth.Or(na.Grants.Check, nodeauth.ClientGrants(grantees...)))})
 	if err != nil {
-		fln.Close()
 		return err
 	}
+	mux := http.NewServeMux()
+	na.Mount(mux, fhirserver.BasePath, bearer)
+	mux.Handle("/", srv)
 	gcfg := gateway.Config{Hospital: cfg.Hospital, DataDir: filepath.Join(cfg.Data, "gateway"), DeliveryDir: cfg.Gateway.DeliveryDir,
 		Keys: keys, Peers: peers, Coordinator: &coord.Client{Base: cfg.Gateway.Coordinator, HTTP: hc},
-		FHIR: &gateway.FHIRClient{Base: base, Token: tokens[0]}, Audit: node.Audit, Logger: logger,
+		FHIR: &gateway.FHIRClient{Base: base, TokenSource: gw.Token, ConsentTokenSource: gwConsents.Token, Grants: na.Grants.For(gw.ID)}, Audit: node.Audit, Logger: logger,
 		ChunkSize: cfg.Gateway.ChunkSize, Retention: cfg.Gateway.Retention, DropFolder: cfg.Gateway.DropFolder, Reidentify: cfg.Gateway.Reidentify}
 	if cfg.Gateway.Policy != nil {
 		gcfg.Policy = *cfg.Gateway.Policy
 	}
 	g, err := gateway.New(gcfg)
 	if err != nil {
-		fln.Close()
 		return err
 	}
 	host, _, err := net.SplitHostPort(cfg.Gateway.Listen)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		fln.Close()
 		return errors.New("node: gateway.listen must be a loopback address (the API is for local tools)")
 	}
 	gln, err := net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
-		fln.Close()
 		return err
 	}
 	gurl := "http://" + gln.Addr().String() + gateway.APIBase
-	logger.Info("node listening", "hospital", cfg.Hospital, "fhir", base, "gateway", gurl)
+	errc := make(chan error, 3)
+	go func() { errc <- fhirserver.Serve(ctx, fln, mux) }()
+	// Local tools' tokens come through the token endpoint, so the server
+	// must be up first.
+	if len(files) > 0 {
+		if _, err := nodeauth.RefreshTokenFiles(ctx, files); err != nil {
+			return err
+		}
+		go nodeauth.KeepTokenFilesFresh(ctx, files, func(err error) { logger.Error("token file refresh failed", "err", err) }, nil)
+	}
+	logger.Info("node listening", "hospital", cfg.Hospital, "fhir", base, "auth", issuer, "gateway", gurl)
 	if ready != nil {
 		ready <- [2]string{base, gurl}
 	}
-	errc := make(chan error, 3)
-	go func() { errc <- fhirserver.Serve(ctx, fln, srv) }()
-	gs := &http.Server{Handler: g.API(gateway.APIOptions{Tokens: tokens}), ReadHeaderTimeout: 10 * time.Second}
+	gs := &http.Server{Handler: g.API(gateway.APIOptions{Authorize: nodeauth.ClinicianOnly(bearer)}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- gs.Serve(gln) }()
 	go func() { errc <- g.Run(ctx, *cfg.Gateway.Receive) }()
 	select {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"phix/auth/oidc"
 	"phix/gateway"
 	"phix/pki"
 )
@@ -24,12 +25,21 @@ func TestNodeExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Hospital != "hospital-a" || cfg.Gateway.Policy == nil || cfg.Gateway.Policy.Purposes["HRESCH"].Deidentify != "safe-harbor" ||
-		cfg.Gateway.Retention != 720*time.Hour || !*cfg.Gateway.Receive || !filepath.IsAbs(cfg.Gateway.CAFile) {
+		cfg.Gateway.Retention != 720*time.Hour || !*cfg.Gateway.Receive || !filepath.IsAbs(cfg.Gateway.CAFile) ||
+		!filepath.IsAbs(cfg.Auth.DB) || !filepath.IsAbs(cfg.Auth.Policy) || !*cfg.Auth.PeerConsents || !*cfg.Auth.LocalClients ||
+		len(cfg.Auth.IdPs) != 1 || cfg.Auth.IdPs[0].Audience[0] != "phix-hospital-a" {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	b, _ := os.ReadFile(filepath.Join("..", "..", "docs", "examples", "node.yaml"))
 	if _, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("chunk_size:"), []byte("chunksize:"), 1), "."); err == nil {
 		t.Fatal("an unknown key was accepted")
+	}
+	if _, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("peer_consents:"), []byte("peer_consent:"), 1), "."); err == nil {
+		t.Fatal("an unknown auth key was accepted")
+	}
+	pg, err := gateway.ParseNodeConfig(bytes.Replace(b, []byte("db: ../../node-a/auth.db"), []byte("db: postgres://postgres@127.0.0.1/test"), 1), ".")
+	if err != nil || pg.Auth.DB != "postgres://postgres@127.0.0.1/test" {
+		t.Fatalf("a PostgreSQL auth store: %v", err)
 	}
 	bad := bytes.Replace(b, []byte("deidentify: safe-harbor"), []byte("deidentify: \"\""), 1)
 	if _, err := gateway.ParseNodeConfig(bad, "."); err == nil || !strings.Contains(err.Error(), "must de-identify") {
@@ -114,6 +124,44 @@ gateway:
 		t.Fatalf("gateway API without token: %v %v", err, res)
 	}
 	res.Body.Close()
+	// The node runs its own authorization server and enforces: the token
+	// file holds a token of that server; the auditor's token reads the
+	// audit log but no patient; the SMART configuration is under the FHIR
+	// base; break-glass answers (and refuses the anonymous).
+	root := strings.TrimSuffix(urls[0], "/fhir/r4")
+	if p, _ := oidc.Parse(strings.TrimSpace(string(tok))); p == nil || p.Claims.Issuer != root+"/auth" {
+		t.Fatal("the clinician token is not one of the node's authorization server")
+	}
+	aud, _ := os.ReadFile(filepath.Join(dir, "node", "auditor.token"))
+	for _, c := range []struct {
+		method, url, token string
+		want               int
+	}{
+		{"GET", urls[0] + "/Patient", string(tok), 200},
+		{"GET", urls[0] + "/Patient", string(aud), 403},
+		{"GET", urls[0] + "/AuditEvent", string(aud), 200},
+		{"GET", urls[0] + "/.well-known/smart-configuration", "", 200},
+		{"GET", root + "/auth/.well-known/openid-configuration", "", 200},
+		{"POST", root + "/break-glass/", "", 401},
+		{"GET", urls[1] + "/transfers", string(aud), 401},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(c.token))
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != c.want {
+			t.Fatalf("%s %s: %v %v, want %d", c.method, c.url, err, res, c.want)
+		}
+		res.Body.Close()
+	}
+	// The gateway is a registered backend-services client, visible to
+	// `phix auth clients list` on the node's auth store.
+	var list bytes.Buffer
+	if err := authMain(ctx, []string{"--db", filepath.Join(dir, "node", "auth.db"), "clients", "list"}, strings.NewReader(""), &list); err != nil ||
+		!strings.Contains(list.String(), "hospital-a-gateway") {
+		t.Fatalf("clients list: %v\n%s", err, list.String())
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("node stopped with %v", err)
