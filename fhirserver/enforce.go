@@ -55,9 +55,23 @@ type Enforcement struct {
 	// TTL of the decision caches (consents, treatment relationships, policy
 	// decisions); default 60 s (seed 002).
 	TTL time.Duration
+	// OrganisationTags makes the owning organisation of a resource a
+	// policy attribute (resource.org): the server tags every resource it
+	// writes with the writer's organisation (meta.tag system
+	// OrganisationTagSystem; an update keeps the first owner, and a tag a
+	// client sends is replaced), and decisions read it, so the policy's
+	// other-organisation rule keeps one organisation's principals out of
+	// another's data on a node several organisations share. Off: every
+	// resource is the node's own (org "").
+	OrganisationTags bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// OrganisationTagSystem is the meta.tag system of a resource's owning
+// organisation (Enforcement.OrganisationTags); the code is the
+// organisation's id, as in the principal's org claim.
+const OrganisationTagSystem = "urn:phix:organization"
 
 // SecondFactor verifies a user's TOTP code (auth/totp.Manager satisfies it).
 type SecondFactor interface {
@@ -280,6 +294,7 @@ func (rq *enfReq) note(allowed bool, reasons []string, consentID string) {
 type subject struct {
 	typ     string
 	patient string // logical id of the patient the resource belongs to; "" none
+	org     string // owning organisation (meta.tag OrganisationTagSystem); "" none
 	labels  []string
 	cres    consent.Resource
 	known   consent.Fields
@@ -291,7 +306,7 @@ const alwaysKnown = consent.FieldLabels | consent.FieldProfiles
 
 // describe describes res with at least the consent fields in need.
 func describe(res *fhir.Resource, need consent.Fields) *subject {
-	sub := &subject{typ: res.Type, labels: securityLabels(res)}
+	sub := &subject{typ: res.Type, labels: securityLabels(res), org: ownerTag(res)}
 	if res.Type == "Patient" {
 		sub.patient = res.ID
 	} else {
@@ -394,6 +409,56 @@ func briefMembers(typ string) (map[string]bool, bool) {
 	return m, m != nil
 }
 
+// ownerTag returns the code of res's OrganisationTagSystem meta.tag, or "".
+func ownerTag(res *fhir.Resource) string {
+	meta, _ := res.Object["meta"].(map[string]any)
+	tags, _ := meta["tag"].([]any)
+	for _, v := range tags {
+		if c, ok := v.(map[string]any); ok && c["system"] == OrganisationTagSystem {
+			code, _ := c["code"].(string)
+			return code
+		}
+	}
+	return ""
+}
+
+// setOwnerTag replaces res's OrganisationTagSystem tags by one naming org
+// (none when org is "").
+func setOwnerTag(res *fhir.Resource, org string) {
+	meta, _ := res.Object["meta"].(map[string]any)
+	tags, _ := meta["tag"].([]any)
+	kept := make([]any, 0, len(tags)+1)
+	for _, v := range tags {
+		if c, ok := v.(map[string]any); ok && c["system"] == OrganisationTagSystem {
+			continue
+		}
+		kept = append(kept, v)
+	}
+	if org != "" {
+		kept = append(kept, map[string]any{"system": OrganisationTagSystem, "code": org})
+	}
+	if meta == nil {
+		if len(kept) == 0 {
+			return
+		}
+		meta = map[string]any{}
+		res.Object["meta"] = meta
+	}
+	if len(kept) == 0 {
+		delete(meta, "tag")
+	} else {
+		meta["tag"] = kept
+	}
+}
+
+// resourceOrg is the policy's resource.org of sub.
+func (e *enforcer) resourceOrg(sub *subject) string {
+	if !e.cfg.OrganisationTags {
+		return ""
+	}
+	return sub.org
+}
+
 // securityLabels returns the codes of meta.security.
 func securityLabels(res *fhir.Resource) []string {
 	meta, _ := res.Object["meta"].(map[string]any)
@@ -493,7 +558,7 @@ func (e *enforcer) decide(ctx context.Context, rq *enfReq, action string, sub *s
 	}
 	d := e.policyDecide(policy.Input{
 		Principal: rq.pp, Action: action,
-		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels},
+		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels, Org: e.resourceOrg(sub)},
 		Purpose:  rq.purpose, Treatment: tr, BreakGlass: bg, Consent: consentEffect,
 	})
 	if !d.Allow {
@@ -557,6 +622,8 @@ func (e *enforcer) policyDecide(in policy.Input) policy.Decision {
 	b.WriteString(in.Action)
 	b.WriteByte(0)
 	b.WriteString(in.Resource.Type)
+	b.WriteByte(0)
+	b.WriteString(in.Resource.Org)
 	b.WriteByte(0)
 	for _, l := range in.Resource.Labels {
 		b.WriteString(l)

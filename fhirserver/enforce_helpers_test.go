@@ -107,8 +107,9 @@ func (c *fakeClock) Now() time.Time {
 func enfPrincipals(t testing.TB) principalAuth {
 	all := "user/*.cruds"
 	return principalAuth{
-		"lee":      {Subject: "dr-lee", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee", Scopes: mustScopes(t, all)},
-		"kim":      {Subject: "dr-kim", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/kim", Scopes: mustScopes(t, all)},
+		"lee":      {Subject: "dr-lee", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee", Org: "hospital-a", Scopes: mustScopes(t, all)},
+		"kim":      {Subject: "dr-kim", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/kim", Org: "hospital-a", Scopes: mustScopes(t, all)},
+		"zhao":     {Subject: "dr-zhao", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/zhao", Org: "hospital-c", Scopes: mustScopes(t, all)},
 		"patonly":  {Subject: "app-1", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee", Scopes: mustScopes(t, "user/Patient.rs")},
 		"readonly": {Subject: "app-2", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee", Scopes: mustScopes(t, "user/*.rs")},
 		"vitals":   {Subject: "app-3", Role: RoleClinician, Roles: []roles.Role{roles.Clinician}, FHIRUser: "Practitioner/lee", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs?category=vital-signs")},

@@ -279,3 +279,48 @@ func TestEnforceNoPHIInDenials(t *testing.T) {
 		}
 	}
 }
+
+// TestEnforceOrganisationTags: with OrganisationTags, a resource belongs to
+// its first writer's organisation; principals of another organisation are
+// refused it (PHI-6017, other-organisation) even with a treatment
+// relationship, cannot take it over by an update, and cannot forge an
+// owner tag.
+func TestEnforceOrganisationTags(t *testing.T) {
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			ee := newEnfEnv(t, open(t), func(e *Enforcement) { e.OrganisationTags = true })
+			zhao := ee.as("zhao")
+			ee.do("PUT", "/Patient/p9", map[string]any{"resourceType": "Patient", "id": "p9", "active": true}).want(t, 201)
+			ee.do("PUT", "/CareTeam/ct9", careTeam("ct9", "p9", "Practitioner/lee", "Practitioner/zhao")).want(t, 201)
+			o := observation("o9", "p9", "vital-signs", "8867-4")
+			o["meta"] = map[string]any{"tag": []any{map[string]any{"system": OrganisationTagSystem, "code": "hospital-c"}}}
+			ee.do("PUT", "/Observation/o9", o).want(t, 201)
+
+			r := ee.do("GET", "/Observation/o9", nil).want(t, 200)
+			tags, _ := r.obj["meta"].(map[string]any)["tag"].([]any)
+			if len(tags) != 1 || tags[0].(map[string]any)["code"] != "hospital-a" {
+				t.Fatalf("owner tag %v: the writer's organisation replaces the client's", tags)
+			}
+			if r := zhao.do("GET", "/Observation/o9", nil).want(t, 403); r.errCode() != "PHI-6017" || !strings.Contains(string(r.body), "other-organisation") {
+				t.Fatalf("another organisation's read: %s %s", r.errCode(), r.body)
+			}
+			if n := zhao.do("GET", "/Observation?patient=p9", nil).want(t, 200).total(); n != 0 {
+				t.Fatalf("another organisation's search: total %d", n)
+			}
+			// An update by the other organisation is refused; one by the
+			// owner keeps the owner whatever the body says.
+			zhao.do("PUT", "/Observation/o9", observation("o9", "p9", "vital-signs", "8867-4")).want(t, 403)
+			ee.do("PUT", "/Observation/o9", o).want(t, 200)
+			if r := ee.do("GET", "/Observation/o9", nil).want(t, 200); !strings.Contains(string(r.body), `"code":"hospital-a"`) || strings.Contains(string(r.body), `"code":"hospital-c"`) {
+				t.Fatalf("owner after update: %s", r.body)
+			}
+			// zhao's own writes are hospital-c's: lee is refused them.
+			zhao.do("PUT", "/Observation/z1", observation("z1", "p9", "vital-signs", "8867-4")).want(t, 201)
+			zhao.do("GET", "/Observation/z1", nil).want(t, 200)
+			if r := ee.do("GET", "/Observation/z1", nil).want(t, 403); r.errCode() != "PHI-6017" {
+				t.Fatalf("lee reads hospital-c's write: %s", r.errCode())
+			}
+			zhao.do("DELETE", "/Observation/o9", nil).want(t, 403)
+		})
+	}
+}

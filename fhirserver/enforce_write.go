@@ -23,6 +23,17 @@ func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Reso
 		return nil
 	}
 	e := s.enf
+	if e.cfg.OrganisationTags && action != policy.ActionDelete {
+		// The owner is the server's to say: the first writer's
+		// organisation, kept by updates; a client's tag is replaced.
+		owner := rq.p.Org
+		if cur != nil && !cur.Deleted && len(cur.Body) > 0 {
+			if prev, err := fhir.ParseMembers(cur.Body, func(k string) bool { return k == "meta" }, fhir.ParseOptions{}); err == nil {
+				owner = ownerTag(prev)
+			}
+		}
+		setOwnerTag(res, owner)
+	}
 	sub := describe(res, consent.AllFields)
 	if ok, _ := scopeAllows(rq.p, action, sub, &lazyResource{res: res}); !ok {
 		rq.note(false, []string{"smart-scope"}, "")
@@ -33,7 +44,7 @@ func (s *Server) enforceWrite(ctx context.Context, action string, res *fhir.Reso
 		return storeError(err)
 	}
 	d := e.policyDecide(policy.Input{Principal: rq.pp, Action: action,
-		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels}, Purpose: rq.purpose, Treatment: tr})
+		Resource: policy.Resource{Type: sub.typ, Labels: sub.labels, Org: e.resourceOrg(sub)}, Purpose: rq.purpose, Treatment: tr})
 	if !d.Allow {
 		rq.note(false, d.Reasons, "")
 		return denial(d.Code, d.Reasons)
