@@ -51,6 +51,11 @@ type NodeAuthConfig struct {
 	LocalClients *bool `yaml:"local_clients"`
 	// IdPs are external OpenID providers whose tokens are accepted too.
 	IdPs []NodeIdP `yaml:"idps"`
+	// OrganisationTags makes each resource's owning organisation (the
+	// writer's org claim, as a server-set meta.tag) a policy attribute, for
+	// a node several organisations share (docs/enforcement.md, "Owning
+	// organisation"). Default false: every resource is the node's.
+	OrganisationTags bool `yaml:"organisation_tags"`
 }
 
 // NodeIdP is an external OpenID provider.

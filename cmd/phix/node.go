@@ -178,10 +178,12 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	// The node's FHIR server is its PHI vault: protection and signing as
 	// in phix fhir (docs/phi-isolation.md), and every interaction decided
 	// by scopes, policy and consent (docs/enforcement.md).
+	enf := na.Enforcement(nodeauth.ConsentKeys(node.Signing, peerKeys...), nodeauth.Or(na.Grants.Check, nodeauth.ClientGrants(grantees...)))
+	enf.OrganisationTags = cfg.Auth.OrganisationTags
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: bearer, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys,
 		Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
-		Enforcement: na.Enforcement(nodeauth.ConsentKeys(node.Signing, peerKeys...), nodeauth.Or(na.Grants.Check, nodeauth.ClientGrants(grantees...)))})
+		Enforcement: enf})
 	if err != nil {
 		return err
 	}
