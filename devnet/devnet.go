@@ -280,7 +280,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
 	issuer := root + nodeauth.AuthPath
-	auth, err := nodeauth.NewBearerAuth(issuer, base, opts.IdPs)
+	auth, err := nodeauth.NewBearerAuth(issuer, base, opts.IdPs, authDB)
 	if err != nil {
 		return nil, err
 	}

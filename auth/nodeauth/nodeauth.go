@@ -26,6 +26,7 @@ import (
 	"phix/auth/authserver"
 	"phix/auth/oidc"
 	"phix/auth/secretbox"
+	"phix/auth/session"
 	"phix/auth/totp"
 	"phix/consent"
 	"phix/fhirserver"
@@ -63,7 +64,7 @@ func OpenDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range []func(context.Context, *sql.DB) error{authserver.Migrate, totp.Migrate, breakglass.Migrate, MigrateGrants} {
+	for _, m := range []func(context.Context, *sql.DB) error{authserver.Migrate, totp.Migrate, breakglass.Migrate, MigrateGrants, session.MigrateShared} {
 		if err := m(ctx, db); err != nil {
 			db.Close()
 			return nil, err
@@ -72,11 +73,20 @@ func OpenDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	return db, nil
 }
 
+// Sessions returns idle logoff and lockout state kept in the auth store
+// (session.SQLState), so that replicas of a node behind one address share
+// it: failures add up across them and a lock holds on all.
+func Sessions(db *sql.DB) (*session.Idle, *session.Lockout) {
+	st := session.NewSQLState(db)
+	return &session.Idle{Shared: st}, &session.Lockout{Store: st, Failures: st}
+}
+
 // NewBearerAuth returns the node's authenticator: tokens of its own
 // authorization server (issuer), for its FHIR base (audience), and of the
 // external providers (an empty Audience means the FHIR base), all verified
-// through auth/oidc.
-func NewBearerAuth(issuer, audience string, external []oidc.Provider) (*fhirserver.BearerAuth, error) {
+// through auth/oidc; with db (OpenDB's), idle logoff and lockout are
+// shared through it (Sessions).
+func NewBearerAuth(issuer, audience string, external []oidc.Provider, db *sql.DB) (*fhirserver.BearerAuth, error) {
 	ps := []oidc.Provider{{Issuer: issuer, Audience: []string{audience}, MaxLifetime: authserver.MaxTokenLifetime}}
 	for _, p := range external {
 		if len(p.Audience) == 0 {
@@ -88,7 +98,11 @@ func NewBearerAuth(issuer, audience string, external []oidc.Provider) (*fhirserv
 	if err != nil {
 		return nil, err
 	}
-	return fhirserver.NewBearerAuth(fhirserver.BearerAuthOptions{Verifier: v})
+	o := fhirserver.BearerAuthOptions{Verifier: v}
+	if db != nil {
+		o.Idle, o.Lockout = Sessions(db)
+	}
+	return fhirserver.NewBearerAuth(o)
 }
 
 // Config configures Open.
@@ -142,7 +156,9 @@ func Open(ctx context.Context, cfg Config) (*Auth, error) {
 	// Users with TOTPRequired give a code at login; their secrets are
 	// sealed in the same database.
 	second := NewTOTP(cfg.DB, box, cfg.Hospital)
-	as, err := authserver.New(ctx, authserver.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, DB: cfg.DB, Sealer: box, TOTP: second, Logger: cfg.Logger})
+	_, lockout := Sessions(cfg.DB)
+	as, err := authserver.New(ctx, authserver.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, DB: cfg.DB, Sealer: box, TOTP: second,
+		Lockout: lockout, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,11 @@ func startNode(t *testing.T) *node {
 	}
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
-	bearer, err := nodeauth.NewBearerAuth(root+nodeauth.AuthPath, base, nil)
+	db, err := nodeauth.OpenDB(ctx, filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer, err := nodeauth.NewBearerAuth(root+nodeauth.AuthPath, base, nil, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +61,6 @@ func startNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	db, err := nodeauth.OpenDB(ctx, filepath.Join(dir, "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { db.Close() })
 	na, err := nodeauth.Open(ctx, nodeauth.Config{DB: db, Keys: n.Keys, Hospital: "hospital-a", Issuer: root + nodeauth.AuthPath, Audience: base,
 		PolicyDir: filepath.Join(dir, "policy"), Audit: n.Audit, Pseudonyms: n.Pseudonyms})

@@ -51,6 +51,15 @@ type Idle struct {
 	// least recently active one is forgotten.
 	Max int
 	Now func() time.Time
+	// Shared, when set, keeps the sessions' activity where every replica
+	// sees it (SQLState): a session idle here but active on another
+	// replica is not logged off, and a logoff holds on every replica.
+	// Activity is read and written through at most every SyncEvery per
+	// session (default 10 s, far below Timeout), and read on a miss or
+	// before a logoff, so a logoff on one replica holds on the others
+	// within SyncEvery.
+	Shared    ActivityStore
+	SyncEvery time.Duration
 
 	mu   sync.Mutex
 	seen map[string]*idleEntry
@@ -59,7 +68,11 @@ type Idle struct {
 type idleEntry struct {
 	last      time.Time
 	loggedOff time.Time
+	synced    time.Time // last write to Shared
 }
+
+// sharedTimeout bounds one call to the shared store from Touch and Logoff.
+const sharedTimeout = 2 * time.Second
 
 func (s *Idle) now() time.Time {
 	if s.Now != nil {
@@ -80,47 +93,124 @@ func (s *Idle) Touch(key string, issued time.Time) error {
 		max = 100000
 	}
 	now := s.now()
+	if s.Shared != nil {
+		every := s.SyncEvery
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		s.mu.Lock()
+		e := s.seen[key]
+		stale := e == nil || !e.loggedOff.IsZero() || now.Sub(e.last) > timeout || now.Sub(e.synced) >= every
+		s.mu.Unlock()
+		if stale {
+			// Another replica may have seen the session since, or
+			// logged it off: its state first.
+			s.load(key, max)
+		}
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	save, err := s.touchLocked(key, issued, now, timeout, max)
+	var snap Activity
+	if save {
+		e := s.seen[key]
+		e.synced = now
+		snap = Activity{Last: e.last, LoggedOff: e.loggedOff}
+	}
+	s.mu.Unlock()
+	if save {
+		s.save(key, snap)
+	}
+	return err
+}
+
+// touchLocked is Touch's decision; save reports that the shared store
+// should hear of the session (a logoff, a new session, or SyncEvery since
+// the last write).
+func (s *Idle) touchLocked(key string, issued, now time.Time, timeout time.Duration, max int) (save bool, err error) {
 	if s.seen == nil {
 		s.seen = map[string]*idleEntry{}
 	}
+	every := s.SyncEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	shared := s.Shared != nil
 	e, ok := s.seen[key]
 	if !ok {
 		if len(s.seen) >= max {
 			s.evict()
 		}
 		s.seen[key] = &idleEntry{last: now}
-		return nil
+		return shared, nil
 	}
 	if !e.loggedOff.IsZero() && !issued.After(e.loggedOff) {
-		return &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
+		return false, &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
 	}
 	if e.loggedOff.IsZero() && now.Sub(e.last) > timeout {
 		if issued.After(e.last.Add(timeout)) {
 			// The credential was obtained after the session had gone
 			// idle: the caller authenticated again, a new session starts.
 			e.last = now
-			return nil
+			return shared, nil
 		}
 		e.loggedOff = now
-		return &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
+		return shared, &Error{CodeIdle, "session was logged off after inactivity; authenticate again"}
 	}
-	if !e.loggedOff.IsZero() {
+	renewed := !e.loggedOff.IsZero()
+	if renewed {
 		e.loggedOff = time.Time{} // a fresh credential starts a new session
 	}
 	e.last = now
-	return nil
+	return shared && (renewed || now.Sub(e.synced) >= every), nil
 }
 
-// Logoff ends a session at once (an explicit logout).
-func (s *Idle) Logoff(key string) {
+// load merges the shared state of key into the local one.
+func (s *Idle) load(key string, max int) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	a, ok, err := s.Shared.LoadActivity(ctx, key)
+	if err != nil || !ok {
+		return // unreachable store: the local state decides
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil {
 		s.seen = map[string]*idleEntry{}
 	}
-	s.seen[key] = &idleEntry{last: s.now(), loggedOff: s.now()}
+	e := s.seen[key]
+	if e == nil {
+		if len(s.seen) >= max {
+			s.evict()
+		}
+		e = &idleEntry{synced: s.now()}
+		s.seen[key] = e
+	}
+	if a.Last.After(e.last) {
+		e.last = a.Last
+	}
+	if a.LoggedOff.After(e.loggedOff) {
+		e.loggedOff = a.LoggedOff
+	}
+}
+
+func (s *Idle) save(key string, a Activity) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	_ = s.Shared.SaveActivity(ctx, key, a) // best effort: the local state still holds
+}
+
+// Logoff ends a session at once (an explicit logout).
+func (s *Idle) Logoff(key string) {
+	now := s.now()
+	s.mu.Lock()
+	if s.seen == nil {
+		s.seen = map[string]*idleEntry{}
+	}
+	s.seen[key] = &idleEntry{last: now, loggedOff: now, synced: now}
+	s.mu.Unlock()
+	if s.Shared != nil {
+		s.save(key, Activity{Last: now, LoggedOff: now})
+	}
 }
 
 func (s *Idle) evict() {
@@ -143,10 +233,16 @@ type Lockout struct {
 	Window      time.Duration // default 15 minutes
 	LockFor     time.Duration // default 15 minutes (errcode.LockoutDuration)
 	Store       errcode.LockoutStore
-	Now         func() time.Time
+	// Failures, when set, counts failures where every replica sees them
+	// (SQLState); nil counts them in this process.
+	Failures FailureLog
+	Now      func() time.Time
 
 	mu    sync.Mutex
 	fails map[string][]time.Time
+	// failed marks principals this process recorded a shared failure
+	// for, so that Success clears the shared count only when needed.
+	failed map[string]bool
 }
 
 // NewLockout returns a Lockout with the defaults over an in-memory store.
@@ -189,6 +285,25 @@ func (l *Lockout) Failure(ctx context.Context, principal string) (bool, error) {
 		lockFor = errcode.LockoutDuration
 	}
 	now := l.now()
+	if l.Failures != nil {
+		n, err := l.Failures.RecordFailure(ctx, principal, now, window)
+		if err != nil {
+			return false, err
+		}
+		l.mu.Lock()
+		if l.failed == nil || len(l.failed) > 100000 {
+			l.failed = map[string]bool{}
+		}
+		l.failed[principal] = n < max
+		l.mu.Unlock()
+		if n < max {
+			return false, nil
+		}
+		if err := l.Failures.ClearFailures(ctx, principal); err != nil {
+			return false, err
+		}
+		return true, l.Store.Lock(ctx, principal, now.Add(lockFor), LockCode)
+	}
 	l.mu.Lock()
 	if l.fails == nil {
 		l.fails = map[string][]time.Time{}
@@ -220,5 +335,12 @@ func (l *Lockout) Failure(ctx context.Context, principal string) (bool, error) {
 func (l *Lockout) Success(principal string) {
 	l.mu.Lock()
 	delete(l.fails, principal)
+	shared := l.failed[principal]
+	delete(l.failed, principal)
 	l.mu.Unlock()
+	if shared && l.Failures != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		_ = l.Failures.ClearFailures(ctx, principal) // best effort: the window ends them anyway
+	}
 }

@@ -53,7 +53,23 @@ func runFHIRWithAuthServer(ctx context.Context, o fhirAuthOptions) error {
 	if o.oidcIssuer != "" {
 		idps = append(idps, oidc.Provider{Issuer: o.oidcIssuer, Audience: []string{o.oidcAudience}})
 	}
-	bearer, err := nodeauth.NewBearerAuth(issuer, base, idps)
+	if o.authDB == "" {
+		o.authDB = filepath.Join(o.dataDir, "auth.db")
+	}
+	if o.policyDir == "" {
+		o.policyDir = filepath.Join(o.dataDir, "policy")
+	}
+	if !nodeauth.IsPostgres(o.authDB) {
+		if err := os.MkdirAll(filepath.Dir(o.authDB), 0o700); err != nil {
+			return fmt.Errorf("--auth-db: %w", err)
+		}
+	}
+	db, err := nodeauth.OpenDB(ctx, o.authDB)
+	if err != nil {
+		return fmt.Errorf("--auth-db: %w", err)
+	}
+	defer db.Close()
+	bearer, err := nodeauth.NewBearerAuth(issuer, base, idps, db)
 	if err != nil {
 		return err
 	}
@@ -67,17 +83,6 @@ func runFHIRWithAuthServer(ctx context.Context, o fhirAuthOptions) error {
 		return err
 	}
 	defer node.Close()
-	if o.authDB == "" {
-		o.authDB = filepath.Join(o.dataDir, "auth.db")
-	}
-	if o.policyDir == "" {
-		o.policyDir = filepath.Join(o.dataDir, "policy")
-	}
-	db, err := nodeauth.OpenDB(ctx, o.authDB)
-	if err != nil {
-		return fmt.Errorf("--auth-db: %w", err)
-	}
-	defer db.Close()
 	na, err := nodeauth.Open(ctx, nodeauth.Config{DB: db, Keys: node.Keys, Suite: o.suite, Hospital: o.hospital, Issuer: issuer, Audience: base,
 		PolicyDir: o.policyDir, Audit: node.Audit, Pseudonyms: node.Pseudonyms, Logger: logger})
 	if err != nil {

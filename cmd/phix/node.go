@@ -71,7 +71,19 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	for _, p := range cfg.Auth.IdPs {
 		idps = append(idps, oidc.Provider{Issuer: p.Issuer, Audience: p.Audience, JWKSURL: p.JWKSURL})
 	}
-	bearer, err := nodeauth.NewBearerAuth(issuer, base, idps)
+	// The auth store also holds the sessions' idle and lockout state,
+	// shared by replicas.
+	if !nodeauth.IsPostgres(cfg.Auth.DB) {
+		if err := os.MkdirAll(filepath.Dir(cfg.Auth.DB), 0o700); err != nil {
+			return fmt.Errorf("node: auth.db: %w", err)
+		}
+	}
+	authDB, err := nodeauth.OpenDB(ctx, cfg.Auth.DB)
+	if err != nil {
+		return fmt.Errorf("node: auth.db: %w", err)
+	}
+	defer authDB.Close()
+	bearer, err := nodeauth.NewBearerAuth(issuer, base, idps, authDB)
 	if err != nil {
 		return err
 	}
@@ -121,11 +133,6 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	defer st.Close()
 	// Access control as in the dev network (auth/nodeauth): the node's own
 	// authorization server, the policy, TOTP and break-glass.
-	authDB, err := nodeauth.OpenDB(ctx, cfg.Auth.DB)
-	if err != nil {
-		return fmt.Errorf("node: auth.db: %w", err)
-	}
-	defer authDB.Close()
 	na, err := nodeauth.Open(ctx, nodeauth.Config{DB: authDB, Keys: node.Keys, Suite: cfg.Suite, Hospital: cfg.Hospital, Issuer: issuer, Audience: base,
 		PolicyDir: cfg.Auth.Policy, Audit: node.Audit, Pseudonyms: node.Pseudonyms, Logger: logger})
 	if err != nil {
