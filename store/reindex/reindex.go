@@ -100,7 +100,20 @@ type Options struct {
 	Pause time.Duration
 	// Logger gets job start, completion and failure lines (never content).
 	Logger *slog.Logger
+	// Refresh is how often the Manager applies the SearchParameters that
+	// another process sharing the database (a replica) created, changed
+	// or deleted (default 10 s; negative: only at Open). A replica that
+	// learns of a new parameter indexes it as its author did: it registers
+	// it and runs its own job, which also covers what it wrote before it
+	// knew of the parameter, and the parameter is searchable through it
+	// when that job completes.
+	Refresh time.Duration
 }
+
+// refreshOverlap re-reads the SearchParameter history this far back on
+// every refresh: a transaction stamped earlier can commit later. Versions
+// already applied are skipped.
+const refreshOverlap = time.Minute
 
 // Extractor computes every index entry (built-in and custom) of a stored
 // version for a reindex job. The default parses the body; a server that
@@ -127,6 +140,10 @@ type Manager struct {
 	running map[string]bool
 	defIDs  map[string]string // SearchParameter id -> url of the registered parameter
 	drops   map[string]int    // parameter code -> entry drops running
+	// versions are the SearchParameter versions applied, by id, and
+	// seenUpTo the newest lastUpdated among them (Refresh).
+	versions map[string]int64
+	seenUpTo time.Time
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -148,7 +165,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 	}
 	opts.BatchSize = min(opts.BatchSize, store.MaxReindexBatch)
 	m := &Manager{st: st, rx: rx, custom: search.NewCustom(), opts: opts, log: opts.Logger,
-		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}}
+		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}, versions: map[string]int64{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -196,7 +213,95 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 			}
 		}
 	}
+	if opts.Refresh >= 0 {
+		every := opts.Refresh
+		if every == 0 {
+			every = 10 * time.Second
+		}
+		m.wg.Add(1)
+		go m.refreshLoop(every)
+	}
 	return m, nil
+}
+
+func (m *Manager) refreshLoop(every time.Duration) {
+	defer m.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Refresh(m.ctx); err != nil && m.ctx.Err() == nil {
+				m.log.Warn("reindex: refresh of SearchParameters failed; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh applies the SearchParameter versions other processes sharing
+// the database committed since the last refresh (Options.Refresh calls it
+// periodically): new and changed definitions are registered and indexed
+// by a job of this process, deleted or retired ones removed.
+func (m *Manager) Refresh(ctx context.Context) error {
+	const page = 500
+	m.mu.Lock()
+	since := m.seenUpTo
+	m.mu.Unlock()
+	if !since.IsZero() {
+		since = since.Add(-refreshOverlap)
+	}
+	latest := map[string]*store.Record{}
+	var newest time.Time
+	for off := 0; ; off += page {
+		recs, _, err := m.st.History(ctx, store.HistoryOptions{Type: "SearchParameter", Since: since, Count: page, Offset: off})
+		if err != nil {
+			return fmt.Errorf("reindex: refresh: %w", err)
+		}
+		for _, r := range recs {
+			if cur := latest[r.ID]; cur == nil || r.Version > cur.Version {
+				latest[r.ID] = r
+			}
+			if r.LastUpdated.After(newest) {
+				newest = r.LastUpdated
+			}
+		}
+		if len(recs) < page {
+			break
+		}
+	}
+	recs := make([]*store.Record, 0, len(latest))
+	for _, r := range latest {
+		recs = append(recs, r)
+	}
+	slices.SortFunc(recs, func(a, b *store.Record) int { return a.LastUpdated.Compare(b.LastUpdated) })
+	for _, r := range recs {
+		m.mu.Lock()
+		known := m.versions[r.ID]
+		m.mu.Unlock()
+		if r.Version > known {
+			m.apply(ctx, r)
+		}
+	}
+	m.mu.Lock()
+	if newest.After(m.seenUpTo) {
+		m.seenUpTo = newest
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// applied records that version rec of a SearchParameter has been applied.
+func (m *Manager) applied(rec *store.Record) {
+	m.mu.Lock()
+	if rec.Version > m.versions[rec.ID] {
+		m.versions[rec.ID] = rec.Version
+	}
+	if rec.LastUpdated.After(m.seenUpTo) {
+		m.seenUpTo = rec.LastUpdated
+	}
+	m.mu.Unlock()
 }
 
 // loadDefinitions registers every active stored SearchParameter (not
@@ -209,6 +314,7 @@ func (m *Manager) loadDefinitions(ctx context.Context) error {
 			return fmt.Errorf("reindex: load SearchParameters: %w", err)
 		}
 		for _, rec := range res.Matches {
+			m.applied(rec)
 			d, err := definitionOf(rec)
 			if err != nil || !d.Active() {
 				// Stored before validation existed, or not active: not

@@ -78,6 +78,7 @@ func sameDefinition(a, b *search.Param) bool {
 // SearchParameter version defines, under the exclusive registration lock
 // (no write transaction is between extraction and commit meanwhile).
 func (m *Manager) apply(ctx context.Context, rec *store.Record) {
+	m.applied(rec)
 	var d *search.Definition
 	if !rec.Deleted {
 		var err error

@@ -32,6 +32,7 @@ func RunReindex(t *testing.T, open Opener) {
 		{"CustomParameter", testCustomParameter},
 		{"ConcurrentWrites", testReindexConcurrent},
 		{"Resume", testReindexResume},
+		{"Replicas", testReindexReplicas},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -615,6 +616,56 @@ func testReindexResume(t *testing.T, open Opener) {
 	ids, err := searchIDs(t, m2.Store(), m2.Custom(), "Patient", "colour=red")
 	if err != nil || len(ids) != 200 {
 		t.Fatalf("colour=red after resume: %d, %v", len(ids), err)
+	}
+}
+
+// testReindexReplicas: two Managers on two handles of one database (two
+// replicas). A parameter defined through one is, after the other's
+// Refresh, searchable through both, including what the other wrote before
+// it knew of the parameter; its deletion through the second reaches the
+// first the same way.
+func testReindexReplicas(t *testing.T, open Opener) {
+	a := managed(t, open(t), reindex.Options{BatchSize: 25, Refresh: -1})
+	b := managed(t, open(t), reindex.Options{BatchSize: 25, Refresh: -1})
+	ha, hb := a.Store(), b.Store()
+	for i := 0; i < 60; i++ {
+		mustPutBody(t, ha, colorPatient(fmt.Sprintf("p%03d", i), "Fam", []string{"red", "blue"}[i%2]), a.Extract)
+	}
+	mustPutBody(t, ha, colorParam("sp1", "active", colorExpr), a.Extract)
+	waitJob(t, a, jobOf(t, a).ID)
+	// b does not know the parameter yet: it refuses it, and does not index
+	// it in what it writes meanwhile.
+	if _, err := searchIDs(t, hb, b.Custom(), "Patient", "colour=red"); !isParseCode(err, search.CodeUnknownParam) {
+		t.Fatalf("colour on the other replica before its refresh: %v", err)
+	}
+	mustPutBody(t, hb, colorPatient("late", "Fam", "red"), b.Extract)
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, b, jobOf(t, b).ID)
+	for name, m := range map[string]*reindex.Manager{"author": a, "replica": b} {
+		ids, err := searchIDs(t, m.Store(), m.Custom(), "Patient", "colour=red")
+		if err != nil || len(ids) != 31 || !slices.Contains(ids, "late") {
+			t.Fatalf("%s: colour=red %d ids (late %v), %v", name, len(ids), slices.Contains(ids, "late"), err)
+		}
+	}
+	// A second refresh with nothing new starts nothing.
+	before := len(mustJobs(t, b))
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(mustJobs(t, b)); after != before {
+		t.Fatalf("an idle refresh started %d jobs", after-before)
+	}
+	// Deleted through b: a forgets it at its refresh.
+	if err := deleteRes(ctx, hb, "SearchParameter", "sp1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := searchIDs(t, ha, a.Custom(), "Patient", "colour=red"); !isParseCode(err, search.CodeUnknownParam) {
+		t.Fatalf("colour after its deletion elsewhere: %v", err)
 	}
 }
 
