@@ -144,9 +144,9 @@ type Manager struct {
 	// seenUpTo the newest lastUpdated among them (Refresh).
 	versions map[string]int64
 	seenUpTo time.Time
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // ErrNotReindexable is returned by Open for a store without store.Reindexer.
