@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"phix/fhir/search"
 )
@@ -32,6 +33,12 @@ type Reindexer interface {
 	Job(ctx context.Context, id string) ([]byte, error)
 	// Jobs returns every job document by id.
 	Jobs(ctx context.Context) (map[string][]byte, error)
+	// LeaseJob gives owner the job's lease until until, if the job has no
+	// lease, owner holds it already, or it ended before now; it reports
+	// whether owner holds it. One process runs a job at a time among those
+	// sharing the database. An until not after now releases owner's lease
+	// (true when owner held it).
+	LeaseJob(ctx context.Context, id, owner string, now, until time.Time) (bool, error)
 }
 
 // ReindexBatch is one step of a reindex: see Reindexer.ReindexBatch.

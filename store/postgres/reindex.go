@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -115,6 +116,20 @@ func (s *Store) PutJob(ctx context.Context, id string, doc []byte) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, id, doc)
 	return sqlstore.DBError("reindex: put job", err)
+}
+
+// LeaseJob implements store.Reindexer.
+func (s *Store) LeaseJob(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	q, args := `UPDATE reindex_jobs SET lease_owner = $1, lease_until = $2
+		WHERE id = $3 AND (lease_owner = '' OR lease_owner = $1 OR lease_until < $4)`, []any{owner, until.UnixMilli(), id, now.UnixMilli()}
+	if !until.After(now) {
+		q, args = `UPDATE reindex_jobs SET lease_owner = '', lease_until = 0 WHERE id = $2 AND lease_owner = $1`, []any{owner, id}
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return false, sqlstore.DBError("reindex: lease job", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Job implements store.Reindexer.

@@ -139,6 +139,12 @@ CREATE TABLE reindex_jobs (
 	doc BYTEA NOT NULL
 );
 `,
+	// 6: the lease of the process running a reindex job (store.Reindexer
+	// LeaseJob), so that replicas do not run one job twice.
+	`
+ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE reindex_jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the

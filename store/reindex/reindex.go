@@ -144,9 +144,11 @@ type Manager struct {
 	// seenUpTo the newest lastUpdated among them (Refresh).
 	versions map[string]int64
 	seenUpTo time.Time
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// owner names this Manager in job leases (store.Reindexer.LeaseJob).
+	owner  string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // ErrNotReindexable is returned by Open for a store without store.Reindexer.
@@ -165,7 +167,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 	}
 	opts.BatchSize = min(opts.BatchSize, store.MaxReindexBatch)
 	m := &Manager{st: st, rx: rx, custom: search.NewCustom(), opts: opts, log: opts.Logger,
-		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}, versions: map[string]int64{}}
+		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}, versions: map[string]int64{}, owner: newID()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -289,6 +291,24 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.seenUpTo = newest
 	}
 	m.mu.Unlock()
+	// Jobs left running by a process that stopped: resumed here once
+	// their lease has ended (launch takes it, or returns at once).
+	docs, err := m.rx.Jobs(ctx)
+	if err != nil {
+		return fmt.Errorf("reindex: refresh: %w", err)
+	}
+	for _, doc := range docs {
+		var j Job
+		if json.Unmarshal(doc, &j) != nil || j.Status != StatusRunning || j.Kind == KindDrop {
+			continue
+		}
+		m.mu.Lock()
+		running := m.running[j.ID]
+		m.mu.Unlock()
+		if !running {
+			m.launch(&j)
+		}
+	}
 	return nil
 }
 
@@ -534,8 +554,39 @@ func (m *Manager) launch(j *Job) {
 			delete(m.running, j.ID)
 			m.mu.Unlock()
 		}()
+		if j.Kind != KindDrop {
+			// One process runs a job: another replica holding its lease
+			// runs it, and Refresh takes it over if that one stops.
+			if !m.lease(j.ID) {
+				return
+			}
+			defer m.release(j.ID)
+		}
 		m.run(j)
 	}()
+}
+
+// leaseTTL is how long a job's lease lasts without renewal; the runner
+// renews it after every batch.
+const leaseTTL = 30 * time.Second
+
+// lease takes or renews this Manager's lease of job id.
+func (m *Manager) lease(id string) bool {
+	now := time.Now()
+	ok, err := m.rx.LeaseJob(m.ctx, id, m.owner, now, now.Add(leaseTTL))
+	if err != nil && m.ctx.Err() == nil {
+		m.log.Warn("reindex: cannot lease job", "job", id, "err", err)
+	}
+	return ok && err == nil
+}
+
+// release ends this Manager's lease of job id, so that another process
+// may resume it at once (a closing Manager leaves its jobs running).
+func (m *Manager) release(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := time.Now()
+	_, _ = m.rx.LeaseJob(ctx, id, m.owner, now, now)
 }
 
 // maxBatchFailures is how many times in a row a batch may fail (a lost
@@ -592,6 +643,12 @@ func (m *Manager) run(j *Job) {
 				m.custom.SetReady(p.URL, p.Fingerprint)
 			}
 			m.log.Info("reindex: job completed", "job", j.ID, "processed", j.Processed)
+			return
+		}
+		if !m.lease(j.ID) {
+			if ctx.Err() == nil {
+				m.log.Warn("reindex: lost the lease of a job; another process resumes it", "job", j.ID)
+			}
 			return
 		}
 		if m.opts.Pause > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"phix/store"
 	"phix/store/internal/sqlstore"
@@ -135,6 +136,25 @@ func (s *Store) PutJob(ctx context.Context, id string, doc []byte) error {
 		_, err := stx.(*tx).tx.ExecContext(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, id, doc)
 		return sqlstore.DBError("reindex: put job", err)
 	})
+}
+
+// LeaseJob implements store.Reindexer.
+func (s *Store) LeaseJob(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	var n int64
+	err := s.Tx(ctx, func(stx store.Tx) error {
+		q, args := `UPDATE reindex_jobs SET lease_owner = ?1, lease_until = ?2
+			WHERE id = ?3 AND (lease_owner = '' OR lease_owner = ?1 OR lease_until < ?4)`, []any{owner, until.UnixMilli(), id, now.UnixMilli()}
+		if !until.After(now) {
+			q, args = `UPDATE reindex_jobs SET lease_owner = '', lease_until = 0 WHERE id = ?2 AND lease_owner = ?1`, []any{owner, id}
+		}
+		res, err := stx.(*tx).tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return sqlstore.DBError("reindex: lease job", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
 }
 
 // Job implements store.Reindexer.

@@ -137,4 +137,10 @@ CREATE TABLE reindex_jobs (
 	doc BLOB NOT NULL
 );
 `,
+	// 6: the lease of the process running a reindex job (store.Reindexer
+	// LeaseJob), so that replicas do not run one job twice.
+	`
+ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE reindex_jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+`,
 }

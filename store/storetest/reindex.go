@@ -33,6 +33,7 @@ func RunReindex(t *testing.T, open Opener) {
 		{"ConcurrentWrites", testReindexConcurrent},
 		{"Resume", testReindexResume},
 		{"Replicas", testReindexReplicas},
+		{"Lease", testReindexLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -666,6 +667,71 @@ func testReindexReplicas(t *testing.T, open Opener) {
 	}
 	if _, err := searchIDs(t, ha, a.Custom(), "Patient", "colour=red"); !isParseCode(err, search.CodeUnknownParam) {
 		t.Fatalf("colour after its deletion elsewhere: %v", err)
+	}
+}
+
+// testReindexLease: a job's lease is exclusive until it ends or is
+// released, and a job its runner left (closed mid-way) is taken over and
+// finished by another replica's Refresh.
+func testReindexLease(t *testing.T, open Opener) {
+	s := open(t)
+	rx := reindexer(t, s)
+	if err := rx.PutJob(ctx, "j1", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		owner string
+		at    time.Time
+		until time.Duration
+		want  bool
+	}{
+		{"a", now, time.Minute, true},                       // free
+		{"b", now.Add(time.Second), time.Minute, false},     // held by a
+		{"a", now.Add(30 * time.Second), time.Minute, true}, // renewed by its holder
+		{"b", now.Add(80 * time.Second), time.Minute, false},
+		{"b", now.Add(91 * time.Second), time.Minute, true}, // a's lease ended
+		{"b", now.Add(92 * time.Second), 0, true},           // released
+		{"a", now.Add(93 * time.Second), time.Minute, true},
+	} {
+		got, err := rx.LeaseJob(ctx, "j1", c.owner, c.at, c.at.Add(c.until))
+		if err != nil || got != c.want {
+			t.Fatalf("lease by %s at +%s: %v, %v; want %v", c.owner, c.at.Sub(now), got, err, c.want)
+		}
+	}
+	if ok, err := rx.LeaseJob(ctx, "nope", "a", now, now.Add(time.Minute)); err != nil || ok {
+		t.Fatalf("lease of an unknown job: %v %v", ok, err)
+	}
+
+	// Takeover: a stops mid-job (its lease released); b resumes it.
+	a := managed(t, s, reindex.Options{BatchSize: 10, Pause: 20 * time.Millisecond, Refresh: -1})
+	b := managed(t, open(t), reindex.Options{BatchSize: 50, Refresh: -1})
+	hs := a.Store()
+	for i := 0; i < 100; i++ {
+		mustPutBody(t, hs, colorPatient(fmt.Sprintf("q%03d", i), "Fam", "red"), a.Extract)
+	}
+	mustPutBody(t, hs, colorParam("sp1", "active", colorExpr), a.Extract)
+	id := jobOf(t, a).ID
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := a.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Processed > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job made no progress")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.Close()
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j := waitJob(t, b, id); j.Status != reindex.StatusCompleted || j.Processed != j.Total {
+		t.Fatalf("job taken over: %+v", j)
 	}
 }
 
