@@ -24,6 +24,128 @@ import (
 // client changes during the job is skipped (its new version is sealed under
 // the current keys already).
 
+// jobDocs is the store's table of background jobs (store.Reindexer's job
+// documents and leases): $encrypt jobs persist there, survive a restart
+// (resumed at start), and one replica runs a job at a time.
+type jobDocs interface {
+	PutJob(ctx context.Context, id string, doc []byte) error
+	Job(ctx context.Context, id string) ([]byte, error)
+	Jobs(ctx context.Context) (map[string][]byte, error)
+	LeaseJob(ctx context.Context, id, owner string, now, until time.Time) (bool, error)
+}
+
+// encryptKind is the kind of an $encrypt job document.
+const encryptKind = "encrypt"
+
+// encryptLease is how long a job's lease lasts; the runner renews it
+// after every page.
+const encryptLease = 30 * time.Second
+
+// encryptDoc is the persisted form of an encryptJob.
+type encryptDoc struct {
+	Kind         string    `json:"kind"`
+	ID           string    `json:"id"`
+	Types        []string  `json:"types"`
+	ResID        string    `json:"resId,omitempty"`
+	Status       string    `json:"status"`
+	Total        int       `json:"total"`
+	Done         int       `json:"done"`
+	Skipped      int       `json:"skipped"`
+	Failed       int       `json:"failed"`
+	TypeIdx      int       `json:"typeIdx"`
+	Offset       int       `json:"offset"`
+	CountedTotal bool      `json:"countedTotal,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished,omitzero"`
+}
+
+func (job *encryptJob) doc() encryptDoc {
+	job.mu.Lock()
+	defer job.mu.Unlock()
+	return encryptDoc{Kind: encryptKind, ID: job.id, Types: job.types, ResID: job.resID, Status: job.status,
+		Total: job.total, Done: job.done, Skipped: job.skipped, Failed: job.failed, TypeIdx: job.typeIdx,
+		Offset: job.offset, CountedTotal: job.countedTotal, Reason: job.reason, Started: job.started, Finished: job.finished}
+}
+
+func jobFromDoc(d encryptDoc) *encryptJob {
+	return &encryptJob{id: d.ID, types: d.Types, resID: d.ResID, status: d.Status, total: d.Total, done: d.Done,
+		skipped: d.Skipped, failed: d.Failed, typeIdx: d.TypeIdx, offset: d.Offset, countedTotal: d.CountedTotal,
+		reason: d.Reason, started: d.Started, finished: d.Finished, forgotten: map[string]bool{}}
+}
+
+// saveJob persists the job's state (a no-op without a job table).
+func (s *Server) saveJob(ctx context.Context, job *encryptJob) error {
+	if s.jobDocs == nil {
+		return nil
+	}
+	b, err := json.Marshal(job.doc())
+	if err != nil {
+		return err
+	}
+	return s.jobDocs.PutJob(context.WithoutCancel(ctx), job.id, b)
+}
+
+// loadJob reads a persisted $encrypt job (nil when there is none).
+func (s *Server) loadJob(ctx context.Context, id string) *encryptJob {
+	if s.jobDocs == nil || len(id) > 64 {
+		return nil
+	}
+	b, err := s.jobDocs.Job(ctx, id)
+	if err != nil {
+		return nil
+	}
+	var d encryptDoc
+	if json.Unmarshal(b, &d) != nil || d.Kind != encryptKind || d.ID != id {
+		return nil
+	}
+	return jobFromDoc(d)
+}
+
+// leaseJob takes or renews this process's lease of a job (always true
+// without a job table).
+func (s *Server) leaseJob(ctx context.Context, id string) bool {
+	if s.jobDocs == nil {
+		return true
+	}
+	now := time.Now()
+	ok, err := s.jobDocs.LeaseJob(context.WithoutCancel(ctx), id, s.instance, now, now.Add(encryptLease))
+	return ok && err == nil
+}
+
+func (s *Server) releaseJob(ctx context.Context, id string) {
+	if s.jobDocs == nil {
+		return
+	}
+	now := time.Now()
+	_, _ = s.jobDocs.LeaseJob(context.WithoutCancel(ctx), id, s.instance, now, now)
+}
+
+// resumeEncryptJobsLater resumes, in the background, the $encrypt jobs a
+// stopped process left running (once their lease has ended).
+func (s *Server) resumeEncryptJobsLater() {
+	go func() {
+		ctx := context.Background()
+		docs, err := s.jobDocs.Jobs(ctx)
+		if err != nil {
+			s.log.Warn("$encrypt: cannot list unfinished jobs", "err", err)
+			return
+		}
+		for id, b := range docs {
+			var d encryptDoc
+			if json.Unmarshal(b, &d) != nil || d.Kind != encryptKind || d.ID != id || d.Status != "running" {
+				continue
+			}
+			job := jobFromDoc(d)
+			if s.jobs.get(id) != nil || !s.leaseJob(ctx, id) {
+				continue // running here already, or in another replica
+			}
+			s.jobs.add(job)
+			go s.runEncrypt(ctx, job)
+		}
+	}()
+}
+
 // maxEncryptJobs bounds the jobs kept in memory (finished ones are dropped
 // oldest first).
 const maxEncryptJobs = 256
@@ -99,7 +221,16 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	var job *encryptJob
 	if jid := q.Get("job"); jid != "" {
 		if job = s.jobs.get(jid); job == nil {
-			return errorf(CodeNotFound, "no such job")
+			if job = s.loadJob(r.Context(), jid); job == nil {
+				return errorf(CodeNotFound, "no such job")
+			}
+			if job.state() == "running" && !s.leaseJob(r.Context(), jid) {
+				return errorf(CodeConflict, "the job is running")
+			}
+			job.mu.Lock()
+			job.status = "interrupted" // resumed below
+			job.mu.Unlock()
+			s.jobs.add(job)
 		}
 		job.mu.Lock()
 		running := job.status == "running"
@@ -144,10 +275,16 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		job = &encryptJob{id: newID(), types: types, resID: id, status: "running", started: now(), forgotten: map[string]bool{}}
+		if err := s.saveJob(r.Context(), job); err != nil {
+			return storeError(err)
+		}
 		s.jobs.add(job)
 	}
 	// The job outlives the request.
 	ctx := context.WithoutCancel(r.Context())
+	if !s.leaseJob(ctx, job.id) {
+		return errorf(CodeConflict, "the job is running in another server process")
+	}
 	go s.runEncrypt(ctx, job)
 	w.Header().Set("Content-Location", s.baseURL(r)+"/$encrypt?job="+job.id)
 	body, _ := json.Marshal(job.parameters())
@@ -163,7 +300,10 @@ func (s *Server) handleEncryptStatus(w http.ResponseWriter, r *http.Request) err
 	}
 	job := s.jobs.get(jid)
 	if job == nil {
-		return errorf(CodeNotFound, "no such job")
+		// Started before a restart, or by another replica.
+		if job = s.loadJob(r.Context(), jid); job == nil {
+			return errorf(CodeNotFound, "no such job")
+		}
 	}
 	body, _ := json.Marshal(job.parameters())
 	writeJSON(w, http.StatusOK, body)
@@ -205,14 +345,22 @@ func (job *encryptJob) finish(err error) {
 	job.status = "completed"
 }
 
-// runEncrypt works through the job from its cursor.
+// runEncrypt works through the job from its cursor, under this process's
+// lease of it (taken by the caller), saving the cursor after every page.
 func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
+	defer s.releaseJob(ctx, job.id)
+	finish := func(err error) {
+		job.finish(err)
+		if serr := s.saveJob(ctx, job); serr != nil {
+			s.log.Warn("$encrypt: cannot save the job's state", "err", serr)
+		}
+	}
 	if job.resID != "" {
 		err := s.reseal(ctx, job, job.types[0], job.resID)
 		job.mu.Lock()
 		job.total = 1
 		job.mu.Unlock()
-		job.finish(err)
+		finish(err)
 		return
 	}
 	if f, ok := s.protect.(interface{ ForgetIndexKeys() }); ok {
@@ -223,19 +371,19 @@ func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
 		ti, off := job.typeIdx, job.offset
 		job.mu.Unlock()
 		if ti >= len(job.types) {
-			job.finish(nil)
+			finish(nil)
 			return
 		}
 		typ := job.types[ti]
 		q, _, err := search.Parse(typ, url.Values{"_count": {strconv.Itoa(encryptPage)}, "_offset": {strconv.Itoa(off)}, "_total": {"accurate"}},
 			search.ParseOptions{MaxCount: encryptPage})
 		if err != nil {
-			job.finish(errorf(CodeInternal, "internal error"))
+			finish(errorf(CodeInternal, "internal error"))
 			return
 		}
 		res, err := s.raw.Search(ctx, q)
 		if err != nil {
-			job.finish(storeError(err))
+			finish(storeError(err))
 			return
 		}
 		job.mu.Lock()
@@ -246,7 +394,7 @@ func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
 		job.mu.Unlock()
 		for _, rec := range res.Matches {
 			if err := s.reseal(ctx, job, rec.Type, rec.ID); err != nil {
-				job.finish(err)
+				finish(err)
 				return
 			}
 			job.mu.Lock()
@@ -257,6 +405,14 @@ func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
 			job.mu.Lock()
 			job.typeIdx, job.offset, job.countedTotal = job.typeIdx+1, 0, false
 			job.mu.Unlock()
+		}
+		// The cursor survives a restart; the lease keeps other replicas off.
+		if err := s.saveJob(ctx, job); err != nil {
+			s.log.Warn("$encrypt: cannot save the job's state", "err", err)
+		}
+		if !s.leaseJob(ctx, job.id) {
+			s.log.Warn("$encrypt: lost the job's lease; another server process resumes it")
+			return
 		}
 	}
 }

@@ -801,3 +801,65 @@ func TestKeyOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestProtectEncryptJobPersists: $encrypt jobs live in the store's job
+// table: a job a stopped process left running is resumed by the next
+// server on the store and finishes from its cursor; a job's status is
+// readable through another server; a job another process holds the lease
+// of is not run twice.
+func TestProtectEncryptJobPersists(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	jd, ok := st.(jobDocs)
+	if !ok {
+		t.Fatalf("%T keeps no job table", st)
+	}
+	a := newEnv(t, st)
+	for i := 0; i < 7; i++ {
+		a.do("POST", "/Patient", patient("Restart", itoa(i))).want(t, 201)
+	}
+	put := func(id string, d encryptDoc) {
+		t.Helper()
+		d.Kind, d.ID, d.Types, d.Started = encryptKind, id, []string{"Patient"}, time.Now()
+		b, _ := json.Marshal(d)
+		if err := jd.PutJob(ctx, id, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(e *env, loc string) *resp {
+		t.Helper()
+		for i := 0; i < 300; i++ {
+			r := e.do("GET", loc, nil).want(t, 200)
+			if param(r, "status") != "running" {
+				return r
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("job did not finish")
+		return nil
+	}
+	// Interrupted after its first resource, as a killed process leaves it.
+	put("job-restart", encryptDoc{Status: "running", Total: 7, Done: 1, Offset: 1, CountedTotal: true})
+	b := newEnv(t, st) // the restarted server
+	if r := wait(b, "/$encrypt?job=job-restart"); param(r, "status") != "completed" || param(r, "done") != "7" || param(r, "total") != "7" {
+		t.Fatalf("resumed job: %s", r.body)
+	}
+	// A job run by a, read through b.
+	loc := a.do("POST", "/Patient/$encrypt", nil).want(t, 202).header.Get("Content-Location")
+	wait(a, loc)
+	_, q, _ := strings.Cut(loc, "?")
+	if r := b.do("GET", "/$encrypt?"+q, nil).want(t, 200); param(r, "status") != "completed" || param(r, "done") != "7" {
+		t.Fatalf("job read through another server: %s", r.body)
+	}
+	// Held by a live process elsewhere: neither resumed nor restartable here.
+	put("job-held", encryptDoc{Status: "running", Total: 7})
+	if ok, err := jd.LeaseJob(ctx, "job-held", "another-process", time.Now(), time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	c := newEnv(t, st)
+	time.Sleep(200 * time.Millisecond)
+	if r := c.do("GET", "/$encrypt?job=job-held", nil).want(t, 200); param(r, "status") != "running" || param(r, "done") != "0" {
+		t.Fatalf("a job leased elsewhere ran here: %s", r.body)
+	}
+	c.do("POST", "/$encrypt?job=job-held", nil).want(t, 409)
+}

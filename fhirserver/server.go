@@ -104,6 +104,8 @@ type Server struct {
 	raw      store.Store      // cfg.Store as given (sealed records)
 	lockout  *errcode.Lockout // PHI-60xx lockouts
 	jobs     *encryptJobs     // $encrypt jobs
+	jobDocs  jobDocs          // where $encrypt jobs persist (nil: memory only)
+	instance string           // this process, in job leases
 	verified *verifiedCache   // bodies whose HMAC verified (verified.go)
 	enf      *enforcer        // nil: enforcement off
 
@@ -167,6 +169,12 @@ func New(cfg Config) (*Server, error) {
 		s.deid = op
 	}
 	s.raw, s.lockout, s.jobs, s.verified = cfg.Store, cfg.Lockout, newEncryptJobs(), newVerifiedCache()
+	s.instance = newID()
+	if jd, ok := cfg.Store.(jobDocs); ok {
+		s.jobDocs = jd
+	} else if cfg.Reindex != nil {
+		s.jobDocs = cfg.Reindex.Reindexer()
+	}
 	if s.lockout == nil {
 		s.lockout = errcode.NewLockout()
 	}
@@ -188,6 +196,9 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Store = &enforcedStore{Store: s.cfg.Store, e: e}
 	}
 	s.handler = s.routes()
+	if s.protect != nil && s.jobDocs != nil {
+		s.resumeEncryptJobsLater()
+	}
 	return s, nil
 }
 

@@ -42,6 +42,11 @@ const (
 	KindDrop    = "drop"
 )
 
+// ownKind reports whether a job document of the store's job table is a
+// Manager's: the table also keeps other background jobs (the FHIR
+// server's $encrypt), which the Manager neither lists nor runs.
+func ownKind(kind string) bool { return kind == KindReindex || kind == KindDrop }
+
 // Job states.
 const (
 	StatusRunning   = "running"
@@ -186,6 +191,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 		if err := json.Unmarshal(doc, &j); err != nil {
 			return nil, fmt.Errorf("reindex: corrupt job document: %w", err)
 		}
+		if !ownKind(j.Kind) {
+			continue
+		}
 		switch j.Status {
 		case StatusCompleted:
 			if j.Kind == KindDrop {
@@ -299,7 +307,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	}
 	for _, doc := range docs {
 		var j Job
-		if json.Unmarshal(doc, &j) != nil || j.Status != StatusRunning || j.Kind == KindDrop {
+		if json.Unmarshal(doc, &j) != nil || j.Status != StatusRunning || j.Kind != KindReindex {
 			continue
 		}
 		m.mu.Lock()
@@ -380,6 +388,10 @@ func fingerprint(p *search.Param) string {
 
 // Custom returns the runtime registry, for search.ParseOptions.Custom.
 func (m *Manager) Custom() *search.Custom { return m.custom }
+
+// Reindexer returns the store's job table and reindexing interface, which
+// other background jobs of the server (its $encrypt) share.
+func (m *Manager) Reindexer() store.Reindexer { return m.rx }
 
 // Extract returns the index entries of r: the built-in parameters' and the
 // custom ones'. Call it inside a transaction of Store(), so a parameter
@@ -487,6 +499,9 @@ func (m *Manager) Job(ctx context.Context, id string) (*Job, error) {
 	if err := json.Unmarshal(doc, &j); err != nil {
 		return nil, fmt.Errorf("reindex: corrupt job document: %w", err)
 	}
+	if !ownKind(j.Kind) {
+		return nil, fmt.Errorf("%w: reindex job", store.ErrNotFound)
+	}
 	return &j, nil
 }
 
@@ -502,7 +517,9 @@ func (m *Manager) Jobs(ctx context.Context) ([]*Job, error) {
 		if err := json.Unmarshal(doc, &j); err != nil {
 			return nil, fmt.Errorf("reindex: corrupt job document: %w", err)
 		}
-		out = append(out, &j)
+		if ownKind(j.Kind) {
+			out = append(out, &j)
+		}
 	}
 	sort.Slice(out, func(a, b int) bool {
 		if !out[a].Created.Equal(out[b].Created) {
