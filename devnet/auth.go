@@ -13,6 +13,7 @@ import (
 
 	"phix/auth/authserver"
 	"phix/auth/nodeauth"
+	"phix/gateway"
 )
 
 // hospitalAuth is a hospital's access control (nodeauth: authorization
@@ -20,6 +21,10 @@ import (
 type hospitalAuth struct {
 	*nodeauth.Auth
 	files []nodeauth.TokenFile // the dev clients' token files
+	// gateway is the edge gateway's backend-services client (its access
+	// to patients comes from per-transfer grants only) and consents the
+	// client it reads transfers' Consents with (system/Consent.rs).
+	gateway, consents *nodeauth.ServiceClient
 }
 
 // openAuthDB opens DIR/<hospital>/auth.db with the tables of the
@@ -50,6 +55,15 @@ func newHospitalAuth(ctx context.Context, cfg nodeauth.Config, devDir string) (*
 			return nil, err
 		}
 		h.files = append(h.files, nodeauth.TokenFile{Client: svc, Path: filepath.Join(devDir, c.file)})
+	}
+	// The gateway's own clients, as phix node registers them.
+	if h.gateway, err = a.RegisterServiceClient(ctx, hospital, nodeauth.ServiceClientSpec{ID: hospital + "-gateway", Scope: "system/*.cruds",
+		Roles: []string{"clinician"}, Purpose: "TREAT"}); err != nil {
+		return nil, err
+	}
+	if h.consents, err = a.RegisterServiceClient(ctx, hospital, nodeauth.ServiceClientSpec{ID: hospital + "-gateway-consents",
+		Scope: "system/Consent.rs", Roles: []string{"clinician"}, Purpose: "TREAT"}); err != nil {
+		return nil, err
 	}
 	if err := devLogin(ctx, a.AS, hospital, devDir); err != nil {
 		return nil, err
@@ -105,10 +119,11 @@ func (h *hospitalAuth) refresh(ctx context.Context) ([]string, error) {
 	return nodeauth.RefreshTokenFiles(ctx, h.files)
 }
 
-// clinicianToken is the clinician-administrator's current token (the
-// gateway calls its FHIR server with it).
-func (h *hospitalAuth) clinicianToken(ctx context.Context) (string, error) {
-	return h.files[0].Client.Token(ctx)
+// gatewayFHIR is the gateway's client of its hospital's FHIR server: its
+// own backend-services tokens, a consent reader, and per-transfer grants.
+func (h *hospitalAuth) gatewayFHIR(base string) *gateway.FHIRClient {
+	return &gateway.FHIRClient{Base: base, TokenSource: h.gateway.Token, ConsentTokenSource: h.consents.Token,
+		Grants: h.Grants.For(h.gateway.ID)}
 }
 
 // keepFresh rewrites the token files every nodeauth.TokenRefresh until ctx ends.

@@ -314,7 +314,7 @@ func (n *Network) startHospital(ctx context.Context, opts Options, devDir, id st
 	// (docs/enforcement.md); TOTP gates erasure and consent overrides.
 	srv, err := fhirserver.New(fhirserver.Config{Store: st, Auth: auth, BaseURL: base, Logger: logger,
 		Audit: node.Audit, AuditPseudonyms: node.Pseudonyms, DeidKeys: node.DeidKeys, Protector: node.Protector, Eraser: node.Eraser, Signing: node.Signing,
-		Enforcement: ha.Enforcement(node.Signing, nodeauth.Or(ha.Grants.Check, adminGrant(id)))})
+		Enforcement: ha.Enforcement(node.Signing, nodeauth.Or(ha.Grants.Check, adminGrant(id), nodeauth.ClientGrants(ha.consents.ID)))})
 	if err != nil {
 		return nil, err
 	}
@@ -408,12 +408,12 @@ func writeJSONFile(path string, v any) error {
 }
 
 // adminGrant is the dev network's standing explicit treatment grant: the
-// hospital's clinician-administrator client (its token file, which the edge
-// gateway also uses to collect and import records) may treat every patient
-// of its hospital. Persons (the dev clinician of the login flow) need a
-// CareTeam or Encounter like anywhere else. Per-transfer grants
-// (nodeauth.Grants, checked first) replace it once the gateway's pipeline
-// opens one around each collect and import (docs/gateway.md).
+// hospital's clinician-administrator client (its token file, for trying the
+// API by hand) may treat every patient of its hospital. The edge gateway has
+// no standing grant: it collects and imports under per-transfer grants
+// (nodeauth.Grants, opened around each collect and import). Persons (the
+// dev clinician of the login flow) need a CareTeam or Encounter like
+// anywhere else.
 func adminGrant(hospital string) func(ctx context.Context, user, patient string) (bool, error) {
 	admin := "Client/" + hospital + "-admin"
 	return func(_ context.Context, user, _ string) (bool, error) { return user == admin, nil }

@@ -294,7 +294,7 @@ func (n *Network) startGateway(ctx context.Context, opts Options, h *Hospital, p
 	cfg := gateway.Config{Hospital: h.ID, DataDir: filepath.Join(opts.DataDir, h.ID, "gateway"),
 		DeliveryDir: filepath.Join(opts.DataDir, h.ID, "delivered"), Keys: h.keys, Peers: peers,
 		Coordinator: &coord.Client{Base: co.urls[i%len(co.urls)], HTTP: hc},
-		FHIR:        &gateway.FHIRClient{Base: h.FHIR, TokenSource: h.tokenAS.clinicianToken}, Audit: h.node.Audit, Logger: logger,
+		FHIR:        h.tokenAS.gatewayFHIR(h.FHIR), Audit: h.node.Audit, Logger: logger,
 		Reidentify: []string{"TREAT", "ETREAT"}}
 	if opts.Gateway != nil {
 		opts.Gateway(h.ID, &cfg)

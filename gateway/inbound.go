@@ -241,7 +241,7 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 	}
 	var refs []string
 	for _, b := range bundles {
-		r, err := g.importBundle(ctx, v.Sender, b)
+		r, err := g.importBundle(ctx, rec, b)
 		if err != nil {
 			cleanup()
 			return err
@@ -627,7 +627,8 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // importBundle turns a received collection into a transaction of PUTs
 // with ids derived from the sender and the sender's ids, so importing the
 // same data twice updates the same resources instead of duplicating them.
-func (g *Gateway) importBundle(ctx context.Context, sender string, data []byte) ([]string, error) {
+func (g *Gateway) importBundle(ctx context.Context, rec *Inbound, data []byte) ([]string, error) {
+	sender := rec.Sender
 	if g.cfg.FHIR == nil {
 		return nil, &httpError{Status: 503, Code: CodeDeliver, Msg: "no FHIR server configured for import"}
 	}
@@ -678,6 +679,20 @@ func (g *Gateway) importBundle(ctx context.Context, sender string, data []byte) 
 	if err != nil {
 		return nil, err
 	}
+	// The import writes each received patient's record under a grant for
+	// this transfer and that patient only, on the sender's verified consent.
+	for k, nid := range ids {
+		if strings.HasPrefix(k, "Patient/") {
+			if err := g.cfg.FHIR.OpenGrant(ctx, nid, rec.ID, rec.ConsentID, rec.Purpose, "inbound"); err != nil {
+				return nil, &httpError{Status: 503, Code: CodeDeliver, Msg: "cannot open the transfer's access grant on the FHIR server"}
+			}
+		}
+	}
+	defer func() {
+		if err := g.cfg.FHIR.CloseGrant(context.WithoutCancel(ctx), rec.ID); err != nil {
+			g.cfg.Logger.Warn("gateway: cannot close the transfer's access grant; it ends by itself", "err", errText(err))
+		}
+	}()
 	if _, err := g.cfg.FHIR.Transaction(ctx, tx); err != nil {
 		return nil, &httpError{Status: 502, Code: CodeDeliver, Msg: "the FHIR server refused the import: " + err.Error()}
 	}

@@ -273,6 +273,12 @@ func (authorizeStage) Run(ctx context.Context, g *Gateway, p *Pack) error {
 	p.Patient = patient
 	p.Job.PatientRef = g.patientToken(patient)
 	p.consentEnd = d.Expiry
+	// The collect reads this patient's record under a grant for this
+	// transfer only (time-boxed, audited by the FHIR server's node), not
+	// a standing grant to every patient; collect closes it.
+	if err := g.cfg.FHIR.OpenGrant(ctx, strings.TrimPrefix(patient, "Patient/"), p.Job.Local, id, r.Purpose, "outbound"); err != nil {
+		return errorf(503, CodeConsent, "cannot open the transfer's access grant on the FHIR server")
+	}
 	return nil
 }
 
@@ -324,6 +330,11 @@ type collectStage struct{}
 func (collectStage) Name() string { return "collect" }
 
 func (collectStage) Run(ctx context.Context, g *Gateway, p *Pack) error {
+	defer func() {
+		if err := g.cfg.FHIR.CloseGrant(context.WithoutCancel(ctx), p.Job.Local); err != nil {
+			g.cfg.Logger.Warn("gateway: cannot close the transfer's access grant; it ends by itself", "err", errText(err))
+		}
+	}()
 	if q := p.Req.FHIR; q != "" {
 		if strings.Contains(q, "://") || strings.HasPrefix(q, "/") || strings.Contains(q, "..") {
 			return errorf(400, CodeBadRequest, "--fhir must be a relative FHIR URL such as Patient/ID/$everything")

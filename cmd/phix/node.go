@@ -153,10 +153,11 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	if err != nil {
 		return err
 	}
-	// Standing grants: the consent reader (Consent resources only, by its
-	// scope) and, until the gateway's pipeline opens a transfer grant
-	// around its collect and import, the gateway itself.
-	grantees := []string{gwConsents.ID, gw.ID}
+	// Standing grants: the consent reader only (Consent resources, by its
+	// scope). The gateway collects and imports under per-transfer grants
+	// (gateway.FHIRClient.OpenGrant), and the local administrator client
+	// below has one for operators' use.
+	grantees := []string{gwConsents.ID}
 	var files []nodeauth.TokenFile
 	if *cfg.Auth.LocalClients {
 		for _, c := range []struct {
