@@ -291,16 +291,18 @@ func (c *chunkReader) eof() error {
 	return io.EOF
 }
 
-func parseChecksum(v, senderSuite string) (hash.Hash, []byte, error) {
+// parseChecksum parses Upload-Checksum into a fresh hash of its algorithm,
+// the algorithm's name and the expected sum (all zero without the header).
+func parseChecksum(v, senderSuite string) (hash.Hash, string, []byte, error) {
 	if v == "" {
-		return nil, nil, nil
+		return nil, "", nil, nil
 	}
 	alg, enc, ok := strings.Cut(v, " ")
 	want, err := base64.StdEncoding.DecodeString(enc)
 	if !ok || err != nil || len(want) != 32 || (alg != "sha256" && alg != "sm3") || (alg == "sm3" && senderSuite != "gm") {
-		return nil, nil, errf(400, CodeBadRequest, "Unsupported checksum", "Upload-Checksum must be 'sha256 <base64>' (or 'sm3 <base64>' under gm)")
+		return nil, "", nil, errf(400, CodeBadRequest, "Unsupported checksum", "Upload-Checksum must be 'sha256 <base64>' (or 'sm3 <base64>' under gm)")
 	}
-	return newFileHash(alg), want, nil
+	return newFileHash(alg), alg, want, nil
 }
 
 func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
@@ -322,7 +324,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Upload-Length mismatch", "Upload-Length must equal the size declared in the manifest"))
 		return
 	}
-	sum, want, err := parseChecksum(r.Header.Get("Upload-Checksum"), c.Hospital.Suite)
+	sum, sumAlg, want, err := parseChecksum(r.Header.Get("Upload-Checksum"), c.Hospital.Suite)
 	if err != nil {
 		writeProblem(w, err)
 		return
@@ -368,13 +370,28 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Chunk too large", "the chunk would write past the declared length"))
 		return
 	}
-	running := newFileHash(t.Request.Files[f.Index].HashAlg)
-	if f.HashState != nil {
+	// The running hash continues from the stored state. Without one past
+	// offset 0 (after a reconcile) it cannot be continued: finalize
+	// re-reads the sealed object instead, so nothing is hashed for it here.
+	fileAlg := t.Request.Files[f.Index].HashAlg
+	var running hash.Hash
+	switch {
+	case f.Offset == 0:
+		running = newFileHash(fileAlg)
+	case f.HashState != nil:
+		running = newFileHash(fileAlg)
 		if err := running.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.HashState); err != nil {
-			f.HashState = nil
+			f.HashState, running = nil, nil
 		}
 	}
-	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(running, sum), sum: sum, want: want}
+	hashes := []hash.Hash{running, sum}
+	if f.Offset == 0 && sum != nil && running != nil && sameHash(sumAlg, fileAlg) {
+		// From offset 0 the chunk's hash and the file's running hash are
+		// the same stream: hash it once and compare the running sum (Sum
+		// leaves the state as it is).
+		sum, hashes = running, []hash.Hash{running}
+	}
+	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(hashes...), sum: sum, want: want}
 	defer cr.hasher.Close()
 	s.metrics.activeUploads.Inc()
 	defer s.metrics.activeUploads.Dec()
@@ -422,6 +439,10 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 	s.tusHeaders(w, f, cp)
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// sameHash reports whether two algorithm names select the same hash
+// (newFileHash: sm3, else sha256).
+func sameHash(a, b string) bool { return (a == "sm3") == (b == "sm3") }
 
 // finishFile seals a fully uploaded file and kills its upload capabilities.
 func (s *Server) finishFile(ctx context.Context, f *File, old int64) error {
