@@ -3,13 +3,24 @@ package transfer_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,9 +116,10 @@ func tusPatchAll(client *http.Client, url string, seed byte, size int64, proto i
 }
 
 // startTusd runs tusd v2.10.0 (go install github.com/tus/tusd/v2/cmd/tusd@v2.10.0)
-// with its filestore on 127.0.0.1, plaintext.
+// with its filestore on 127.0.0.1: plaintext, or with tlsCert (TLS 1.3,
+// server certificate only: tusd has no client certificates) if not nil.
 // It returns the base URL and tusd's process id.
-func startTusd(b *testing.B, dir string) (string, int) {
+func startTusd(b *testing.B, dir string, tlsCert *tls.Certificate) (string, int) {
 	bin, err := exec.LookPath("tusd")
 	if err != nil {
 		gp := filepath.Join(os.Getenv("HOME"), "go", "bin", "tusd")
@@ -120,8 +132,25 @@ func startTusd(b *testing.B, dir string) (string, int) {
 		bin = gp
 	}
 	ln := freeLoopbackPort(b)
-	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", strconv.Itoa(ln), "-upload-dir", dir, "-base-path", "/files/",
-		"-disable-download", "-verbose=false")
+	args := []string{"-host", "127.0.0.1", "-port", strconv.Itoa(ln), "-upload-dir", dir, "-base-path", "/files/",
+		"-disable-download", "-verbose=false"}
+	scheme := "http"
+	if tlsCert != nil {
+		kd := b.TempDir()
+		key, err := x509.MarshalPKCS8PrivateKey(tlsCert.PrivateKey)
+		if err != nil {
+			b.Fatal(err)
+		}
+		certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCert.Certificate[0]})
+		keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+		if err := errors.Join(os.WriteFile(filepath.Join(kd, "cert.pem"), certPEM, 0o600),
+			os.WriteFile(filepath.Join(kd, "key.pem"), keyPEM, 0o600)); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, "-tls-certificate", filepath.Join(kd, "cert.pem"), "-tls-key", filepath.Join(kd, "key.pem"), "-tls-mode", "tls13")
+		scheme = "https"
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -131,7 +160,30 @@ func startTusd(b *testing.B, dir string) (string, int) {
 	if err := waitTCP(addr, 30*time.Second); err != nil {
 		b.Fatal(err)
 	}
-	return "http://" + addr + "/files/", cmd.Process.Pid
+	return scheme + "://" + addr + "/files/", cmd.Process.Pid
+}
+
+// selfSigned is a throwaway P-256 certificate for 127.0.0.1.
+func selfSigned(b *testing.B) (*tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tusd bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // cpuSelf is this process's user+system CPU time so far.
@@ -230,10 +282,22 @@ type tusdUpload struct {
 	client    *http.Client
 }
 
-func newTusdUpload(b *testing.B) *tusdUpload {
+// newTusdUpload starts tusd, plaintext or (withTLS) over TLS 1.3 with a
+// client that speaks HTTP/1.1 as the coordinator's h1 rows do.
+func newTusdUpload(b *testing.B, withTLS bool) *tusdUpload {
 	dir := b.TempDir()
-	base, pid := startTusd(b, dir)
-	return &tusdUpload{dir: dir, base: base, pid: pid, client: &http.Client{}}
+	if !withTLS {
+		base, pid := startTusd(b, dir, nil)
+		return &tusdUpload{dir: dir, base: base, pid: pid, client: &http.Client{}}
+	}
+	cert, pool := selfSigned(b)
+	base, pid := startTusd(b, dir, cert)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}},
+		Protocols: new(http.Protocols)}
+	tr.Protocols.SetHTTP1(true)
+	c := &http.Client{Transport: tr}
+	b.Cleanup(c.CloseIdleConnections)
+	return &tusdUpload{dir: dir, base: base, pid: pid, client: c}
 }
 
 // It returns the wall time and the CPU time (the client in this process
@@ -251,8 +315,8 @@ func (t *tusdUpload) run(b *testing.B, seed byte, size int64) (time.Duration, ti
 	if res.StatusCode != 201 || loc == "" {
 		b.Fatalf("tusd create: %d", res.StatusCode)
 	}
-	if strings.HasPrefix(loc, "/") {
-		loc = strings.TrimSuffix(t.base, "/files/") + loc
+	if u, err := url.Parse(loc); err == nil {
+		loc = strings.TrimSuffix(t.base, "/files/") + u.Path // tusd may name the wrong scheme behind TLS
 	}
 	c0, ct0, t0 := cpuSelf(), cpuOf(t.pid), time.Now()
 	b.StartTimer()
@@ -303,18 +367,23 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	b.Run("coordinator-mtls-h1", coordinator(1, true))
 	b.Run("coordinator-mtls-h2", coordinator(2, true))
 	b.Run("coordinator-mtls-h1-nosync", coordinator(1, false))
-	b.Run("tusd-plaintext", func(b *testing.B) {
-		t := newTusdUpload(b)
-		b.SetBytes(size)
-		b.ResetTimer()
-		b.StopTimer()
-		var cpu time.Duration
-		for range b.N {
-			_, c := t.run(b, seed, size)
-			cpu += c
+	tusd := func(withTLS bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			t := newTusdUpload(b, withTLS)
+			b.SetBytes(size)
+			b.ResetTimer()
+			b.StopTimer()
+			var cpu time.Duration
+			for range b.N {
+				_, c := t.run(b, seed, size)
+				cpu += c
+			}
+			reportCPU(b, cpu, size)
 		}
-		reportCPU(b, cpu, size)
-	})
+	}
+	b.Run("tusd-plaintext", tusd(false))
+	// A second peer, not the target: tusd behind (server-only) TLS 1.3.
+	b.Run("tusd-tls", tusd(true))
 }
 
 var pairedRuns atomic.Int64
@@ -331,7 +400,7 @@ func BenchmarkUpload1GiBPaired(b *testing.B) {
 	const seed = 1
 	hash := genHash(seed, size)
 	c := newCoordUpload(b, 1, true)
-	t := newTusdUpload(b)
+	t := newTusdUpload(b, false)
 	b.SetBytes(2 * size)
 	b.ResetTimer()
 	b.StopTimer()
