@@ -458,7 +458,16 @@ func vmRSS() int64 {
 // chunk checksums, complete (hash verified), full download hashed by the
 // client. The client and the coordinator share this process; the metric is
 // the growth of its VmRSS over the baseline (target ≤ 64 MiB).
+//
+// It runs over HTTP/2 (what the gateway negotiates: the server may then
+// buffer up to transfer.HTTP2Config's 32 MiB connection window) and over
+// HTTP/1.1 (no buffering past the socket's).
 func BenchmarkStreamMemory10GiB(b *testing.B) {
+	b.Run("h2", func(b *testing.B) { streamMemory(b, 2) })
+	b.Run("h1", func(b *testing.B) { streamMemory(b, 1) })
+}
+
+func streamMemory(b *testing.B, proto int) {
 	size := int64(64 << 20)
 	if benchBig() {
 		size = 10 << 30
@@ -472,8 +481,10 @@ func BenchmarkStreamMemory10GiB(b *testing.B) {
 		b.Skipf("needs %d bytes free in the temp dir", size+(2<<30))
 	}
 	// The harness clients give up after 30 s; a 10 GiB download takes longer.
-	client, rclient := *e.clients[e.a.ID], *e.clients[e.b.ID]
+	client, rclient := *withProto(e.clients[e.a.ID], proto), *withProto(e.clients[e.b.ID], proto)
 	client.Timeout, rclient.Timeout = 0, 0
+	b.Cleanup(client.CloseIdleConnections)
+	b.Cleanup(rclient.CloseIdleConnections)
 	b.SetBytes(size)
 	var peak int64
 	for range b.N {
