@@ -107,3 +107,38 @@ func TestSameHash(t *testing.T) {
 		t.Fatal("sameHash")
 	}
 }
+
+// FuzzChunkReader: for any body, declared remainder and read size, the
+// WriteTo and Read paths store the same bytes, keep the same running hash
+// and agree on the verdict.
+func FuzzChunkReader(f *testing.F) {
+	f.Add([]byte("hello tus"), uint32(9), uint16(3), false)
+	f.Add([]byte("hello tus"), uint32(4), uint16(1), true)
+	f.Add(make([]byte, 70000), uint32(80000), uint16(16384), true)
+	f.Fuzz(func(t *testing.T, data []byte, left uint32, step uint16, withSum bool) {
+		if step == 0 {
+			step = 1
+		}
+		var want []byte
+		if withSum {
+			s := sha256.Sum256(data)
+			want = s[:]
+		}
+		body := func() io.Reader { return trickle{bytes.NewReader(data), int(step)} }
+		gotW, runW, errW := copyChunk(body(), int64(left), want, true)
+		gotR, runR, errR := copyChunk(body(), int64(left), want, false)
+		if (errW == nil) != (errR == nil) || (errW != nil && !errors.Is(errW, errR)) {
+			t.Fatalf("verdicts differ: WriteTo %v, Read %v", errW, errR)
+		}
+		switch {
+		case int64(len(data)) > int64(left):
+			if !errors.Is(errW, errTooLong) {
+				t.Fatalf("body past the remainder: %v", errW)
+			}
+		case errW == nil:
+			if !bytes.Equal(gotW, data) || !bytes.Equal(gotR, data) || !bytes.Equal(runW, runR) {
+				t.Fatal("stored bytes or running hashes differ")
+			}
+		}
+	})
+}
