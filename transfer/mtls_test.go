@@ -115,6 +115,9 @@ func newTLSEnv(t testing.TB, n *tlsNet, rejects chan<- string) *env {
 			ts.TLS = &tls.Config{}                          // replaced in after, once the store exists
 			ts.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 			ts.Config.HTTP2 = transfer.HTTP2Config()
+			// Serve h2 as the coordinator's ServeTLS does (httptest would
+			// otherwise serve http/1.1 only); NextProtos is set in after.
+			ts.EnableHTTP2 = true
 			return ts
 		},
 		after: func(e *env) {
@@ -136,6 +139,7 @@ func newTLSEnv(t testing.TB, n *tlsNet, rejects chan<- string) *env {
 				t.Fatal(err)
 			}
 			cfg.Certificates = []tls.Certificate{*n.coord} // httptest would otherwise add its own
+			cfg.NextProtos = []string{"h2", "http/1.1"}    // as http.Server.ServeTLS offers
 			e.ts.TLS = cfg
 			e.ts.StartTLS()
 			e.clients = map[string]*http.Client{}

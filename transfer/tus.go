@@ -205,12 +205,7 @@ type chunkReader struct {
 
 func (c *chunkReader) Read(p []byte) (int, error) {
 	if c.left == 0 {
-		// One extra byte tells "exactly at the limit" from "past it".
-		var one [1]byte
-		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
-			return 0, errTooLong
-		}
-		return 0, c.eof()
+		return 0, c.atLimit()
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -225,6 +220,69 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo is the copy loop blob stores use when they can (fsblob does): it
+// fills 1 MiB buffers lent by the hasher, so that the file sees one write
+// per MiB instead of one per TLS record, and the hasher reads the same
+// buffer the file write reads instead of a copy of it.
+func (c *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if c.left == 0 {
+			return total, noEOF(c.atLimit())
+		}
+		buf := c.hasher.Buffer()
+		n, err := fill(c.r, buf[:min(int64(len(buf)), c.left)])
+		c.left -= int64(n)
+		c.n += int64(n)
+		c.hasher.Submit(buf[:n]) // hashed while the file write below runs
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return total, noEOF(c.eof())
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
+// noEOF maps the io.EOF of a complete chunk to WriteTo's nil.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// fill reads into p until it is full or r fails; io.EOF only when r ended
+// (an io.ErrUnexpectedEOF from r, a body cut short, stays an error).
+func fill(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := r.Read(p[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// atLimit ends a chunk that reached the declared length: one extra byte
+// tells "exactly at the limit" from "past it".
+func (c *chunkReader) atLimit() error {
+	var one [1]byte
+	if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+		return errTooLong
+	}
+	return c.eof()
+}
+
 func (c *chunkReader) eof() error {
 	c.hasher.Wait()
 	if c.sum != nil && !bytes.Equal(c.sum.Sum(nil), c.want) {
@@ -233,16 +291,18 @@ func (c *chunkReader) eof() error {
 	return io.EOF
 }
 
-func parseChecksum(v, senderSuite string) (hash.Hash, []byte, error) {
+// parseChecksum parses Upload-Checksum into a fresh hash of its algorithm,
+// the algorithm's name and the expected sum (all zero without the header).
+func parseChecksum(v, senderSuite string) (hash.Hash, string, []byte, error) {
 	if v == "" {
-		return nil, nil, nil
+		return nil, "", nil, nil
 	}
 	alg, enc, ok := strings.Cut(v, " ")
 	want, err := base64.StdEncoding.DecodeString(enc)
 	if !ok || err != nil || len(want) != 32 || (alg != "sha256" && alg != "sm3") || (alg == "sm3" && senderSuite != "gm") {
-		return nil, nil, errf(400, CodeBadRequest, "Unsupported checksum", "Upload-Checksum must be 'sha256 <base64>' (or 'sm3 <base64>' under gm)")
+		return nil, "", nil, errf(400, CodeBadRequest, "Unsupported checksum", "Upload-Checksum must be 'sha256 <base64>' (or 'sm3 <base64>' under gm)")
 	}
-	return newFileHash(alg), want, nil
+	return newFileHash(alg), alg, want, nil
 }
 
 func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
@@ -264,7 +324,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Upload-Length mismatch", "Upload-Length must equal the size declared in the manifest"))
 		return
 	}
-	sum, want, err := parseChecksum(r.Header.Get("Upload-Checksum"), c.Hospital.Suite)
+	sum, sumAlg, want, err := parseChecksum(r.Header.Get("Upload-Checksum"), c.Hospital.Suite)
 	if err != nil {
 		writeProblem(w, err)
 		return
@@ -310,13 +370,28 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeProblem(w, errf(http.StatusRequestEntityTooLarge, CodeLengthExceeded, "Chunk too large", "the chunk would write past the declared length"))
 		return
 	}
-	running := newFileHash(t.Request.Files[f.Index].HashAlg)
-	if f.HashState != nil {
+	// The running hash continues from the stored state. Without one past
+	// offset 0 (after a reconcile) it cannot be continued: finalize
+	// re-reads the sealed object instead, so nothing is hashed for it here.
+	fileAlg := t.Request.Files[f.Index].HashAlg
+	var running hash.Hash
+	switch {
+	case f.Offset == 0:
+		running = newFileHash(fileAlg)
+	case f.HashState != nil:
+		running = newFileHash(fileAlg)
 		if err := running.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.HashState); err != nil {
-			f.HashState = nil
+			f.HashState, running = nil, nil
 		}
 	}
-	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(running, sum), sum: sum, want: want}
+	hashes := []hash.Hash{running, sum}
+	if f.Offset == 0 && sum != nil && running != nil && sameHash(sumAlg, fileAlg) {
+		// From offset 0 the chunk's hash and the file's running hash are
+		// the same stream: hash it once and compare the running sum (Sum
+		// leaves the state as it is).
+		sum, hashes = running, []hash.Hash{running}
+	}
+	cr := &chunkReader{r: r.Body, left: left, hasher: asynchash.New(hashes...), sum: sum, want: want}
 	defer cr.hasher.Close()
 	s.metrics.activeUploads.Inc()
 	defer s.metrics.activeUploads.Dec()
@@ -364,6 +439,10 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, c caller) {
 	s.tusHeaders(w, f, cp)
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// sameHash reports whether two algorithm names select the same hash
+// (newFileHash: sm3, else sha256).
+func sameHash(a, b string) bool { return (a == "sm3") == (b == "sm3") }
 
 // finishFile seals a fully uploaded file and kills its upload capabilities.
 func (s *Server) finishFile(ctx context.Context, f *File, old int64) error {

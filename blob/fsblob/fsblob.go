@@ -185,9 +185,16 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 		w = &writeback.Writer{F: f, Off: m.committed}
 	}
 	deferred := s.deferSync()
-	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, *buf)
-	copyBufs.Put(buf)
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok {
+		// The reader's own copy loop (transfer's chunk reader fills 1 MiB
+		// buffers it hashes in place); ctx is checked at each write.
+		n, err = wt.WriteTo(ctxWriter{ctx, w})
+	} else {
+		buf := copyBufs.Get().(*[]byte)
+		n, err = io.CopyBuffer(w, ctxReader{ctx, r}, *buf)
+		copyBufs.Put(buf)
+	}
 	if err == nil && n > 0 && !s.noSync && !deferred {
 		err = f.Sync()
 	}
@@ -476,6 +483,19 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		d.Close()
 	}
+}
+
+// ctxWriter fails writes once ctx is done.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 type ctxReader struct {

@@ -234,3 +234,62 @@ func TestSyncEachAppendSurvivesRestart(t *testing.T) {
 		t.Fatalf("after a restart: %+v, %v; want 4096", info, err)
 	}
 }
+
+// writerToFails is a reader with its own copy loop (as transfer's chunk
+// reader has) that writes some bytes and then fails.
+type writerToFails struct {
+	data []byte
+	err  error
+}
+
+func (w *writerToFails) Read([]byte) (int, error) { panic("Append must use WriteTo") }
+
+func (w *writerToFails) WriteTo(dst io.Writer) (int64, error) {
+	n, err := dst.Write(w.data)
+	if err != nil {
+		return int64(n), err
+	}
+	return int64(n), w.err
+}
+
+// TestAppendWriterTo: Append uses a reader's WriteTo; a failure there, or a
+// cancelled context, leaves the object at its old size and the next append
+// continues from it.
+func TestAppendWriterTo(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir(), "CN-SH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "t/w"); err != nil {
+		t.Fatal(err)
+	}
+	first := bytes.Repeat([]byte("a"), 3000)
+	if n, err := s.Append(ctx, "t/w", 0, &writerToFails{data: first}); err != nil || n != 3000 {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	boom := errors.New("boom")
+	if n, err := s.Append(ctx, "t/w", 3000, &writerToFails{data: []byte("partial"), err: boom}); !errors.Is(err, boom) || n != 3000 {
+		t.Fatalf("failing WriteTo: Append = %d, %v", n, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if n, err := s.Append(cctx, "t/w", 3000, &writerToFails{data: []byte("late")}); !errors.Is(err, context.Canceled) || n != 3000 {
+		t.Fatalf("cancelled: Append = %d, %v", n, err)
+	}
+	if n, err := s.Append(ctx, "t/w", 3000, &writerToFails{data: []byte("tail")}); err != nil || n != 3004 {
+		t.Fatalf("Append after failures = %d, %v", n, err)
+	}
+	if _, err := s.Seal(ctx, "t/w"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.ReadRange(ctx, "t/w", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, append(first, "tail"...)) {
+		t.Fatalf("object holds %d bytes, not what was acknowledged", len(got))
+	}
+}

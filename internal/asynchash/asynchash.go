@@ -78,6 +78,27 @@ func (h *Hasher) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffer lends a buffer (of at most 1 MiB) for the caller to fill and hand
+// back with Submit, so that a reader can hash the bytes it reads without
+// Write's copy. It blocks while the Hasher holds its maximum of buffers.
+// Do not mix with Write on one Hasher.
+func (h *Hasher) Buffer() []byte {
+	if h.ended {
+		panic("asynchash: Buffer after Wait or Close")
+	}
+	h.slots <- struct{}{}
+	return (*bufs.Get().(*[]byte))[:bufSize]
+}
+
+// Submit queues b, a prefix of a slice from Buffer, for hashing. The
+// Hasher owns b from then on, reading it on its own goroutine; the caller
+// may still read b (write it to a file, say) but must neither change it nor
+// use it after the next call to Wait or Close.
+func (h *Hasher) Submit(b []byte) {
+	b = b[:len(b):bufSize]
+	h.work <- &b
+}
+
 // Wait hashes what is still buffered and returns once every byte written
 // is in the hashes.
 func (h *Hasher) Wait() {
