@@ -303,6 +303,25 @@ func jobOf(t *testing.T, m *reindex.Manager) *reindex.Job {
 	return nil
 }
 
+// waitProgress waits until job id has processed something.
+func waitProgress(t *testing.T, m *reindex.Manager, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := m.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Processed > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job made no progress")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func waitJob(t *testing.T, m *reindex.Manager, id string) *reindex.Job {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -584,20 +603,7 @@ func testReindexResume(t *testing.T, open Opener) {
 	}
 	mustPutBody(t, hs, colorParam("sp1", "active", colorExpr), m.Extract)
 	id := jobOf(t, m).ID
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		j, err := m.Job(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Processed > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the job made no progress")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitProgress(t, m, id)
 	m.Close()
 	j, err := m.Job(ctx, id)
 	if err != nil {
@@ -712,20 +718,7 @@ func testReindexLease(t *testing.T, open Opener) {
 	}
 	mustPutBody(t, hs, colorParam("sp1", "active", colorExpr), a.Extract)
 	id := jobOf(t, a).ID
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		j, err := a.Job(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Processed > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the job made no progress")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitProgress(t, a, id)
 	a.Close()
 	if err := b.Refresh(ctx); err != nil {
 		t.Fatal(err)
