@@ -292,6 +292,70 @@ func testFaultRestartResumesUpload(t *testing.T, base devnet.Options) {
 	}
 }
 
+// TestFaultRestartTornSpool: the sealed spool is not fsync'd, so a crash
+// of the machine may tear it; a resumed upload re-hashes it against the
+// signed manifest, fails the job instead of sending the torn bytes, and B
+// receives nothing.
+func TestFaultRestartTornSpool(t *testing.T) {
+	dir := t.TempDir()
+	f := &faultRT{patchDelay: 20 * time.Millisecond}
+	stopped := make(chan struct{})
+	var once sync.Once
+	f.onPatch = func(k int64) {
+		if k == 2 {
+			once.Do(func() { close(stopped) })
+		}
+	}
+	opts := devnet.Options{DataDir: dir, BasePort: -1, NoAutoReceive: true,
+		WrapCoordinator: func(h string, rt http.RoundTripper) http.RoundTripper {
+			if h == "hospital-a" {
+				f.next = rt
+				return f
+			}
+			return rt
+		},
+		Gateway: func(h string, cfg *gateway.Config) { cfg.ChunkSize = 1 << 20 }}
+	n, err := devnet.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := sendFile(t, n, 8<<20)
+	<-stopped
+	n.Close()
+	spools, _ := filepath.Glob(filepath.Join(dir, "*", "*", "outbound", "*", "f002.seal"))
+	if len(spools) == 0 {
+		spools, _ = filepath.Glob(filepath.Join(dir, "*", "*", "*", "outbound", "*", "f002.seal"))
+	}
+	if len(spools) != 1 {
+		t.Fatalf("spool files %v", spools)
+	}
+	// The tail of the file never reached the disk.
+	if err := os.Truncate(spools[0], 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.onPatch, f.patchDelay = nil, 0
+	n2, err := devnet.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	var st gateway.Status
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, err = n2.Hospitals[0].Gateway.Status(httptestRequest(), job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != gateway.JobUploading {
+			break
+		}
+	}
+	if st.Status != gateway.JobFailed || !strings.Contains(st.Error, "spool") {
+		t.Fatalf("status %+v", st)
+	}
+	if recs, err := n2.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); err != nil || len(recs) != 0 {
+		t.Fatalf("B received %d: %v", len(recs), err)
+	}
+}
+
 // TestFaultCorruptDownload: a download corrupted on the way fails its hash
 // check, is fetched again and delivered intact.
 func TestFaultCorruptDownload(t *testing.T) { inModes(t, testFaultCorruptDownload) }
@@ -333,9 +397,9 @@ func testFaultCorruptStreamedDownload(t *testing.T, base devnet.Options) {
 // TestFaultReceiverKey: a receiver whose key does not open the transfer
 // (its key was replaced, or the sender sealed for a key it never held)
 // fails clearly and imports nothing.
-func TestFaultReceiverKey(t *testing.T) { inModes(t, testFaultReceiverKey) }
-
-func testFaultReceiverKey(t *testing.T, base devnet.Options) {
+// Each case runs in each mode on a network of its own (a scale-out
+// network's database and bucket are not shared with another network).
+func TestFaultReceiverKey(t *testing.T) {
 	s, _ := suite.Lookup(suite.Intl)
 	other, err := s.GenerateRecipientKey()
 	if err != nil {
@@ -362,21 +426,23 @@ func testFaultReceiverKey(t *testing.T, base devnet.Options) {
 	}
 	for name, hook := range cases {
 		t.Run(name, func(t *testing.T) {
-			n := faultNet(t, base, nil, hook)
-			before := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]
-			job, _ := sendFile(t, n, 1<<20)
-			waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
-			rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
-			if rec.Status != gateway.InFailed || rec.Code != gateway.CodeNoKey || !strings.Contains(rec.Error, "no key of this gateway opens the transfer") {
-				t.Fatalf("inbound %+v", rec)
-			}
-			if after := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]; after != before {
-				t.Fatal("something was imported")
-			}
-			// Not retried: the next pass leaves it alone.
-			if recs, _ := n.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); len(recs) != 0 {
-				t.Fatal("a refused transfer was tried again")
-			}
+			inModes(t, func(t *testing.T, base devnet.Options) {
+				n := faultNet(t, base, nil, hook)
+				before := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]
+				job, _ := sendFile(t, n, 1<<20)
+				waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
+				rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
+				if rec.Status != gateway.InFailed || rec.Code != gateway.CodeNoKey || !strings.Contains(rec.Error, "no key of this gateway opens the transfer") {
+					t.Fatalf("inbound %+v", rec)
+				}
+				if after := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]; after != before {
+					t.Fatal("something was imported")
+				}
+				// Not retried: the next pass leaves it alone.
+				if recs, _ := n.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); len(recs) != 0 {
+					t.Fatal("a refused transfer was tried again")
+				}
+			})
 		})
 	}
 }
