@@ -25,6 +25,7 @@ import (
 	"phix/audit"
 	"phix/deid"
 	"phix/gateway/coord"
+	"phix/gateway/tusclient"
 	"phix/kms"
 	"phix/suite"
 	"phix/transfer"
@@ -144,7 +145,8 @@ type Config struct {
 	Audit       Auditor
 	Policy      Policy
 	Logger      *slog.Logger
-	// ChunkSize is the tus chunk size (default 8 MiB).
+	// ChunkSize is the tus chunk size (default tusclient.DefaultChunkSize,
+	// 64 MiB; chunks are streamed from the spool, so it costs no memory).
 	ChunkSize int
 	// ConsentCheckEvery is how often an upload in progress re-checks its
 	// consent (default 2 s).
@@ -189,7 +191,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.DeliveryDir = filepath.Join(cfg.DataDir, "delivered")
 	}
 	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = 8 << 20
+		cfg.ChunkSize = tusclient.DefaultChunkSize
 	}
 	if cfg.ConsentCheckEvery <= 0 {
 		cfg.ConsentCheckEvery = 2 * time.Second
