@@ -271,7 +271,8 @@ func testFaultRestartResumesUpload(t *testing.T, base devnet.Options) {
 		}
 		return rt
 	}
-	opts.Gateway = func(h string, cfg *gateway.Config) { cfg.ChunkSize = 1 << 20 }
+	// With tus checksums, which the coordinator checks per chunk.
+	opts.Gateway = func(h string, cfg *gateway.Config) { cfg.ChunkSize, cfg.UploadChecksums = 1<<20, true }
 	n, err := devnet.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -148,6 +148,12 @@ type Config struct {
 	// ChunkSize is the tus chunk size (default tusclient.DefaultChunkSize,
 	// 64 MiB; chunks are streamed from the spool, so it costs no memory).
 	ChunkSize int
+	// UploadChecksums sends every tus chunk with a SHA-256 Upload-Checksum.
+	// Off by default: the mutual-TLS channel already authenticates every
+	// byte in transit and the coordinator checks the whole file's hash
+	// against the signed manifest at complete, so the checksums caught
+	// nothing more and cost a SHA-256 pass on each side.
+	UploadChecksums bool
 	// ConsentCheckEvery is how often an upload in progress re-checks its
 	// consent (default 2 s).
 	ConsentCheckEvery time.Duration

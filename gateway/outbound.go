@@ -1009,7 +1009,7 @@ func (g *Gateway) upload(ctx context.Context, job *Job, resumed bool) {
 		}
 		base := done
 		url, err := tusclient.Send(ctx, tusclient.Upload{URL: g.cfg.Coordinator.Resolve(f.UploadURL), Src: src, Size: f.Size}, tusclient.Options{
-			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize,
+			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize, Checksum: g.cfg.UploadChecksums,
 			Progress: func(off int64) { g.progress(job, base+off) },
 			Renew: func(ctx context.Context) (string, error) {
 				u, err := g.renewURL(ctx, job, f.Name)
