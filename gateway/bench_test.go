@@ -120,6 +120,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.ReportMetric(stages[i]/float64(b.N), name)
 			}
 			b.ReportMetric(float64(procStatus("VmHWM:")-rss0)/(1<<20), "rss-growth-MiB")
+			b.ReportMetric(float64(rss0)/(1<<20), "rss-start-MiB")
 		})
 	}
 }
