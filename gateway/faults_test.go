@@ -71,25 +71,25 @@ func (f *faultRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
-// faultNet starts a network whose gateways' coordinator traffic passes
-// through faults[hospital], with 1 MiB upload chunks.
-func faultNet(t *testing.T, faults map[string]*faultRT, hook func(string, *gateway.Config)) *devnet.Network {
-	return startNet(t, devnet.Options{
-		WrapCoordinator: func(h string, rt http.RoundTripper) http.RoundTripper {
-			if f := faults[h]; f != nil {
-				f.next = rt
-				return f
-			}
-			return rt
-		},
-		Gateway: func(h string, cfg *gateway.Config) {
-			cfg.ChunkSize = 1 << 20
-			cfg.ConsentCheckEvery = 20 * time.Millisecond
-			if hook != nil {
-				hook(h, cfg)
-			}
-		},
-	})
+// faultNet starts a network (in the mode of base) whose gateways'
+// coordinator traffic passes through faults[hospital], with 1 MiB upload
+// chunks.
+func faultNet(t *testing.T, base devnet.Options, faults map[string]*faultRT, hook func(string, *gateway.Config)) *devnet.Network {
+	base.WrapCoordinator = func(h string, rt http.RoundTripper) http.RoundTripper {
+		if f := faults[h]; f != nil {
+			f.next = rt
+			return f
+		}
+		return rt
+	}
+	base.Gateway = func(h string, cfg *gateway.Config) {
+		cfg.ChunkSize = 1 << 20
+		cfg.ConsentCheckEvery = 20 * time.Millisecond
+		if hook != nil {
+			hook(h, cfg)
+		}
+	}
+	return startNet(t, base)
 }
 
 func sendFile(t *testing.T, n *devnet.Network, size int) (*gateway.Job, []byte) {
@@ -118,8 +118,10 @@ func deliveredFile(t *testing.T, n *devnet.Network, rec *gateway.Inbound) []byte
 
 // TestFaultDLPBlocks: a DLP finding blocks the send and names the kind and
 // location, never the value; nothing reaches the coordinator.
-func TestFaultDLPBlocks(t *testing.T) {
-	n := startNet(t, devnet.Options{})
+func TestFaultDLPBlocks(t *testing.T) { inModes(t, testFaultDLPBlocks) }
+
+func testFaultDLPBlocks(t *testing.T, base devnet.Options) {
+	n := startNet(t, base)
 	csv := filepath.Join(t.TempDir(), "cohort.csv")
 	if err := os.WriteFile(csv, []byte("id,contact\n1,call 415-555-0199 or jane.doe@example.org\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -152,7 +154,9 @@ func TestFaultDLPBlocks(t *testing.T) {
 // TestFaultConsentWithdrawnMidSend: the consent is revoked in A's FHIR
 // server while the upload runs; the gateway stops, the coordinator erases
 // what arrived and B never sees the transfer.
-func TestFaultConsentWithdrawnMidSend(t *testing.T) {
+func TestFaultConsentWithdrawnMidSend(t *testing.T) { inModes(t, testFaultConsentWithdrawnMidSend) }
+
+func testFaultConsentWithdrawnMidSend(t *testing.T, base devnet.Options) {
 	var n *devnet.Network
 	var once sync.Once
 	revoked := make(chan struct{})
@@ -182,7 +186,7 @@ func TestFaultConsentWithdrawnMidSend(t *testing.T) {
 			})
 		}
 	}
-	n = faultNet(t, map[string]*faultRT{"hospital-a": f}, nil)
+	n = faultNet(t, base, map[string]*faultRT{"hospital-a": f}, nil)
 	job, _ := sendFile(t, n, 12<<20)
 	st := waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobWithdrawn)
 	<-revoked
@@ -221,7 +225,9 @@ func putJSON(h devnet.Hospital, rel string, v map[string]any, header ...string) 
 // TestFaultCoordinatorUnreachable: the network to the coordinator breaks
 // mid-upload and comes back; the upload resumes from the server's offset
 // and the file arrives intact.
-func TestFaultCoordinatorUnreachable(t *testing.T) {
+func TestFaultCoordinatorUnreachable(t *testing.T) { inModes(t, testFaultCoordinatorUnreachable) }
+
+func testFaultCoordinatorUnreachable(t *testing.T, base devnet.Options) {
 	f := &faultRT{}
 	f.onPatch = func(k int64) {
 		if k == 3 {
@@ -229,7 +235,7 @@ func TestFaultCoordinatorUnreachable(t *testing.T) {
 			time.AfterFunc(700*time.Millisecond, func() { f.down.Store(false) })
 		}
 	}
-	n := faultNet(t, map[string]*faultRT{"hospital-a": f}, nil)
+	n := faultNet(t, base, map[string]*faultRT{"hospital-a": f}, nil)
 	job, data := sendFile(t, n, 6<<20)
 	waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
 	if f.patches.Load() < 6 {
@@ -242,8 +248,11 @@ func TestFaultCoordinatorUnreachable(t *testing.T) {
 }
 
 // TestFaultRestartResumesUpload: the sending gateway stops mid-upload
-// (process restart); a new start on the same data directory resumes.
-func TestFaultRestartResumesUpload(t *testing.T) {
+// (process restart); a new start on the same data directory (and, in the
+// scale-out mode, the same database, bucket and streams) resumes.
+func TestFaultRestartResumesUpload(t *testing.T) { inModes(t, testFaultRestartResumesUpload) }
+
+func testFaultRestartResumesUpload(t *testing.T, base devnet.Options) {
 	dir := t.TempDir()
 	f := &faultRT{patchDelay: 20 * time.Millisecond}
 	stopped := make(chan struct{})
@@ -253,15 +262,17 @@ func TestFaultRestartResumesUpload(t *testing.T) {
 			once.Do(func() { close(stopped) })
 		}
 	}
-	opts := devnet.Options{DataDir: dir, BasePort: -1, NoAutoReceive: true,
-		WrapCoordinator: func(h string, rt http.RoundTripper) http.RoundTripper {
-			if h == "hospital-a" {
-				f.next = rt
-				return f
-			}
-			return rt
-		},
-		Gateway: func(h string, cfg *gateway.Config) { cfg.ChunkSize = 1 << 20 }}
+	opts := base
+	opts.DataDir, opts.BasePort, opts.NoAutoReceive = dir, -1, true
+	opts.WrapCoordinator = func(h string, rt http.RoundTripper) http.RoundTripper {
+		if h == "hospital-a" {
+			f.next = rt
+			return f
+		}
+		return rt
+	}
+	// With tus checksums, which the coordinator checks per chunk.
+	opts.Gateway = func(h string, cfg *gateway.Config) { cfg.ChunkSize, cfg.UploadChecksums = 1<<20, true }
 	n, err := devnet.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -282,12 +293,78 @@ func TestFaultRestartResumesUpload(t *testing.T) {
 	}
 }
 
+// TestFaultRestartTornSpool: the sealed spool is not fsync'd, so a crash
+// of the machine may tear it; a resumed upload re-hashes it against the
+// signed manifest, fails the job instead of sending the torn bytes, and B
+// receives nothing.
+func TestFaultRestartTornSpool(t *testing.T) {
+	dir := t.TempDir()
+	f := &faultRT{patchDelay: 20 * time.Millisecond}
+	stopped := make(chan struct{})
+	var once sync.Once
+	f.onPatch = func(k int64) {
+		if k == 2 {
+			once.Do(func() { close(stopped) })
+		}
+	}
+	opts := devnet.Options{DataDir: dir, BasePort: -1, NoAutoReceive: true,
+		WrapCoordinator: func(h string, rt http.RoundTripper) http.RoundTripper {
+			if h == "hospital-a" {
+				f.next = rt
+				return f
+			}
+			return rt
+		},
+		Gateway: func(h string, cfg *gateway.Config) { cfg.ChunkSize = 1 << 20 }}
+	n, err := devnet.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := sendFile(t, n, 8<<20)
+	<-stopped
+	n.Close()
+	spools, _ := filepath.Glob(filepath.Join(dir, "*", "*", "outbound", "*", "f002.seal"))
+	if len(spools) == 0 {
+		spools, _ = filepath.Glob(filepath.Join(dir, "*", "*", "*", "outbound", "*", "f002.seal"))
+	}
+	if len(spools) != 1 {
+		t.Fatalf("spool files %v", spools)
+	}
+	// The tail of the file never reached the disk.
+	if err := os.Truncate(spools[0], 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.onPatch, f.patchDelay = nil, 0
+	n2, err := devnet.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	var st gateway.Status
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, err = n2.Hospitals[0].Gateway.Status(httptestRequest(), job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != gateway.JobUploading {
+			break
+		}
+	}
+	if st.Status != gateway.JobFailed || !strings.Contains(st.Error, "spool") {
+		t.Fatalf("status %+v", st)
+	}
+	if recs, err := n2.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); err != nil || len(recs) != 0 {
+		t.Fatalf("B received %d: %v", len(recs), err)
+	}
+}
+
 // TestFaultCorruptDownload: a download corrupted on the way fails its hash
 // check, is fetched again and delivered intact.
-func TestFaultCorruptDownload(t *testing.T) {
+func TestFaultCorruptDownload(t *testing.T) { inModes(t, testFaultCorruptDownload) }
+
+func testFaultCorruptDownload(t *testing.T, base devnet.Options) {
 	f := &faultRT{}
 	f.corrupt.Store(1)
-	n := faultNet(t, map[string]*faultRT{"hospital-b": f}, nil)
+	n := faultNet(t, base, map[string]*faultRT{"hospital-b": f}, nil)
 	job, data := sendFile(t, n, 2<<20)
 	waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
 	rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
@@ -300,10 +377,12 @@ func TestFaultCorruptDownload(t *testing.T) {
 // streamed (download, hash, unseal in one pass): the corrupted segment
 // fails to open, the hash check then blames the transport, and the file is
 // streamed again and delivered intact, with no partial file left behind.
-func TestFaultCorruptStreamedDownload(t *testing.T) {
+func TestFaultCorruptStreamedDownload(t *testing.T) { inModes(t, testFaultCorruptStreamedDownload) }
+
+func testFaultCorruptStreamedDownload(t *testing.T, base devnet.Options) {
 	f := &faultRT{corruptOver: 1 << 20}
 	f.corrupt.Store(1)
-	n := faultNet(t, map[string]*faultRT{"hospital-b": f}, nil)
+	n := faultNet(t, base, map[string]*faultRT{"hospital-b": f}, nil)
 	job, data := sendFile(t, n, 3<<20)
 	waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
 	rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
@@ -319,6 +398,8 @@ func TestFaultCorruptStreamedDownload(t *testing.T) {
 // TestFaultReceiverKey: a receiver whose key does not open the transfer
 // (its key was replaced, or the sender sealed for a key it never held)
 // fails clearly and imports nothing.
+// Each case runs in each mode on a network of its own (a scale-out
+// network's database and bucket are not shared with another network).
 func TestFaultReceiverKey(t *testing.T) {
 	s, _ := suite.Lookup(suite.Intl)
 	other, err := s.GenerateRecipientKey()
@@ -346,21 +427,23 @@ func TestFaultReceiverKey(t *testing.T) {
 	}
 	for name, hook := range cases {
 		t.Run(name, func(t *testing.T) {
-			n := faultNet(t, nil, hook)
-			before := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]
-			job, _ := sendFile(t, n, 1<<20)
-			waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
-			rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
-			if rec.Status != gateway.InFailed || rec.Code != gateway.CodeNoKey || !strings.Contains(rec.Error, "no key of this gateway opens the transfer") {
-				t.Fatalf("inbound %+v", rec)
-			}
-			if after := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]; after != before {
-				t.Fatal("something was imported")
-			}
-			// Not retried: the next pass leaves it alone.
-			if recs, _ := n.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); len(recs) != 0 {
-				t.Fatal("a refused transfer was tried again")
-			}
+			inModes(t, func(t *testing.T, base devnet.Options) {
+				n := faultNet(t, base, nil, hook)
+				before := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]
+				job, _ := sendFile(t, n, 1<<20)
+				waitJob(t, n.Hospitals[0].Gateway, job.ID, gateway.JobSent)
+				rec := receiveUntil(t, n.Hospitals[1].Gateway, job.ID)
+				if rec.Status != gateway.InFailed || rec.Code != gateway.CodeNoKey || !strings.Contains(rec.Error, "no key of this gateway opens the transfer") {
+					t.Fatalf("inbound %+v", rec)
+				}
+				if after := fhirGet(t, n.Hospitals[1], "Patient?_summary=count")["total"]; after != before {
+					t.Fatal("something was imported")
+				}
+				// Not retried: the next pass leaves it alone.
+				if recs, _ := n.Hospitals[1].Gateway.ReceiveOnce(context.Background(), 0); len(recs) != 0 {
+					t.Fatal("a refused transfer was tried again")
+				}
+			})
 		})
 	}
 }
@@ -368,9 +451,11 @@ func TestFaultReceiverKey(t *testing.T) {
 // TestFaultDiskFull: the receiver's delivery folder fills up: a clear
 // error, nothing half-imported (no resource, no file); once space is back
 // the next pass delivers.
-func TestFaultDiskFull(t *testing.T) {
+func TestFaultDiskFull(t *testing.T) { inModes(t, testFaultDiskFull) }
+
+func testFaultDiskFull(t *testing.T, base devnet.Options) {
 	lfs := &gateway.LimitFS{FS: gateway.OSFS{}, Limit: 512 << 10}
-	n := faultNet(t, nil, func(h string, cfg *gateway.Config) {
+	n := faultNet(t, base, nil, func(h string, cfg *gateway.Config) {
 		if h == "hospital-b" {
 			cfg.DeliveryFS = lfs
 		}

@@ -25,6 +25,7 @@ import (
 	"phix/audit"
 	"phix/deid"
 	"phix/gateway/coord"
+	"phix/gateway/tusclient"
 	"phix/kms"
 	"phix/suite"
 	"phix/transfer"
@@ -144,8 +145,15 @@ type Config struct {
 	Audit       Auditor
 	Policy      Policy
 	Logger      *slog.Logger
-	// ChunkSize is the tus chunk size (default 8 MiB).
+	// ChunkSize is the tus chunk size (default tusclient.DefaultChunkSize,
+	// 64 MiB; chunks are streamed from the spool, so it costs no memory).
 	ChunkSize int
+	// UploadChecksums sends every tus chunk with a SHA-256 Upload-Checksum.
+	// Off by default: the mutual-TLS channel already authenticates every
+	// byte in transit and the coordinator checks the whole file's hash
+	// against the signed manifest at complete, so the checksums caught
+	// nothing more and cost a SHA-256 pass on each side.
+	UploadChecksums bool
 	// ConsentCheckEvery is how often an upload in progress re-checks its
 	// consent (default 2 s).
 	ConsentCheckEvery time.Duration
@@ -189,7 +197,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.DeliveryDir = filepath.Join(cfg.DataDir, "delivered")
 	}
 	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = 8 << 20
+		cfg.ChunkSize = tusclient.DefaultChunkSize
 	}
 	if cfg.ConsentCheckEvery <= 0 {
 		cfg.ConsentCheckEvery = 2 * time.Second

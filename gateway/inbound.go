@@ -550,17 +550,24 @@ func (g *Gateway) openManifest(path string) (*innerManifest, error) {
 	return parseInnerManifest(b)
 }
 
-// parseInnerManifest reads the sealed manifest's JSON: version 1, at most
-// MaxFiles files, each with a plain name, a sealed name and a hex hash.
+// parseInnerManifest reads the sealed manifest's JSON: version 1 or 2, at
+// most MaxFiles files, each with a plain name and a sealed name; in
+// version 1 each has a hex plaintext hash, in version 2 none.
 func parseInnerManifest(b []byte) (*innerManifest, error) {
 	bad := &httpError{Status: 403, Code: CodeVerify, Msg: "the sealed manifest is not a phix manifest"}
 	var m innerManifest
-	if err := json.Unmarshal(b, &m); err != nil || m.V != 1 || len(m.Files) > transfer.MaxFiles {
+	if err := json.Unmarshal(b, &m); err != nil || (m.V != 1 && m.V != 2) || len(m.Files) > transfer.MaxFiles {
 		return nil, bad
 	}
 	for _, f := range m.Files {
 		if transfer.ValidateFileName(f.Name) != nil || transfer.ValidateFileName(f.Sealed) != nil || f.Size < 0 {
 			return nil, bad
+		}
+		if m.V == 2 {
+			if f.Hash != "" || f.HashAlg != "" {
+				return nil, bad
+			}
+			continue
 		}
 		if h, err := hex.DecodeString(f.Hash); err != nil || len(h) != 32 || (f.HashAlg != "sha256" && f.HashAlg != "sm3") {
 			return nil, bad
@@ -578,21 +585,29 @@ func sealErr(err error) error {
 	return &httpError{Status: 403, Code: CodeVerify, Msg: "the sealed file does not authenticate (" + code + ")"}
 }
 
-// unseal opens one sealed file into w and checks the plaintext's size and
-// hash against the inner manifest.
 // unseal opens the sealed stream src into w and checks the plaintext
-// against the inner manifest's size and hash.
+// against the inner manifest's size, and its hash where the manifest has
+// one (version 1; in version 2 the AEAD alone authenticates the plaintext
+// of the ciphertext whose hash streamFile checks against the signed
+// manifest).
 func (g *Gateway) unseal(src io.Reader, w io.Writer, f innerFile) error {
 	r, err := seal.NewReader(src, g.identity())
 	if err != nil {
 		return sealErr(err)
 	}
 	defer r.Close()
-	h := newHash(f.HashAlg)
-	ah := asynchash.New(h) // hash on another core while unsealing
-	defer ah.Close()
-	n, err := io.Copy(io.MultiWriter(w, ah), r)
-	ah.Wait()
+	var h hash.Hash
+	var ah *asynchash.Hasher
+	if f.Hash != "" {
+		h = newHash(f.HashAlg)
+		ah = asynchash.New(h) // hash on another core while unsealing
+		defer ah.Close()
+		w = io.MultiWriter(w, ah)
+	}
+	n, err := io.Copy(w, r)
+	if ah != nil {
+		ah.Wait()
+	}
 	if err != nil {
 		var se *seal.Error
 		if errors.As(err, &se) {
@@ -600,7 +615,7 @@ func (g *Gateway) unseal(src io.Reader, w io.Writer, f innerFile) error {
 		}
 		return deliverErr(err)
 	}
-	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.Hash {
+	if n != f.Size || (h != nil && hex.EncodeToString(h.Sum(nil)) != f.Hash) {
 		return &httpError{Status: 403, Code: CodeVerify, Msg: "an unsealed file does not match the manifest's size or hash"}
 	}
 	return nil

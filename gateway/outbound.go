@@ -26,7 +26,6 @@ import (
 	"phix/gateway/coord"
 	"phix/gateway/tusclient"
 	"phix/internal/asynchash"
-	"phix/internal/writeback"
 	"phix/seal"
 	"phix/transfer"
 )
@@ -81,7 +80,6 @@ type Item struct {
 	Sealed     string
 	SealedSize int64
 	SealedHash string
-	PlainHash  string
 }
 
 // Pack is what the stages pass along: the request, its policy, the consent
@@ -157,7 +155,7 @@ func (g *Gateway) Send(ctx context.Context, req SendRequest) (*Job, error) {
 	g.record(ctx, "register", v.ID, true, audit.Event{Why: &audit.Why{Purpose: req.Purpose, ConsentID: p.ConsentID}, DataClass: p.Request.DataClass})
 	cp := *job
 	cp.Files = append([]JobFile(nil), job.Files...)
-	g.startUpload(&cp) // the upload owns its copy
+	g.startUpload(&cp, false) // the upload owns its copy
 	return job, nil
 }
 
@@ -717,6 +715,14 @@ func (sealStage) Name() string { return "seal" }
 
 // innerManifest is sealed as manifest.seal: what each sealed file is. The
 // coordinator sees only opaque sealed names and sizes.
+//
+// Version 1 carried each file's plaintext hash; version 2 (written since)
+// carries none, because the plaintext is already bound twice: the signed
+// manifest fixes the ciphertext's hash, and the sealed format's
+// key-committing header and per-segment AEAD admit one plaintext per
+// ciphertext. The hash cost a pass over every byte on each side (under gm
+// two of the five SM3 passes of a transfer). Receivers still read and check
+// version 1.
 type innerManifest struct {
 	V          int    `json:"v"`
 	Sender     string `json:"sender"`
@@ -737,9 +743,13 @@ type innerFile struct {
 	Kind        string `json:"kind"`
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
-	HashAlg     string `json:"hash_alg"`
-	Hash        string `json:"hash"`
+	// HashAlg and Hash (the plaintext's) are in version 1 manifests only.
+	HashAlg string `json:"hash_alg,omitempty"`
+	Hash    string `json:"hash,omitempty"`
 }
+
+// innerManifestVersion is the version this gateway writes.
+const innerManifestVersion = 2
 
 func hashAlg(g *Gateway) string {
 	if g.cfg.Keys.Suite.ID() == "gm" {
@@ -755,7 +765,7 @@ func (sealStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 	}
 	k := g.cfg.Keys
 	recips := []seal.Recipient{seal.PublicKeyRecipient(p.Peer.Wrap, p.Peer.WrapVersion), seal.KEKRecipient(k.KEKID, 1, k.KEK)}
-	inner := innerManifest{V: 1, Sender: g.cfg.Hospital, Receiver: p.Req.To, Purpose: p.Req.Purpose, ConsentID: p.ConsentID,
+	inner := innerManifest{V: innerManifestVersion, Sender: g.cfg.Hospital, Receiver: p.Req.To, Purpose: p.Req.Purpose, ConsentID: p.ConsentID,
 		Deidentify: p.Deidentify, ReidKey: p.reidKey, Created: g.cfg.Now().UTC()}
 	for i, it := range p.Items {
 		var src io.Reader
@@ -777,19 +787,18 @@ func (sealStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 			src = f
 		}
 		name := fmt.Sprintf("f%03d.seal", i+1)
-		plainHash, n, err := g.sealFile(filepath.Join(dir, name), src, recips, it)
+		n, err := g.sealFile(filepath.Join(dir, name), src, recips, it)
 		if err != nil {
 			return err
 		}
-		inner.Files = append(inner.Files, innerFile{Sealed: name, Name: it.Name, Kind: it.Kind, ContentType: it.ContentType,
-			Size: n, HashAlg: hashAlg(g), Hash: plainHash})
+		inner.Files = append(inner.Files, innerFile{Sealed: name, Name: it.Name, Kind: it.Kind, ContentType: it.ContentType, Size: n})
 	}
 	mb, err := json.Marshal(inner)
 	if err != nil {
 		return err
 	}
 	m := &Item{Name: "manifest.json"}
-	if _, _, err := g.sealFile(filepath.Join(dir, "manifest.seal"), bytes.NewReader(mb), recips, m); err != nil {
+	if _, err := g.sealFile(filepath.Join(dir, "manifest.seal"), bytes.NewReader(mb), recips, m); err != nil {
 		return err
 	}
 	p.Items = append([]*Item{m}, p.Items...)
@@ -801,44 +810,58 @@ func (sealStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 	return nil
 }
 
-// sealFile seals src into path, hashing the plaintext and the ciphertext
-// on the way.
-func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, it *Item) (plainHash string, n int64, err error) {
+// sealFile seals src into the spool file path, hashing the ciphertext on
+// a goroutine of its own in the same pass as the seal, and returns the
+// plaintext's length.
+//
+// The spool is not fsync'd (nor its write-back started): it lives only
+// until the coordinator holds the file, usually long enough for the page
+// cache to carry it from seal to upload without the disk, which was one of
+// the three durable writes of every byte of a transfer. A spool torn by a
+// crash of the machine (not of the process: the page cache survives that)
+// is caught when a resumed upload re-hashes it against the signed manifest
+// (spoolIntact): the job then fails, nothing wrong is sent.
+func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, it *Item) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
 	defer f.Close()
 	s := g.cfg.Keys.Suite
-	// One pass over the source: the plaintext and the ciphertext are each
-	// hashed on a goroutine of their own while this one reads and seals.
-	ch, ph := s.NewHash(), s.NewHash()
-	cah, pah := asynchash.New(ch), asynchash.New(ph)
+	ch := s.NewHash()
+	cah := asynchash.New(ch)
 	defer cah.Close()
-	defer pah.Close()
-	// Write-back starts as the sealed bytes are written, so the fsync
-	// below (the spool must be durable before registration: a resumed
-	// upload sends it) waits for the tail only.
-	cw := &countWriter{w: io.MultiWriter(&writeback.Writer{F: f}, cah)}
+	cw := &countWriter{w: io.MultiWriter(f, cah)}
 	w, err := seal.NewWriter(cw, seal.Options{Suite: s, Recipients: recips})
 	if err != nil {
-		return "", 0, errorf(500, CodeInternal, "seal: %s", seal.Code(err))
+		return 0, errorf(500, CodeInternal, "seal: %s", seal.Code(err))
 	}
-	n, err = io.Copy(w, io.TeeReader(src, pah))
+	n, err := io.Copy(w, src) // the Writer's ReadFrom: no intermediate buffer
 	if err == nil {
 		err = w.Close()
 	}
 	cah.Wait()
-	pah.Wait()
 	if err == nil {
-		err = f.Sync()
+		err = f.Close()
 	}
 	if err != nil {
-		return "", 0, errorf(500, CodeInternal, "sealing failed")
+		return 0, errorf(500, CodeInternal, "sealing failed")
 	}
 	it.Sealed, it.SealedSize, it.SealedHash = path, cw.n, hex.EncodeToString(ch.Sum(nil))
-	it.PlainHash = hex.EncodeToString(ph.Sum(nil))
-	return it.PlainHash, n, nil
+	return n, nil
+}
+
+// spoolIntact reports whether a spool file still holds the ciphertext the
+// manifest signed (size and hash), for an upload resumed after a restart.
+func (g *Gateway) spoolIntact(path string, f JobFile) bool {
+	src, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer src.Close()
+	h := g.cfg.Keys.Suite.NewHash()
+	n, err := io.Copy(h, src)
+	return err == nil && n == f.Size && hex.EncodeToString(h.Sum(nil)) == f.Hash
 }
 
 type countWriter struct {
@@ -899,7 +922,9 @@ func (signStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 
 // --- upload ---
 
-func (g *Gateway) startUpload(job *Job) {
+// startUpload uploads job on a goroutine of its own; resumed says the job
+// comes from a previous run, whose spool files are checked first.
+func (g *Gateway) startUpload(job *Job, resumed bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.mu.Lock()
 	if _, busy := g.running[job.Local]; busy {
@@ -918,7 +943,7 @@ func (g *Gateway) startUpload(job *Job) {
 			g.mu.Unlock()
 			cancel()
 		}()
-		g.upload(ctx, job)
+		g.upload(ctx, job, resumed)
 		g.mu.Lock()
 		delete(g.sent, job.Local)
 		g.mu.Unlock()
@@ -945,7 +970,7 @@ func (g *Gateway) ResumeOutbound(context.Context) {
 	for _, j := range jobs {
 		switch j.Status {
 		case JobUploading:
-			g.startUpload(j)
+			g.startUpload(j, true)
 		case JobPreparing:
 			j.Status, j.Code, j.Error = JobFailed, CodeInternal, "interrupted before the upload started"
 			_ = g.state.saveJob(j)
@@ -954,7 +979,7 @@ func (g *Gateway) ResumeOutbound(context.Context) {
 	}
 }
 
-func (g *Gateway) upload(ctx context.Context, job *Job) {
+func (g *Gateway) upload(ctx context.Context, job *Job, resumed bool) {
 	why := &audit.Why{Purpose: job.Purpose, ConsentID: job.ConsentID}
 	lastCheck := time.Time{}
 	check := func(ctx context.Context) error {
@@ -980,14 +1005,22 @@ func (g *Gateway) upload(ctx context.Context, job *Job) {
 		if f.Done {
 			continue
 		}
-		src, err := os.Open(filepath.Join(g.state.jobDir(job.Local), f.Name))
+		spool := filepath.Join(g.state.jobDir(job.Local), f.Name)
+		if resumed && !g.spoolIntact(spool, *f) {
+			// The spool is not fsync'd (sealFile): a crash of the machine
+			// may have torn it.
+			g.failJob(ctx, job, CodeInternal, "the sealed spool file did not survive the restart intact; send again")
+			g.cleanSpool(job)
+			return
+		}
+		src, err := os.Open(spool)
 		if err != nil {
 			g.failJob(ctx, job, CodeInternal, "the sealed spool file is missing")
 			return
 		}
 		base := done
 		url, err := tusclient.Send(ctx, tusclient.Upload{URL: g.cfg.Coordinator.Resolve(f.UploadURL), Src: src, Size: f.Size}, tusclient.Options{
-			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize,
+			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize, Checksum: g.cfg.UploadChecksums,
 			Progress: func(off int64) { g.progress(job, base+off) },
 			Renew: func(ctx context.Context) (string, error) {
 				u, err := g.renewURL(ctx, job, f.Name)

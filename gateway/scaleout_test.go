@@ -19,10 +19,34 @@ import (
 	"phix/queue/natsq"
 )
 
-// TestEndToEndScaleOut runs the end-to-end flow with the coordinator on
-// PostgreSQL, S3 (versitygw on loopback) and the machine's NATS, as two
-// replicas: hospital-a's gateway talks to one, hospital-b's to the other.
-func TestEndToEndScaleOut(t *testing.T) {
+// netMode is one way of running the coordinator. The end-to-end and fault
+// tests run in each, sharing their code.
+type netMode struct {
+	name string
+	// opts returns the base options of a network in this mode (their
+	// external resources are released when t ends).
+	opts func(t *testing.T) devnet.Options
+}
+
+var netModes = []netMode{
+	{"embedded", func(*testing.T) devnet.Options { return devnet.Options{} }},
+	{"scale-out", scaleOutOptions},
+}
+
+// inModes runs f once per mode, as a subtest named after the mode.
+func inModes(t *testing.T, f func(t *testing.T, base devnet.Options)) {
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) { f(t, m.opts(t)) })
+	}
+}
+
+// scaleOutOptions: the coordinator on PostgreSQL (a fresh database), S3
+// (versitygw on loopback, a fresh bucket) and the machine's NATS (fresh
+// streams), as two replicas: hospital-a's gateway talks to one,
+// hospital-b's to the other. A restart with the same options finds the
+// same store, bucket and streams.
+func scaleOutOptions(t *testing.T) devnet.Options {
+	t.Helper()
 	pg := testenv.Postgres(t)
 	nurl := testenv.NATSURL(t)
 	g := testenv.VersityGW(t)
@@ -47,11 +71,16 @@ func TestEndToEndScaleOut(t *testing.T) {
 			}
 		}
 	})
-	n := startNet(t, devnet.Options{Coordinator: devnet.CoordinatorOptions{StoreURL: pg, NATS: &ncfg, Replicas: 2,
+	return devnet.Options{Coordinator: devnet.CoordinatorOptions{StoreURL: pg, NATS: &ncfg, Replicas: 2,
 		NewBlobs: func() (blob.Store, error) {
 			return s3blob.New(ctx, s3blob.Config{Endpoint: g.Endpoint, Bucket: bucket, AccessKey: g.AccessKey,
 				SecretKey: g.SecretKey, Residency: "CN-SH", PartSize: 5 << 20, Prefix: "coord/"})
-		}}})
+		}}}
+}
+
+// TestEndToEndScaleOut runs the end-to-end flow in the scale-out mode.
+func TestEndToEndScaleOut(t *testing.T) {
+	n := startNet(t, scaleOutOptions(t))
 	if len(n.Coordinators) != 2 || n.Coordinators[0] == n.Coordinators[1] {
 		t.Fatalf("replicas %v", n.Coordinators)
 	}
