@@ -104,7 +104,7 @@ type NodeGatewayConfig struct {
 	DropFolder string `yaml:"drop_folder"`
 	// Receive polls the inbox and delivers in the background (default true).
 	Receive *bool `yaml:"receive"`
-	// ChunkSize is the upload chunk size in bytes (default 8 MiB).
+	// ChunkSize is the upload chunk size in bytes (default 64 MiB).
 	ChunkSize int `yaml:"chunk_size"`
 	// Retention is how long the coordinator may keep the ciphertext
 	// (default 720h).
