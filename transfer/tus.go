@@ -222,8 +222,10 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 
 // WriteTo is the copy loop blob stores use when they can (fsblob does): it
 // fills 1 MiB buffers lent by the hasher, so that the file sees one write
-// per MiB instead of one per TLS record, and the hasher reads the same
-// buffer the file write reads instead of a copy of it.
+// per MiB instead of one per TLS record, and the hasher reads the buffer
+// the file write read instead of a copy of it. A buffer goes to the hasher
+// after its write: once submitted it may be recycled for another upload
+// as soon as it is hashed. Its hashing overlaps the next buffer's read.
 func (c *chunkReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
@@ -234,14 +236,15 @@ func (c *chunkReader) WriteTo(w io.Writer) (int64, error) {
 		n, err := fill(c.r, buf[:min(int64(len(buf)), c.left)])
 		c.left -= int64(n)
 		c.n += int64(n)
-		c.hasher.Submit(buf[:n]) // hashed while the file write below runs
 		if n > 0 {
 			k, werr := w.Write(buf[:n])
 			total += int64(k)
 			if werr != nil {
+				c.hasher.Submit(buf[:0]) // hands the buffer back
 				return total, werr
 			}
 		}
+		c.hasher.Submit(buf[:n])
 		switch {
 		case err == io.EOF:
 			return total, noEOF(c.eof())

@@ -91,9 +91,9 @@ func (h *Hasher) Buffer() []byte {
 }
 
 // Submit queues b, a prefix of a slice from Buffer, for hashing. The
-// Hasher owns b from then on, reading it on its own goroutine; the caller
-// may still read b (write it to a file, say) but must neither change it nor
-// use it after the next call to Wait or Close.
+// Hasher owns b from then on: it reads it on its own goroutine and then
+// recycles it for any other Hasher, so the caller must not read or change
+// b after Submit (write it to a file before, not while it is hashed).
 func (h *Hasher) Submit(b []byte) {
 	b = b[:len(b):bufSize]
 	h.work <- &b
