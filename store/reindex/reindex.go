@@ -608,7 +608,16 @@ func (m *Manager) release(id string) {
 
 // maxBatchFailures is how many times in a row a batch may fail (a lost
 // serialization race, a busy database) before the job is marked failed.
-const maxBatchFailures = 8
+// With batchBackoff between attempts that is about 15 s of failures: a
+// busy database delays a job, it does not fail it (eight attempts in
+// about 2 s were seen to fail a job under heavy concurrent writes).
+const maxBatchFailures = 20
+
+// batchBackoff is the pause after the nth failure in a row: growing
+// quadratically from 10 ms, at most 1 s.
+func batchBackoff(n int) time.Duration {
+	return min(time.Duration(n*n)*10*time.Millisecond, time.Second)
+}
 
 // run processes the job batch by batch until the end of the scan.
 func (m *Manager) run(j *Job) {
@@ -633,7 +642,11 @@ func (m *Manager) run(j *Job) {
 		if err != nil {
 			failures++
 			if failures < maxBatchFailures {
-				time.Sleep(time.Duration(failures*failures) * 10 * time.Millisecond)
+				select {
+				case <-ctx.Done():
+					return // closing: the job stays running and resumes on the next Open
+				case <-time.After(batchBackoff(failures)):
+				}
 				continue
 			}
 			j.Status, j.Error = StatusFailed, "a reindex batch failed repeatedly"
