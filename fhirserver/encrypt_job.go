@@ -136,14 +136,24 @@ func (s *Server) resumeEncryptJobsLater() {
 			if json.Unmarshal(b, &d) != nil || d.Kind != encryptKind || d.ID != id || d.Status != "running" {
 				continue
 			}
-			job := jobFromDoc(d)
-			if s.jobs.get(id) != nil || !s.leaseJob(ctx, id) {
-				continue // running here already, or in another replica
-			}
-			s.jobs.add(job)
-			go s.runEncrypt(ctx, job)
+			// Refused when another replica holds it: it runs there.
+			_ = s.startEncrypt(ctx, s.jobs.adopt(jobFromDoc(d)))
 		}
 	}()
+}
+
+// startEncrypt runs job on a goroutine of its own, from its cursor, unless
+// it runs already: in this process, or in another holding its lease.
+func (s *Server) startEncrypt(ctx context.Context, job *encryptJob) error {
+	job.mu.Lock()
+	defer job.mu.Unlock()
+	if job.active || !s.leaseJob(ctx, job.id) {
+		return errorf(CodeConflict, "the job is running")
+	}
+	job.active = true
+	job.status, job.reason, job.finished = "running", "", time.Time{}
+	go s.runEncrypt(ctx, job)
+	return nil
 }
 
 // maxEncryptJobs bounds the jobs kept in memory (finished ones are dropped
@@ -161,6 +171,7 @@ type encryptJob struct {
 	resID string // one resource, or "" for whole types
 
 	mu                   sync.Mutex
+	active               bool   // a goroutine of this process runs it
 	status               string // running, completed, failed
 	total, done, skipped int
 	failed               int
@@ -184,7 +195,7 @@ func (j *encryptJobs) add(job *encryptJob) {
 	defer j.mu.Unlock()
 	if len(j.order) >= maxEncryptJobs {
 		for i, id := range j.order {
-			if o := j.m[id]; o != nil && o.state() != "running" {
+			if o := j.m[id]; o != nil && !o.running() {
 				delete(j.m, id)
 				j.order = append(j.order[:i], j.order[i+1:]...)
 				break
@@ -195,16 +206,27 @@ func (j *encryptJobs) add(job *encryptJob) {
 	j.order = append(j.order, job.id)
 }
 
+// adopt adds job unless one of its id is there already, and returns the
+// one kept.
+func (j *encryptJobs) adopt(job *encryptJob) *encryptJob {
+	if cur := j.get(job.id); cur != nil {
+		return cur
+	}
+	j.add(job)
+	return job
+}
+
 func (j *encryptJobs) get(id string) *encryptJob {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.m[id]
 }
 
-func (job *encryptJob) state() string {
+// running reports whether a goroutine of this process runs the job.
+func (job *encryptJob) running() bool {
 	job.mu.Lock()
 	defer job.mu.Unlock()
-	return job.status
+	return job.active
 }
 
 // handleEncrypt starts (or, with ?job=ID, resumes) a re-encryption job:
@@ -221,25 +243,12 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	var job *encryptJob
 	if jid := q.Get("job"); jid != "" {
 		if job = s.jobs.get(jid); job == nil {
-			if job = s.loadJob(r.Context(), jid); job == nil {
+			// Started before a restart, or by another replica.
+			loaded := s.loadJob(r.Context(), jid)
+			if loaded == nil {
 				return errorf(CodeNotFound, "no such job")
 			}
-			if job.state() == "running" && !s.leaseJob(r.Context(), jid) {
-				return errorf(CodeConflict, "the job is running")
-			}
-			job.mu.Lock()
-			job.status = "interrupted" // resumed below
-			job.mu.Unlock()
-			s.jobs.add(job)
-		}
-		job.mu.Lock()
-		running := job.status == "running"
-		if !running {
-			job.status, job.reason, job.finished = "running", "", time.Time{}
-		}
-		job.mu.Unlock()
-		if running {
-			return errorf(CodeConflict, "the job is running")
+			job = s.jobs.adopt(loaded)
 		}
 	} else {
 		typ, id := r.PathValue("type"), r.PathValue("id")
@@ -281,11 +290,9 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 		s.jobs.add(job)
 	}
 	// The job outlives the request.
-	ctx := context.WithoutCancel(r.Context())
-	if !s.leaseJob(ctx, job.id) {
-		return errorf(CodeConflict, "the job is running in another server process")
+	if err := s.startEncrypt(context.WithoutCancel(r.Context()), job); err != nil {
+		return err
 	}
-	go s.runEncrypt(ctx, job)
 	w.Header().Set("Content-Location", s.baseURL(r)+"/$encrypt?job="+job.id)
 	body, _ := json.Marshal(job.parameters())
 	writeJSON(w, http.StatusAccepted, body)
@@ -348,7 +355,12 @@ func (job *encryptJob) finish(err error) {
 // runEncrypt works through the job from its cursor, under this process's
 // lease of it (taken by the caller), saving the cursor after every page.
 func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
-	defer s.releaseJob(ctx, job.id)
+	defer func() {
+		s.releaseJob(ctx, job.id)
+		job.mu.Lock()
+		job.active = false
+		job.mu.Unlock()
+	}()
 	finish := func(err error) {
 		job.finish(err)
 		if serr := s.saveJob(ctx, job); serr != nil {
