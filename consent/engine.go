@@ -134,14 +134,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 
 	if pe == nil {
 		var err error
-		if pe, err = e.load(ctx, req.Patient, now); err != nil {
+		if pe, err = e.loadAndStore(ctx, req.Patient, now, gen); err != nil {
 			return Decision{}, err
 		}
-		e.mu.Lock()
-		if e.gen == gen { // no invalidation raced with the load
-			e.store(req.Patient, pe)
-		}
-		e.mu.Unlock()
 	}
 
 	d := Evaluate(pe.consents, req)
@@ -180,15 +175,10 @@ func (e *Engine) Needs(ctx context.Context, patient string) (Fields, error) {
 	}
 	gen := e.gen
 	e.mu.Unlock()
-	pe, err := e.load(ctx, patient, now)
+	pe, err := e.loadAndStore(ctx, patient, now, gen)
 	if err != nil {
 		return 0, err
 	}
-	e.mu.Lock()
-	if e.gen == gen {
-		e.store(patient, pe)
-	}
-	e.mu.Unlock()
 	return pe.needs, nil
 }
 
@@ -203,6 +193,21 @@ func (e *Engine) CachedNeeds(patient string) (need Fields, ok bool) {
 		return pe.needs, true
 	}
 	return 0, false
+}
+
+// loadAndStore loads the patient's consents and caches them unless an
+// Invalidate raced with the load (the generation moved on from gen).
+func (e *Engine) loadAndStore(ctx context.Context, patient string, now time.Time, gen uint64) (*patientEntry, error) {
+	pe, err := e.load(ctx, patient, now)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.gen == gen {
+		e.store(patient, pe)
+	}
+	e.mu.Unlock()
+	return pe, nil
 }
 
 func (e *Engine) load(ctx context.Context, patient string, now time.Time) (*patientEntry, error) {
