@@ -344,6 +344,11 @@ func (es *enforcedStore) resolveChains(ctx context.Context, typ string, clauses 
 			continue
 		}
 		link := c.Chain[0]
+		if link.Reverse && typ != "" && len(link.Param.Targets) > 0 && !slices.Contains(link.Param.Targets, typ) {
+			// A _has whose reference parameter cannot point at typ (after
+			// a forward link the parser offers every type for _has).
+			return nil, true, nil
+		}
 		rest := search.Clause{Param: c.Param, Modifier: c.Modifier, Values: c.Values, Chain: c.Chain[1:]}
 		var refs, ids []string
 		for _, t := range link.Types {
@@ -372,13 +377,7 @@ func (es *enforcedStore) resolveChains(ctx context.Context, typ string, clauses 
 		rq, _, err := search.Parse(typ, url.Values{key: {value}}, search.ParseOptions{
 			Strict: true, MaxValues: len(refs) + 1, MaxValueLength: len(value) + 1, Custom: es.e.s.customParams(),
 		})
-		if err != nil {
-			// The link cannot land on typ (a _has whose reference
-			// parameter does not target it: the parser offers every type
-			// for _has after a forward link): nothing matches.
-			return nil, true, nil
-		}
-		if len(rq.Clauses) != 1 {
+		if err != nil || len(rq.Clauses) != 1 {
 			return nil, false, errors.New("fhirserver: a resolved chain did not parse to one clause")
 		}
 		if !cloned {
