@@ -94,13 +94,9 @@ func (s *Idle) Touch(key string, issued time.Time) error {
 	}
 	now := s.now()
 	if s.Shared != nil {
-		every := s.SyncEvery
-		if every <= 0 {
-			every = 10 * time.Second
-		}
 		s.mu.Lock()
 		e := s.seen[key]
-		stale := e == nil || !e.loggedOff.IsZero() || now.Sub(e.last) > timeout || now.Sub(e.synced) >= every
+		stale := e == nil || !e.loggedOff.IsZero() || now.Sub(e.last) > timeout || now.Sub(e.synced) >= s.syncEvery()
 		s.mu.Unlock()
 		if stale {
 			// Another replica may have seen the session since, or
@@ -130,10 +126,6 @@ func (s *Idle) touchLocked(key string, issued, now time.Time, timeout time.Durat
 	if s.seen == nil {
 		s.seen = map[string]*idleEntry{}
 	}
-	every := s.SyncEvery
-	if every <= 0 {
-		every = 10 * time.Second
-	}
 	shared := s.Shared != nil
 	e, ok := s.seen[key]
 	if !ok {
@@ -161,7 +153,14 @@ func (s *Idle) touchLocked(key string, issued, now time.Time, timeout time.Durat
 		e.loggedOff = time.Time{} // a fresh credential starts a new session
 	}
 	e.last = now
-	return shared && (renewed || now.Sub(e.synced) >= every), nil
+	return shared && (renewed || now.Sub(e.synced) >= s.syncEvery()), nil
+}
+
+func (s *Idle) syncEvery() time.Duration {
+	if s.SyncEvery > 0 {
+		return s.SyncEvery
+	}
+	return 10 * time.Second
 }
 
 // load merges the shared state of key into the local one.
