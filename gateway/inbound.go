@@ -653,6 +653,7 @@ func (g *Gateway) importBundle(ctx context.Context, rec *Inbound, data []byte) (
 	}
 	entries, _ := b.Object["entry"].([]any)
 	ids := map[string]string{}
+	var patients []string // new ids of the received Patients
 	for _, e := range entries {
 		r, _ := e.(map[string]any)["resource"].(map[string]any)
 		typ, _ := r["resourceType"].(string)
@@ -662,6 +663,9 @@ func (g *Gateway) importBundle(ctx context.Context, rec *Inbound, data []byte) (
 		}
 		sum := sha256.Sum256([]byte(sender + "|" + typ + "/" + id))
 		ids[typ+"/"+id] = hex.EncodeToString(sum[:16])
+		if typ == "Patient" {
+			patients = append(patients, ids[typ+"/"+id])
+		}
 		if full, _ := e.(map[string]any)["fullUrl"].(string); full != "" {
 			ids[full] = ids[typ+"/"+id]
 		}
@@ -694,13 +698,15 @@ func (g *Gateway) importBundle(ctx context.Context, rec *Inbound, data []byte) (
 	if err != nil {
 		return nil, err
 	}
-	// The import writes each received patient's record under a grant for
-	// this transfer and that patient only, on the sender's verified consent.
-	for k, nid := range ids {
-		if strings.HasPrefix(k, "Patient/") {
-			if err := g.cfg.FHIR.OpenGrant(ctx, nid, rec.ID, rec.ConsentID, rec.Purpose, "inbound"); err != nil {
-				return nil, &httpError{Status: 503, Code: CodeDeliver, Msg: "cannot open the transfer's access grant on the FHIR server"}
-			}
+	// The import writes the received patient's record under a grant for
+	// this transfer and that patient only, on the sender's verified
+	// consent, which covers one patient.
+	if len(patients) > 1 {
+		return nil, &httpError{Status: 403, Code: CodeVerify, Msg: "the received record holds more than one patient; a transfer's consent covers one"}
+	}
+	for _, nid := range patients {
+		if err := g.cfg.FHIR.OpenGrant(ctx, nid, rec.ID, rec.ConsentID, rec.Purpose, "inbound"); err != nil {
+			return nil, &httpError{Status: 503, Code: CodeDeliver, Msg: "cannot open the transfer's access grant on the FHIR server"}
 		}
 	}
 	defer func() {

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"phix/seal"
@@ -75,5 +77,19 @@ func TestUnsealChecksVersion1Hash(t *testing.T) {
 		if c.ok && !bytes.Equal(out.Bytes(), plain) {
 			t.Errorf("%+v: plaintext differs", c.f)
 		}
+	}
+}
+
+// TestImportRefusesSeveralPatients: a received record with two Patients is
+// refused before anything reaches the FHIR server (the transfer's consent,
+// and its import grant, cover one patient).
+func TestImportRefusesSeveralPatients(t *testing.T) {
+	g := &Gateway{cfg: Config{FHIR: &FHIRClient{Base: "http://127.0.0.1:1/unused"}}}
+	bundle := []byte(`{"resourceType":"Bundle","type":"collection","entry":[
+		{"resource":{"resourceType":"Patient","id":"a"}},{"resource":{"resourceType":"Patient","id":"b"}}]}`)
+	_, err := g.importBundle(context.Background(), &Inbound{ID: "t1", Sender: "hospital-a", ConsentID: "c1", Purpose: "TREAT"}, bundle)
+	var he *httpError
+	if !errors.As(err, &he) || he.Status != 403 || he.Code != CodeVerify {
+		t.Fatalf("two patients: %v", err)
 	}
 }
