@@ -76,14 +76,18 @@ func jobFromDoc(d encryptDoc) *encryptJob {
 
 // saveJob persists the job's state (a no-op without a job table).
 func (s *Server) saveJob(ctx context.Context, job *encryptJob) error {
+	return s.saveDoc(ctx, job.doc())
+}
+
+func (s *Server) saveDoc(ctx context.Context, d encryptDoc) error {
 	if s.jobDocs == nil {
 		return nil
 	}
-	b, err := json.Marshal(job.doc())
+	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	return s.jobDocs.PutJob(context.WithoutCancel(ctx), job.id, b)
+	return s.jobDocs.PutJob(context.WithoutCancel(ctx), d.ID, b)
 }
 
 // loadJob reads a persisted $encrypt job (nil when there is none).
@@ -340,16 +344,12 @@ func (job *encryptJob) parameters() map[string]any {
 	return map[string]any{"resourceType": "Parameters", "parameter": p}
 }
 
-func (job *encryptJob) finish(err error) {
-	job.mu.Lock()
-	defer job.mu.Unlock()
-	job.finished = now()
+// outcome is the status and reason a job ends with after err.
+func outcome(err error) (status, reason string) {
 	if err != nil {
-		job.status = "failed"
-		job.reason = asError(err).Issues[0].Diagnostics
-		return
+		return "failed", asError(err).Issues[0].Diagnostics
 	}
-	job.status = "completed"
+	return "completed", ""
 }
 
 // runEncrypt works through the job from its cursor, under this process's
@@ -361,11 +361,18 @@ func (s *Server) runEncrypt(ctx context.Context, job *encryptJob) {
 		job.active = false
 		job.mu.Unlock()
 	}()
+	// The end is stored before this process shows it, so that any server
+	// answering for the job says it ended once this one does.
 	finish := func(err error) {
-		job.finish(err)
-		if serr := s.saveJob(ctx, job); serr != nil {
+		d := job.doc()
+		d.Status, d.Reason = outcome(err)
+		d.Finished = now()
+		if serr := s.saveDoc(ctx, d); serr != nil {
 			s.log.Warn("$encrypt: cannot save the job's state", "err", serr)
 		}
+		job.mu.Lock()
+		job.status, job.reason, job.finished = d.Status, d.Reason, d.Finished
+		job.mu.Unlock()
 	}
 	if job.resID != "" {
 		err := s.reseal(ctx, job, job.types[0], job.resID)
