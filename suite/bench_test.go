@@ -90,3 +90,43 @@ func BenchmarkWrapUnwrap(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulk measures each suite's hash and AEAD over 1 MiB buffers:
+// the per-byte floor of a transfer, which hashes every byte in three
+// places one after the other (sender, coordinator, receiver) and seals
+// and opens it once (see BENCHMARKS.md, issue #9).
+//
+//	go test ./suite -run '^$' -bench Bulk -count 5
+func BenchmarkBulk(b *testing.B) {
+	buf := make([]byte, 1<<20)
+	for _, s := range allSuites(b) {
+		b.Run(string(s.ID())+"/hash", func(b *testing.B) {
+			h := s.NewHash()
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				h.Write(buf)
+			}
+		})
+		aead, err := s.NewAEAD(make([]byte, s.AEADKeySize()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		nonce := make([]byte, aead.NonceSize())
+		out := make([]byte, 0, len(buf)+aead.Overhead())
+		b.Run(string(s.ID())+"/seal", func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				aead.Seal(out[:0], nonce, buf, nil)
+			}
+		})
+		sealed := aead.Seal(nil, nonce, buf, nil)
+		b.Run(string(s.ID())+"/open", func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				if _, err := aead.Open(out[:0], nonce, sealed, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
