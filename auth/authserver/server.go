@@ -119,7 +119,8 @@ func (s *Server) TokenURL() string { return s.cfg.Issuer + "/token" }
 
 // Handler serves the endpoints relative to the issuer path (mount it with
 // http.StripPrefix): /.well-known/openid-configuration,
-// /.well-known/smart-configuration, /jwks, /authorize, /token.
+// /.well-known/smart-configuration, /jwks, /authorize, /token, /revoke
+// (RFC 7009), /introspect (RFC 7662), /userinfo (OpenID Connect).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
@@ -128,6 +129,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /authorize", s.serveAuthorize)
 	mux.HandleFunc("POST /authorize", s.serveLogin)
 	mux.HandleFunc("POST /token", s.serveToken)
+	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	mux.HandleFunc("POST /introspect", s.serveIntrospect)
+	mux.HandleFunc("GET /userinfo", s.serveUserinfo)
+	mux.HandleFunc("POST /userinfo", s.serveUserinfo)
 	return mux
 }
 
@@ -139,10 +144,17 @@ var assertionAlgs = []string{"RS384", "ES384", "EdDSA"}
 
 func (s *Server) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                           s.cfg.Issuer,
-		"jwks_uri":                                         s.cfg.Issuer + "/jwks",
-		"authorization_endpoint":                           s.cfg.Issuer + "/authorize",
-		"token_endpoint":                                   s.TokenURL(),
+		"issuer":                 s.cfg.Issuer,
+		"jwks_uri":               s.cfg.Issuer + "/jwks",
+		"authorization_endpoint": s.cfg.Issuer + "/authorize",
+		"token_endpoint":         s.TokenURL(),
+		"userinfo_endpoint":      s.cfg.Issuer + "/userinfo",
+		"revocation_endpoint":    s.cfg.Issuer + "/revoke",
+		"introspection_endpoint": s.cfg.Issuer + "/introspect",
+		"revocation_endpoint_auth_methods_supported":    []string{"private_key_jwt", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"private_key_jwt"},
+		"scopes_supported":                                 []string{"openid", "fhirUser", "profile", "offline_access", "online_access"},
+		"claims_supported":                                 []string{"sub", "fhirUser", "preferred_username", "name"},
 		"response_types_supported":                         []string{"code"},
 		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token"},
 		"subject_types_supported":                          []string{"public"},
@@ -159,10 +171,13 @@ func (s *Server) serveSMART(w http.ResponseWriter, _ *http.Request) {
 		"jwks_uri":                              s.cfg.Issuer + "/jwks",
 		"authorization_endpoint":                s.cfg.Issuer + "/authorize",
 		"token_endpoint":                        s.TokenURL(),
+		"userinfo_endpoint":                     s.cfg.Issuer + "/userinfo",
+		"revocation_endpoint":                   s.cfg.Issuer + "/revoke",
+		"introspection_endpoint":                s.cfg.Issuer + "/introspect",
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"private_key_jwt", "none"},
 		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
-		"scopes_supported": []string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
+		"scopes_supported": []string{"openid", "fhirUser", "profile", "launch/patient", "offline_access", "online_access",
 			"patient/*.rs", "user/*.cruds", "system/*.cruds"},
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},

@@ -32,6 +32,10 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 			scope TEXT NOT NULL, patient TEXT NOT NULL, auth_time BIGINT NOT NULL, expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0, revoked BIGINT NOT NULL DEFAULT 0)`,
 		`CREATE INDEX IF NOT EXISTS as_refresh_family ON as_refresh (family)`,
 		`CREATE INDEX IF NOT EXISTS as_refresh_subject ON as_refresh (subject)`,
+		// Revoked access tokens (RFC 7009) by jti, kept until the token's
+		// exp plus the verifiers' leeway, then purged (revoke.go).
+		`CREATE TABLE IF NOT EXISTS as_revoked (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS as_revoked_exp ON as_revoked (exp)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
@@ -58,6 +62,10 @@ type Client struct {
 	Roles   []string `json:"roles,omitempty"`
 	Org     string   `json:"org,omitempty"`
 	Purpose string   `json:"purpose_of_use,omitempty"`
+	// Introspect lets a confidential client (a resource server) introspect
+	// any token of this server (RFC 7662); without it a client may only
+	// introspect tokens issued to itself.
+	Introspect bool `json:"introspect,omitempty"`
 	// Disabled clients are refused everywhere (phix auth clients disable).
 	Disabled bool `json:"disabled,omitempty"`
 }
@@ -71,6 +79,9 @@ type User struct {
 	Purpose      string   `json:"purpose_of_use,omitempty"`
 	// FHIRUser is the user's FHIR resource (Practitioner/123), non-PHI id.
 	FHIRUser string `json:"fhir_user,omitempty"`
+	// DisplayName is the user's name as shown to apps granted the profile
+	// scope (userinfo name); optional.
+	DisplayName string `json:"display_name,omitempty"`
 	// TOTPRequired makes the login form ask for a TOTP code.
 	TOTPRequired bool `json:"totp_required,omitempty"`
 	// Patients are the logical ids of the patients this user may pick as
@@ -96,6 +107,9 @@ func (st *Store) RegisterClient(ctx context.Context, c Client) error {
 	}
 	if c.ClientCredentials && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
 		return errors.New("authserver: client_credentials needs the client's JWKS")
+	}
+	if c.Introspect && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
+		return errors.New("authserver: introspection needs a confidential client (with a JWKS)")
 	}
 	if c.JWKS != nil {
 		for _, k := range c.JWKS.Keys {
