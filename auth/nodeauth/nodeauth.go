@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the auth store on PostgreSQL
 	_ "modernc.org/sqlite"             // the auth store on SQLite
@@ -101,8 +102,61 @@ func NewBearerAuth(issuer, audience string, external []oidc.Provider, db *sql.DB
 	o := fhirserver.BearerAuthOptions{Verifier: v}
 	if db != nil {
 		o.Idle, o.Lockout = Sessions(db)
+		rt := authserver.NewRevokedTokens(db)
+		rt.RefreshEvery = revocationRefresh
+		o.Verifier = RevocationChecked(v, issuer, rt)
+		al := session.NewStoredAllowlist(db)
+		al.RefreshEvery = allowlistRefresh
+		o.Allowlist = al.Allowlist()
 	}
 	return fhirserver.NewBearerAuth(o)
+}
+
+// How often a resource server re-reads the revocation list and the IP
+// allowlists from the auth store: the longest a revocation or an allowlist
+// change takes to reach every replica (tests shorten them).
+var (
+	revocationRefresh = 2 * time.Second
+	allowlistRefresh  = 5 * time.Second
+)
+
+// ErrTokenRevoked is the (never shown) reason a revoked access token of the
+// node's own authorization server is refused. It is not an oidc.Error, so
+// it does not count toward the claimed principal's lockout: an app that
+// keeps using a token it revoked is not an attack on the user.
+var ErrTokenRevoked = errors.New("nodeauth: access token revoked")
+
+// RevocationChecked wraps a verifier: a token of issuer (the node's own
+// authorization server) that verifies is refused when its jti is on the
+// revocation list (RFC 7009 /revoke). Tokens of external IdPs are not
+// looked up. A list that cannot be read refuses the token (fail closed,
+// as the lockout check does when the store is down).
+func RevocationChecked(v fhirserver.TokenVerifier, issuer string, revoked *authserver.RevokedTokens) fhirserver.TokenVerifier {
+	return revocationVerifier{v: v, issuer: strings.TrimSuffix(issuer, "/"), revoked: revoked}
+}
+
+type revocationVerifier struct {
+	v       fhirserver.TokenVerifier
+	issuer  string
+	revoked *authserver.RevokedTokens
+}
+
+func (rv revocationVerifier) Verify(ctx context.Context, raw string) (*oidc.Claims, error) {
+	c, err := rv.v.Verify(ctx, raw)
+	if err != nil || c.Issuer != rv.issuer {
+		return c, err
+	}
+	if c.ID == "" {
+		return nil, ErrTokenRevoked // the own server's tokens all have a jti
+	}
+	revoked, err := rv.revoked.Revoked(ctx, c.ID)
+	if err != nil {
+		return nil, errors.Join(errors.New("nodeauth: revocation list unavailable"), err)
+	}
+	if revoked {
+		return nil, ErrTokenRevoked
+	}
+	return c, nil
 }
 
 // Config configures Open.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,10 +29,11 @@ type ServiceClient struct {
 	ID    string
 	Scope string
 
-	key      ed25519.PrivateKey
-	kid      string
-	tokenURL string
-	http     *http.Client
+	key       ed25519.PrivateKey
+	kid       string
+	tokenURL  string
+	revokeURL string
+	http      *http.Client
 
 	mu  sync.Mutex
 	tok string
@@ -56,7 +58,7 @@ func (a *Auth) RegisterServiceClient(ctx context.Context, hospital string, spec 
 	var kid [8]byte
 	_, _ = rand.Read(kid[:])
 	c := &ServiceClient{ID: spec.ID, Scope: spec.Scope, key: priv, kid: fmt.Sprintf("svc-%x", kid), tokenURL: a.AS.TokenURL(),
-		http: &http.Client{Timeout: 10 * time.Second}}
+		revokeURL: a.AS.Issuer() + "/revoke", http: &http.Client{Timeout: 10 * time.Second}}
 	jwks := &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: c.kid, Algorithm: "EdDSA", Use: "sig"}}}
 	if err := a.AS.RegisterClient(ctx, authserver.Client{ID: spec.ID, JWKS: jwks, Scope: spec.Scope, ClientCredentials: true,
 		Roles: spec.Roles, Org: hospital, Purpose: spec.Purpose}); err != nil {
@@ -97,10 +99,11 @@ func (c *ServiceClient) Fresh(ctx context.Context) (string, error) {
 	return tok, nil
 }
 
-func (c *ServiceClient) fetch(ctx context.Context) (string, int, error) {
+// assertion signs a fresh private_key_jwt client assertion.
+func (c *ServiceClient) assertion() (string, error) {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: c.key, KeyID: c.kid}}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
@@ -108,9 +111,45 @@ func (c *ServiceClient) fetch(ctx context.Context) (string, int, error) {
 		"exp": time.Now().Add(4 * time.Minute).Unix(), "jti": base64.RawURLEncoding.EncodeToString(jti[:])})
 	obj, err := signer.Sign(claims)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
-	assertion, err := obj.CompactSerialize()
+	return obj.CompactSerialize()
+}
+
+// Revoke revokes one of the client's access tokens at the authorization
+// server (RFC 7009), e.g. at shutdown; the cached token is dropped when it
+// is the one revoked. The resource servers refuse it within seconds.
+func (c *ServiceClient) Revoke(ctx context.Context, token string) error {
+	assertion, err := c.assertion()
+	if err != nil {
+		return err
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.revokeURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("nodeauth: revocation endpoint answered %d", resp.StatusCode)
+	}
+	c.mu.Lock()
+	if c.tok == token {
+		c.tok, c.exp = "", time.Time{}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *ServiceClient) fetch(ctx context.Context) (string, int, error) {
+	assertion, err := c.assertion()
 	if err != nil {
 		return "", 0, err
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -12,12 +13,24 @@ import (
 type Allowlist struct {
 	Clients map[string][]netip.Prefix
 	Orgs    map[string][]netip.Prefix
+
+	// src, when set, supplies the lists instead (StoredAllowlist).
+	src *StoredAllowlist
 }
 
 // Allow checks addr for a client of an organisation.
 func (a *Allowlist) Allow(client, org string, addr netip.Addr) error {
 	if a == nil {
 		return nil
+	}
+	if a.src != nil {
+		cur, err := a.src.current()
+		if err != nil {
+			// Fail closed: a list that cannot be read restricts everyone
+			// rather than no one.
+			return &Error{CodeIPRefused, "allowlist unavailable"}
+		}
+		a = cur
 	}
 	addr = addr.Unmap()
 	for _, l := range []struct {
@@ -77,16 +90,25 @@ func ParseAllowlist(text string) (*Allowlist, error) {
 			m = a.Orgs
 		}
 		for _, c := range f[2:] {
-			p, err := netip.ParsePrefix(c)
+			p, err := ParsePrefix(c)
 			if err != nil {
-				ad, err2 := netip.ParseAddr(c)
-				if err2 != nil {
-					return nil, fmt.Errorf("session: allowlist line %d: not a CIDR or address", i+1)
-				}
-				p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+				return nil, fmt.Errorf("session: allowlist line %d: not a CIDR or address", i+1)
 			}
-			m[f[1]] = append(m[f[1]], p.Masked())
+			m[f[1]] = append(m[f[1]], p)
 		}
 	}
 	return a, nil
+}
+
+// ParsePrefix reads a CIDR or a bare address (a /32 or /128), masked.
+func ParsePrefix(c string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c)
+	if err != nil {
+		ad, err2 := netip.ParseAddr(c)
+		if err2 != nil {
+			return netip.Prefix{}, errors.New("session: not a CIDR or address")
+		}
+		p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+	}
+	return p.Masked(), nil
 }

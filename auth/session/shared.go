@@ -72,6 +72,9 @@ func MigrateShared(ctx context.Context, db *sql.DB) error {
 		`CREATE TABLE IF NOT EXISTS session_failures (principal TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS session_failures_principal ON session_failures (principal, at_ms)`,
 		`CREATE TABLE IF NOT EXISTS session_activity (key TEXT PRIMARY KEY, last_ms BIGINT NOT NULL, logged_off_ms BIGINT NOT NULL)`,
+		// IP allowlists (StoredAllowlist): client and organisation ids are
+		// not secret and are listed, so they are stored as they are.
+		`CREATE TABLE IF NOT EXISTS session_allowlist (kind TEXT NOT NULL, id TEXT NOT NULL, cidr TEXT NOT NULL, PRIMARY KEY (kind, id, cidr))`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
