@@ -67,3 +67,13 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("clients on PostgreSQL: %v %+v", err, cs)
 	}
 }
+
+// postgresEnv is newEnv on a fresh PostgreSQL database.
+func postgresEnv(t *testing.T, mod func(*authserver.Config)) *env {
+	t.Helper()
+	db, err := sql.Open("pgx", testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnvDB(t, db, mod)
+}
