@@ -11,3 +11,10 @@ func NewGrantsClock(db *sql.DB, now func() time.Time) *Grants {
 	g.now = now
 	return g
 }
+
+// The resource server re-reads the revocation list and the allowlists far
+// more often in tests (the production bounds are seconds).
+func init() {
+	revocationRefresh = 20 * time.Millisecond
+	allowlistRefresh = 20 * time.Millisecond
+}

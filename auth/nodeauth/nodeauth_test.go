@@ -30,9 +30,14 @@ type node struct {
 	gw     *nodeauth.ServiceClient
 	seeder *nodeauth.ServiceClient
 	audit  *audit.Log
+	db     *sql.DB
+	root   string
 }
 
-func startNode(t *testing.T) *node {
+func startNode(t *testing.T) *node { t.Helper(); return startNodeDB(t, "") }
+
+// startNodeDB is startNode over the auth store dsn ("" a SQLite file).
+func startNodeDB(t *testing.T, dsn string) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -43,7 +48,10 @@ func startNode(t *testing.T) *node {
 	}
 	root := "http://" + ln.Addr().String()
 	base := root + fhirserver.BasePath
-	db, err := nodeauth.OpenDB(ctx, filepath.Join(dir, "auth.db"))
+	if dsn == "" {
+		dsn = filepath.Join(dir, "auth.db")
+	}
+	db, err := nodeauth.OpenDB(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +96,7 @@ func startNode(t *testing.T) *node {
 	na.Mount(mux, fhirserver.BasePath, bearer)
 	mux.Handle("/", srv)
 	go fhirserver.Serve(ctx, ln, mux)
-	return &node{base: base, na: na, gw: gw, seeder: seeder, audit: n.Audit}
+	return &node{base: base, na: na, gw: gw, seeder: seeder, audit: n.Audit, db: db, root: root}
 }
 
 func (n *node) do(t *testing.T, c *nodeauth.ServiceClient, method, path, body string) int {
