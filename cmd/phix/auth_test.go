@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"net/url"
 	"os"
@@ -18,8 +19,11 @@ import (
 	"github.com/pquerna/otp"
 	ptotp "github.com/pquerna/otp/totp"
 
+	"phix/audit"
 	"phix/auth/authserver"
 	"phix/auth/nodeauth"
+	"phix/auth/session"
+	"phix/fhirserver"
 )
 
 // TestAuthCommand drives `phix auth` on a SQLite store: users (password
@@ -136,4 +140,165 @@ func regexpLine(out, first, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestAuthTOTPResetAndAllowlist drives `phix auth totp reset` and `phix
+// auth allowlist add|list|remove`: the reset clears the enrolment but keeps
+// TOTP required (the user must enrol again), the allowlist edits the auth
+// store the FHIR servers read, and every change is in the node's audit
+// log with pseudonyms only (no user name, client id or address).
+func TestAuthTOTPResetAndAllowlist(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "auth.db")
+	data := filepath.Join(dir, "node")
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := authMain(ctx, append([]string{"--db", db}, args...), strings.NewReader("correct horse battery\n"), &out)
+		return out.String(), err
+	}
+	node := []string{"--data-dir", data, "--hospital", "hospital-a"}
+	if _, err := run("users", "add", "dr-lee", "--roles", "clinician", "--display-name", "Dr Lee"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(append([]string{"totp", "enrol", "dr-lee"}, node...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret string
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, "otpauth URI: "); ok {
+			u, _ := url.Parse(s)
+			secret = u.Query().Get("secret")
+		}
+	}
+	code, _ := ptotp.GenerateCodeCustom(secret, time.Now(), ptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if _, err := run(append([]string{"totp", "confirm", "dr-lee", code}, node...)...); err != nil {
+		t.Fatal(err)
+	}
+	// Refusals: no node (no audit possible), unknown user, extra argument.
+	for _, args := range [][]string{
+		{"totp", "reset", "dr-lee"},
+		append([]string{"totp", "reset", "nobody"}, node...),
+		append([]string{"totp", "reset", "dr-lee", "123456"}, node...),
+	} {
+		if _, err := run(args...); err == nil {
+			t.Fatalf("%v accepted", args)
+		}
+	}
+	if _, err := run(append([]string{"totp", "reset", "dr-lee"}, node...)...); err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := nodeauth.OpenDB(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	var n int
+	sdb.QueryRow(`SELECT COUNT(*) FROM totp_secrets WHERE username = $1`, "dr-lee").Scan(&n)
+	if n != 0 {
+		t.Fatal("totp reset left the secret")
+	}
+	if u, err := authserver.NewStore(sdb).User(ctx, "dr-lee"); err != nil || !u.TOTPRequired || u.DisplayName != "Dr Lee" {
+		t.Fatalf("after reset: %v %+v", err, u)
+	}
+	// The user can enrol again.
+	if out, err := run(append([]string{"totp", "enrol", "dr-lee"}, node...)...); err != nil || !strings.Contains(out, "otpauth://") {
+		t.Fatalf("enrol after reset: %v", err)
+	}
+
+	// Allowlists.
+	for _, args := range [][]string{
+		{"allowlist", "add", "client", "svc", "10.0.0.0/8"},                                 // no node: not audited, refused
+		append([]string{"allowlist", "add", "user", "svc", "10.0.0.0/8"}, node...),          // unknown kind
+		append([]string{"allowlist", "add", "client", "svc", "not-a-cidr"}, node...),        // bad prefix
+		append([]string{"allowlist", "add", "client", "svc"}, node...),                      // no prefix
+		append([]string{"allowlist", "remove", "client", "svc", "192.168.0.0/16"}, node...), // nothing to remove
+	} {
+		if _, err := run(args...); err == nil {
+			t.Fatalf("%v accepted", args)
+		}
+	}
+	if out, err := run(append([]string{"allowlist", "add", "client", "svc", "10.0.0.0/8", "192.0.2.7"}, node...)...); err != nil || !strings.Contains(out, "192.0.2.7/32") {
+		t.Fatalf("add: %v %s", err, out)
+	}
+	if _, err := run(append([]string{"allowlist", "add", "org", "hospital-b", "2001:db8::/32"}, node...)...); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run("allowlist", "list")
+	if err != nil || !regexpLine(out, "client", "10.0.0.0/8") || !strings.Contains(out, "192.0.2.7/32") || !regexpLine(out, "org", "2001:db8::/32") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := run(append([]string{"allowlist", "remove", "client", "svc", "10.0.0.0/8"}, node...)...); err != nil || strings.Contains(out, "10.0.0.0/8") {
+		t.Fatalf("remove one: %v %s", err, out)
+	}
+	if out, err := run(append([]string{"allowlist", "remove", "org", "hospital-b"}, node...)...); err != nil || !strings.Contains(out, "not restricted") {
+		t.Fatalf("remove all: %v %s", err, out)
+	}
+	es, err := session.NewStoredAllowlist(sdb).List(ctx)
+	if err != nil || len(es) != 1 || es[0].ID != "svc" || es[0].Prefix.String() != "192.0.2.7/32" {
+		t.Fatalf("stored allowlist: %v %v", es, err)
+	}
+
+	// The audit log: one event per change, pseudonyms only.
+	static, _ := fhirserver.NewStaticTokens("phix-auth-cli-unused-token")
+	nd, err := fhirserver.OpenNode(ctx, fhirserver.NodeOptions{Dir: data, Hospital: "hospital-a", Auth: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.Close()
+	feed, err := nd.Audit.Feed(ctx, -1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, fe := range feed.Events {
+		var ev audit.Event
+		if err := json.Unmarshal(fe.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Decision == nil || len(ev.Decision.Policies) == 0 || !strings.HasPrefix(ev.Decision.Policies[0], "phix-auth:") {
+			continue
+		}
+		// "svc" quoted: three letters may occur inside a base64url pseudonym.
+		for _, s := range []string{"dr-lee", `"svc"`, "hospital-b", "10.0.0.0", "192.0.2.7", secret} {
+			if bytes.Contains(fe.Event, []byte(s)) {
+				t.Fatalf("audit record names %q: %s", s, fe.Event)
+			}
+		}
+		if ev.Who.User == "" || ev.What.ResourceID == "" {
+			t.Fatalf("audit record without actor or object: %s", fe.Event)
+		}
+		seen = append(seen, ev.Decision.Policies[0])
+	}
+	want := "phix-auth:totp-reset,phix-auth:allowlist-add,phix-auth:allowlist-add,phix-auth:allowlist-remove,phix-auth:allowlist-remove"
+	if strings.Join(seen, ",") != want {
+		t.Fatalf("audited %v", seen)
+	}
+}
+
+// TestAuthClientIntrospect: --introspect marks a client with keys as a
+// resource server; a public app cannot be one.
+func TestAuthClientIntrospect(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "auth.db")
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := authMain(ctx, append([]string{"--db", db}, args...), strings.NewReader(""), &out)
+		return out.String(), err
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	pub := filepath.Join(dir, "rs.pem")
+	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	if _, err := run("clients", "add", "rs", "--public-key", pub, "--scope", "system/Patient.rs", "--introspect"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("clients", "add", "app", "--redirect-uri", "http://127.0.0.1:8765/cb", "--scope", "openid", "--introspect"); err == nil {
+		t.Fatal("a public app registered for introspection")
+	}
+	if out, err := run("clients", "list"); err != nil || !regexpLine(out, "rs", "introspect") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
 }
