@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"phix/auth/oidc"
@@ -242,12 +243,13 @@ type RevokedTokens struct {
 	RefreshEvery time.Duration
 	Now          func() time.Time
 
-	mu     chanMutex
-	set    map[string]struct{}
-	loaded time.Time
+	mu      sync.RWMutex // guards set and loaded
+	set     map[string]struct{}
+	loaded  time.Time
+	refresh chanMutex // one reader of the table at a time
 }
 
-// chanMutex is a mutex whose Lock can give up when ctx ends.
+// chanMutex is a mutex whose lock gives up when ctx ends.
 type chanMutex chan struct{}
 
 func (m chanMutex) lock(ctx context.Context) error {
@@ -264,11 +266,26 @@ func (m chanMutex) unlock() { <-m }
 // NewRevokedTokens returns the revocation list over the auth store (Migrate
 // must have run).
 func NewRevokedTokens(db *sql.DB) *RevokedTokens {
-	return &RevokedTokens{db: db, mu: make(chanMutex, 1)}
+	return &RevokedTokens{db: db, refresh: make(chanMutex, 1)}
 }
 
 // refreshTimeout bounds one read of the list.
 const refreshTimeout = 5 * time.Second
+
+// lookup answers from the cached list if it is fresh at now.
+func (rt *RevokedTokens) lookup(jti string, now time.Time) (revoked, fresh bool) {
+	every := rt.RefreshEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	if rt.set == nil || now.Sub(rt.loaded) >= every || now.Before(rt.loaded) {
+		return false, false
+	}
+	_, revoked = rt.set[jti]
+	return revoked, true
+}
 
 // Revoked reports whether the access token with this jti was revoked, as
 // of at most RefreshEvery ago. An error means the list could not be read.
@@ -277,25 +294,27 @@ func (rt *RevokedTokens) Revoked(ctx context.Context, jti string) (bool, error) 
 	if rt.Now != nil {
 		now = rt.Now()
 	}
-	every := rt.RefreshEvery
-	if every <= 0 {
-		every = 2 * time.Second
+	if revoked, fresh := rt.lookup(jti, now); fresh {
+		return revoked, nil
 	}
-	if err := rt.mu.lock(ctx); err != nil {
+	if err := rt.refresh.lock(ctx); err != nil {
 		return false, err
 	}
-	defer rt.mu.unlock()
-	if rt.set == nil || now.Sub(rt.loaded) >= every || now.Before(rt.loaded) {
-		qctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-		defer cancel()
-		set, err := rt.load(qctx, now)
-		if err != nil {
-			return false, err
-		}
-		rt.set, rt.loaded = set, now
+	defer rt.refresh.unlock()
+	if revoked, fresh := rt.lookup(jti, now); fresh {
+		return revoked, nil // another request re-read it meanwhile
 	}
-	_, ok := rt.set[jti]
-	return ok, nil
+	qctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	set, err := rt.load(qctx, now)
+	if err != nil {
+		return false, err
+	}
+	rt.mu.Lock()
+	rt.set, rt.loaded = set, now
+	rt.mu.Unlock()
+	_, revoked := set[jti]
+	return revoked, nil
 }
 
 func (rt *RevokedTokens) load(ctx context.Context, now time.Time) (map[string]struct{}, error) {

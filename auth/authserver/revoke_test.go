@@ -36,8 +36,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // endpointsEnv is a server with: svc and svc2 (backend clients), rs (a
 // resource server registered for introspection), app and app2 (public
@@ -494,11 +498,7 @@ func TestEndpointsLeakNoToken(t *testing.T) {
 	user := ee.codeFlow(t, "app", "openid fhirUser offline_access launch/patient patient/*.rs", "dr-lee", "correct horse battery", "p1")
 	at, rt, idt := user["access_token"].(string), user["refresh_token"].(string), user["id_token"].(string)
 	svcTok := ee.svcToken(t, ee.svc, "svc")
-	var secrets []string
-	for _, tok := range []string{at, rt, idt, svcTok} {
-		secrets = append(secrets, tok)
-	}
-	secrets = append(secrets, jtiOf(t, at), jtiOf(t, svcTok))
+	secrets := []string{at, rt, idt, svcTok, jtiOf(t, at), jtiOf(t, svcTok)}
 	a1, a2 := ee.auth(ee.svc2, "svc2"), ee.auth(ee.rs, "rs")
 	secrets = append(secrets, a1.Get("client_assertion"), a2.Get("client_assertion"))
 	ee.post("/revoke", with(a1, "token", svcTok))                        // another client's
