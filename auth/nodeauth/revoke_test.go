@@ -1,11 +1,13 @@
 package nodeauth_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +91,25 @@ func TestRevokedTokenRefused(t *testing.T) {
 				t.Fatalf("revoked token: %d %q", st, rt)
 			}
 			until(t, "the replica refuses the revoked token", func() bool { return onReplica() != nil })
+			// The refusals are audited (auth-failure alerts) without the token.
+			feed, err := n.audit.Feed(ctx, -1, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alerts := 0
+			for _, fe := range feed.Events {
+				if bytes.Contains(fe.Event, []byte("auth-failure")) {
+					alerts++
+				}
+				for _, part := range strings.Split(tok, ".") {
+					if bytes.Contains(fe.Event, []byte(part)) {
+						t.Fatalf("audit record holds part of the token: %s", fe.Event)
+					}
+				}
+			}
+			if alerts == 0 {
+				t.Fatal("the refusal of the revoked token was not audited (the leak check would be vacuous)")
+			}
 			// More uses of the revoked token than the lockout threshold, then a fresh token works.
 			for range 6 {
 				n.get(t, tok, "Patient/p1")
