@@ -36,7 +36,7 @@ type jobDocs interface {
 
 // jobNotFound is the diagnostic of a status poll (or resume) naming no
 // job: never started, or finished longer ago than the job retention and
-// purged (docs/reindex.md, "Job retention"). Code CodeNotFound, 404.
+// purged (docs/reindex.md, "Job retention and incremental refresh"). Code CodeNotFound, 404.
 const jobNotFound = "no such job: unknown, or finished longer ago than the job retention and purged"
 
 // encryptKind is the kind of an $encrypt job document.

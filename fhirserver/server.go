@@ -84,10 +84,10 @@ type Config struct {
 	Reindex *reindex.Manager
 	// JobRetention is how long finished background jobs ($reindex,
 	// $encrypt) stay in the store's job table, their status readable,
-	// before they are purged (docs/reindex.md, "Job retention"). 0 keeps
-	// the Manager's setting (reindex.Options.Retention, default 30 days);
-	// negative keeps them forever. Purging runs in Reindex; without it no
-	// job is purged.
+	// before they are purged (docs/reindex.md, "Job retention and
+	// incremental refresh"). 0 keeps the Manager's setting
+	// (reindex.Options.Retention, default 30 days); negative keeps them
+	// forever. Purging runs in Reindex; without it no job is purged.
 	JobRetention time.Duration
 	// Enforcement, when set, enforces SMART scopes, policy and consent on
 	// every interaction (docs/enforcement.md). Nil serves every

@@ -146,7 +146,7 @@ ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE reindex_jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 `,
 	// 7: job retention and incremental reads (docs/reindex.md, "Job
-	// retention"). seq is a job's change sequence number, from the
+	// retention and incremental refresh"). seq is a job's change sequence number, from the
 	// one-row counter reindex_job_seq: a put increments it in the put's
 	// own statement, and the row lock held until commit makes sequence
 	// order commit order, so a replica reading seq > its last never skips

@@ -144,7 +144,7 @@ ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE reindex_jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 `,
 	// 7: job retention and incremental reads (docs/reindex.md, "Job
-	// retention"). seq is a job's change sequence number, from the
+	// retention and incremental refresh"). seq is a job's change sequence number, from the
 	// one-row counter reindex_job_seq (never reused, unlike MAX(seq) after
 	// a purge), so a replica reads only the jobs put since its last look;
 	// finished_at (Unix ms, 0: not finished) is when a put finished the

@@ -463,3 +463,36 @@ func testJobsIncrementalRefresh(t *testing.T, open Opener) {
 		t.Fatalf("second job after restart: %+v", j)
 	}
 }
+
+// BackfillDocs are the job documents a migration test stores before
+// migration 7 (id -> document); CheckJobBackfill checks what the migration
+// made of them.
+var BackfillDocs = map[string]string{
+	"done":     `{"id":"done","kind":"reindex","status":"completed"}`,
+	"failed":   `{"kind":"encrypt","id":"failed","status":"failed"}`,
+	"running":  `{"id":"running","kind":"reindex","status":"running"}`,
+	"nostatus": `{"a":1}`,
+}
+
+// CheckJobBackfill: after migration 7 every job stored before it is in the
+// change feed (seq 1), the finished ones are stamped with the upgrade time
+// (purgeable a retention period later, not at once), and later puts get
+// higher numbers.
+func CheckJobBackfill(t *testing.T, s store.Store) {
+	t.Helper()
+	rx := reindexer(t, s)
+	docs, last, err := rx.JobsSince(ctx, 0)
+	if err != nil || !slices.Equal(jobIDs(docs), []string{"done", "failed", "nostatus", "running"}) || last != 1 {
+		t.Fatalf("feed after the migration: %v, %d, %v", jobIDs(docs), last, err)
+	}
+	if docs, err := rx.FinishedJobs(ctx, time.Now().Add(-time.Hour)); err != nil || len(docs) != 0 {
+		t.Fatalf("finished an hour before the upgrade: %v, %v", jobIDs(docs), err)
+	}
+	if docs, err := rx.FinishedJobs(ctx, time.Now().Add(time.Hour)); err != nil || !slices.Equal(jobIDs(docs), []string{"done", "failed"}) {
+		t.Fatalf("finished: %v, %v", jobIDs(docs), err)
+	}
+	mustPutJob(t, rx, "new", []byte(`{}`))
+	if docs, l, err := rx.JobsSince(ctx, 1); err != nil || !slices.Equal(jobIDs(docs), []string{"new"}) || l <= 1 {
+		t.Fatalf("a put after the migration: %v, %d, %v", jobIDs(docs), l, err)
+	}
+}
