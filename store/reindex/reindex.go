@@ -424,7 +424,9 @@ func (m *Manager) refreshLoop(every time.Duration) {
 // Refresh applies the SearchParameter versions other processes sharing
 // the database committed since the last refresh (Options.Refresh calls it
 // periodically): new and changed definitions are registered and indexed
-// by a job of this process, deleted or retired ones removed.
+// by a job of this process, deleted or retired ones removed. It reads only
+// the jobs put since the last refresh (store.Reindexer.JobsSince; Open
+// read them all) and takes over the running jobs whose runner stopped.
 func (m *Manager) Refresh(ctx context.Context) error {
 	const page = 500
 	m.mu.Lock()
