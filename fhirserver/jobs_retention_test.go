@@ -23,7 +23,13 @@ func TestJobRetentionPurgedStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
+	if got := m.Retention(); got != reindex.DefaultRetention {
+		t.Fatalf("default retention %s", got)
+	}
 	e := newEnv(t, st, func(c *Config) { c.Reindex = m; c.JobRetention = -1 })
+	if got := m.Retention(); got >= 0 {
+		t.Fatalf("Config.JobRetention -1 left the Manager's retention at %s", got)
+	}
 	for i := 0; i < 10; i++ {
 		e.do("POST", "/Patient", colourPatient("Fam", []string{"red", "blue"}[i%2])).want(t, http.StatusCreated)
 	}

@@ -278,6 +278,9 @@ func (m *Manager) SetRetention(d time.Duration) {
 	m.retention.Store(int64(d))
 }
 
+// Retention returns how long finished jobs are kept (negative: forever).
+func (m *Manager) Retention() time.Duration { return time.Duration(m.retention.Load()) }
+
 func (m *Manager) purgeLoop() {
 	defer m.wg.Done()
 	wait := purgeDelay
