@@ -34,6 +34,11 @@ type jobDocs interface {
 	LeaseJob(ctx context.Context, id, owner string, now, until time.Time) (bool, error)
 }
 
+// jobNotFound is the diagnostic of a status poll (or resume) naming no
+// job: never started, or finished longer ago than the job retention and
+// purged (docs/reindex.md, "Job retention and incremental refresh"). Code CodeNotFound, 404.
+const jobNotFound = "no such job: unknown, or finished longer ago than the job retention and purged"
+
 // encryptKind is the kind of an $encrypt job document.
 const encryptKind = "encrypt"
 
@@ -90,20 +95,48 @@ func (s *Server) saveDoc(ctx context.Context, d encryptDoc) error {
 	return s.jobDocs.PutJob(context.WithoutCancel(ctx), d.ID, b)
 }
 
-// loadJob reads a persisted $encrypt job (nil when there is none).
-func (s *Server) loadJob(ctx context.Context, id string) *encryptJob {
+// readJob reads a persisted $encrypt job: store.ErrNotFound when the table
+// has no $encrypt job of that id, another error when it cannot be read.
+func (s *Server) readJob(ctx context.Context, id string) (*encryptJob, error) {
 	if s.jobDocs == nil || len(id) > 64 {
-		return nil
+		return nil, store.ErrNotFound
 	}
 	b, err := s.jobDocs.Job(ctx, id)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var d encryptDoc
 	if json.Unmarshal(b, &d) != nil || d.Kind != encryptKind || d.ID != id {
-		return nil
+		return nil, store.ErrNotFound
 	}
-	return jobFromDoc(d)
+	return jobFromDoc(d), nil
+}
+
+// lookupJob finds a job: the one this process runs, else the stored one
+// (loaded, started before a restart or by another replica, or finished
+// here: the store has its end first). A finished job this process still
+// remembers but the store no longer has was purged: it is forgotten and
+// not found, as on every other replica. With a job table, job is the
+// remembered job or nil; loaded, when not nil, is the stored state.
+func (s *Server) lookupJob(ctx context.Context, id string) (job, loaded *encryptJob) {
+	job = s.jobs.get(id)
+	if s.jobDocs == nil || (job != nil && job.running()) {
+		return job, nil
+	}
+	loaded, err := s.readJob(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if job != nil {
+			s.jobs.forget(id)
+		}
+		return nil, nil
+	case err != nil:
+		return job, nil // the store is unreachable: what this process knows
+	}
+	if job == nil {
+		job = loaded
+	}
+	return job, loaded
 }
 
 // leaseJob takes or renews this process's lease of a job (always true
@@ -220,6 +253,22 @@ func (j *encryptJobs) adopt(job *encryptJob) *encryptJob {
 	return job
 }
 
+// forget drops a job this process no longer runs (purged from the store).
+func (j *encryptJobs) forget(id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if o := j.m[id]; o == nil || o.running() {
+		return
+	}
+	delete(j.m, id)
+	for i, oid := range j.order {
+		if oid == id {
+			j.order = append(j.order[:i], j.order[i+1:]...)
+			break
+		}
+	}
+}
+
 func (j *encryptJobs) get(id string) *encryptJob {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -246,12 +295,11 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	}
 	var job *encryptJob
 	if jid := q.Get("job"); jid != "" {
-		if job = s.jobs.get(jid); job == nil {
-			// Started before a restart, or by another replica.
-			loaded := s.loadJob(r.Context(), jid)
-			if loaded == nil {
-				return errorf(CodeNotFound, "no such job")
-			}
+		var loaded *encryptJob
+		if job, loaded = s.lookupJob(r.Context(), jid); job == nil {
+			return errorf(CodeNotFound, jobNotFound)
+		}
+		if loaded != nil {
 			job = s.jobs.adopt(loaded)
 		}
 	} else {
@@ -309,12 +357,12 @@ func (s *Server) handleEncryptStatus(w http.ResponseWriter, r *http.Request) err
 	if jid == "" {
 		return errorf(CodeInvalidRequest, "job is required")
 	}
-	job := s.jobs.get(jid)
+	job, loaded := s.lookupJob(r.Context(), jid)
 	if job == nil {
-		// Started before a restart, or by another replica.
-		if job = s.loadJob(r.Context(), jid); job == nil {
-			return errorf(CodeNotFound, "no such job")
-		}
+		return errorf(CodeNotFound, jobNotFound)
+	}
+	if loaded != nil {
+		job = loaded
 	}
 	body, _ := json.Marshal(job.parameters())
 	writeJSON(w, http.StatusOK, body)

@@ -210,7 +210,7 @@ func (s *Server) handleReindexStatus(w http.ResponseWriter, r *http.Request) err
 	}
 	job, err := m.Job(r.Context(), r.URL.Query().Get("_jobId"))
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(CodeNotFound, "no such reindex job")
+		return errorf(CodeNotFound, jobNotFound)
 	}
 	if err != nil {
 		return storeError(err)

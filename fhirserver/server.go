@@ -82,6 +82,13 @@ type Config struct {
 	// (docs/reindex.md). It must be a Manager opened on Store; the server
 	// then writes through Reindex.Store().
 	Reindex *reindex.Manager
+	// JobRetention is how long finished background jobs ($reindex,
+	// $encrypt) stay in the store's job table, their status readable,
+	// before they are purged (docs/reindex.md, "Job retention and
+	// incremental refresh"). 0 keeps the Manager's setting
+	// (reindex.Options.Retention, default 30 days); negative keeps them
+	// forever. Purging runs in Reindex; without it no job is purged.
+	JobRetention time.Duration
 	// Enforcement, when set, enforces SMART scopes, policy and consent on
 	// every interaction (docs/enforcement.md). Nil serves every
 	// authenticated clinical caller (the behaviour before issue #6).
@@ -148,6 +155,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Reindex != nil {
 		cfg.Store = cfg.Reindex.Store()
+		if cfg.JobRetention != 0 {
+			cfg.Reindex.SetRetention(cfg.JobRetention)
+		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {

@@ -27,12 +27,32 @@ type Reindexer interface {
 	// DropIndex removes every index entry of parameter code from resources
 	// of types, in bounded transactions.
 	DropIndex(ctx context.Context, types []string, code string) error
-	// PutJob stores (inserts or replaces) a reindex job document.
+	// PutJob stores (inserts or replaces) a job document. Every put gives
+	// the job a new change sequence number (see JobsSince) and records
+	// whether the job is finished: a document whose top-level JSON "status"
+	// is a string other than "running" is finished (it becomes purgeable,
+	// see PurgeJobs, counted from this put); any other document is not.
 	PutJob(ctx context.Context, id string, doc []byte) error
 	// Job returns one job document, or ErrNotFound.
 	Job(ctx context.Context, id string) ([]byte, error)
 	// Jobs returns every job document by id.
 	Jobs(ctx context.Context) (map[string][]byte, error)
+	// JobsSince returns the job documents put after change sequence number
+	// seq (0: every job) and the newest sequence number among them (seq
+	// when there are none). Sequence numbers grow in commit order and are
+	// never reused, so a reader that passes the number it got last sees
+	// every later put exactly once, whatever it missed meanwhile. Deleted
+	// jobs do not appear.
+	JobsSince(ctx context.Context, seq int64) (docs map[string][]byte, last int64, err error)
+	// FinishedJobs returns the documents of the jobs finished (see PutJob)
+	// before before.
+	FinishedJobs(ctx context.Context, before time.Time) (map[string][]byte, error)
+	// PurgeJobs deletes those of ids that are still finished before before
+	// and whose lease (LeaseJob) ended before now; it returns how many it
+	// deleted. The condition is checked by the delete itself, so replicas
+	// may purge at once, and a job put again meanwhile (resumed) or leased
+	// is kept.
+	PurgeJobs(ctx context.Context, ids []string, before, now time.Time) (int64, error)
 	// LeaseJob gives owner the job's lease until until, if the job has no
 	// lease, owner holds it already, or it ended before now; it reports
 	// whether owner holds it. One process runs a job at a time among those

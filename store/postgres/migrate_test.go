@@ -10,6 +10,7 @@ import (
 
 	"phix/internal/testenv"
 	"phix/store/postgres"
+	"phix/store/storetest"
 )
 
 // TestMigrateConcurrentOpen opens one new database from several stores at
@@ -67,4 +68,37 @@ func TestOpenBadDSN(t *testing.T) {
 	if msg := err.Error(); strings.Contains(msg, "s3cret") {
 		t.Fatalf("error quotes the password: %s", msg)
 	}
+}
+
+// TestMigrateJobBackfill: migration 7 on a job table written before it.
+func TestMigrateJobBackfill(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Back to schema 6, with jobs in it.
+	if _, err := conn.Exec(ctx, `DROP INDEX reindex_jobs_seq; DROP INDEX reindex_jobs_finished;
+		ALTER TABLE reindex_jobs DROP COLUMN seq; ALTER TABLE reindex_jobs DROP COLUMN finished_at;
+		DROP TABLE reindex_job_seq; DELETE FROM schema_migrations WHERE version = 7`); err != nil {
+		t.Fatal(err)
+	}
+	for id, doc := range storetest.BackfillDocs {
+		if _, err := conn.Exec(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES ($1, $2)`, id, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckJobBackfill(t, s)
 }

@@ -114,8 +114,73 @@ func (s *Store) PutJob(ctx context.Context, id string, doc []byte) error {
 	if id == "" {
 		return fmt.Errorf("%w: empty job id", store.ErrInvalid)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, id, doc)
+	var finished int64
+	if sqlstore.JobFinished(doc) {
+		finished = time.Now().UnixMilli()
+	}
+	// One statement: the counter row stays locked until it commits, so a
+	// concurrent put takes the next number and commits after it.
+	_, err := s.pool.Exec(ctx, `WITH c AS (UPDATE reindex_job_seq SET n = n + 1 RETURNING n)
+		INSERT INTO reindex_jobs (id, doc, seq, finished_at) SELECT $1, $2, c.n, $3 FROM c
+		ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq,
+		finished_at = CASE WHEN excluded.finished_at = 0 THEN 0 WHEN reindex_jobs.finished_at > 0 THEN reindex_jobs.finished_at ELSE excluded.finished_at END`,
+		id, doc, finished)
 	return sqlstore.DBError("reindex: put job", err)
+}
+
+// JobsSince implements store.Reindexer.
+func (s *Store) JobsSince(ctx context.Context, seq int64) (map[string][]byte, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, doc, seq FROM reindex_jobs WHERE seq > $1`, seq)
+	if err != nil {
+		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+	}
+	defer rows.Close()
+	out, last := map[string][]byte{}, seq
+	for rows.Next() {
+		var id string
+		var doc []byte
+		var n int64
+		if err := rows.Scan(&id, &doc, &n); err != nil {
+			return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+		}
+		out[id], last = doc, max(last, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+	}
+	return out, last, nil
+}
+
+// FinishedJobs implements store.Reindexer.
+func (s *Store) FinishedJobs(ctx context.Context, before time.Time) (map[string][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, doc FROM reindex_jobs WHERE finished_at > 0 AND finished_at < $1`, before.UnixMilli())
+	if err != nil {
+		return nil, sqlstore.DBError("reindex: finished jobs", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, sqlstore.DBError("reindex: finished jobs", err)
+		}
+		out[id] = doc
+	}
+	return out, sqlstore.DBError("reindex: finished jobs", rows.Err())
+}
+
+// PurgeJobs implements store.Reindexer.
+func (s *Store) PurgeJobs(ctx context.Context, ids []string, before, now time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM reindex_jobs WHERE finished_at > 0 AND finished_at < $1 AND lease_until < $2 AND id = ANY($3)`,
+		before.UnixMilli(), now.UnixMilli(), ids)
+	if err != nil {
+		return 0, sqlstore.DBError("reindex: purge jobs", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // LeaseJob implements store.Reindexer.

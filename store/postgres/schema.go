@@ -145,6 +145,28 @@ CREATE TABLE reindex_jobs (
 ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE reindex_jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 `,
+	// 7: job retention and incremental reads (docs/reindex.md, "Job
+	// retention and incremental refresh"). seq is a job's change sequence number, from the
+	// one-row counter reindex_job_seq: a put increments it in the put's
+	// own statement, and the row lock held until commit makes sequence
+	// order commit order, so a replica reading seq > its last never skips
+	// a put that commits later; the counter is never reused (unlike
+	// MAX(seq) after a purge). finished_at (Unix ms, 0: not finished) is
+	// when a put finished the job. Jobs stored before are seq 1 and, when
+	// their JSON status is not "running" (json.Marshal output, no spaces),
+	// finished now: purgeable after a full retention period from the
+	// upgrade.
+	`
+ALTER TABLE reindex_jobs ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE reindex_jobs ADD COLUMN finished_at BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE reindex_job_seq (n BIGINT NOT NULL);
+INSERT INTO reindex_job_seq (n) VALUES (1);
+UPDATE reindex_jobs SET seq = 1;
+UPDATE reindex_jobs SET finished_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+	WHERE position('"status":"'::bytea IN doc) > 0 AND position('"status":"running"'::bytea IN doc) = 0;
+CREATE INDEX reindex_jobs_seq ON reindex_jobs (seq);
+CREATE INDEX reindex_jobs_finished ON reindex_jobs (finished_at) WHERE finished_at > 0;
+`,
 }
 
 // colType is the SQL array element type of each index value column, for the

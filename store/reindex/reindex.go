@@ -113,7 +113,23 @@ type Options struct {
 	// knew of the parameter, and the parameter is searchable through it
 	// when that job completes.
 	Refresh time.Duration
+	// Retention is how long finished jobs (completed or failed, of every
+	// kind in the job table, $encrypt's too) are kept before one of the
+	// processes sharing the database deletes them (default 30 days;
+	// negative: kept forever). The jobs that keep a custom parameter
+	// searchable after a restart are never deleted (PurgeJobs).
+	Retention time.Duration
 }
+
+// DefaultRetention is the default Options.Retention.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// purgeEvery is how often a Manager purges finished jobs; the first purge
+// runs purgeDelay after Open, out of the way of the start.
+const (
+	purgeEvery = time.Hour
+	purgeDelay = time.Minute
+)
 
 // refreshOverlap re-reads the SearchParameter history this far back on
 // every refresh: a transaction stamped earlier can commit later. Versions
@@ -149,6 +165,18 @@ type Manager struct {
 	// seenUpTo the newest lastUpdated among them (Refresh).
 	versions map[string]int64
 	seenUpTo time.Time
+	// jobSeq is the job table's change sequence number up to which this
+	// Manager has read (store.Reindexer.JobsSince): a refresh reads only
+	// the jobs put after it.
+	jobSeq int64
+	// others are the running reindex jobs seen in the job table, which
+	// Refresh takes over when their lease ends; finished holds, per
+	// parameter definition, the newest finished and the newest completed
+	// job seen (PurgeJobs keeps them).
+	others   map[string]*Job
+	finished map[finishedKey]jobStamp
+	// retention is Options.Retention (negative: keep forever).
+	retention atomic.Int64
 	// owner names this Manager in job leases (store.Reindexer.LeaseJob).
 	owner  string
 	ctx    context.Context
@@ -172,18 +200,22 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 	}
 	opts.BatchSize = min(opts.BatchSize, store.MaxReindexBatch)
 	m := &Manager{st: st, rx: rx, custom: search.NewCustom(), opts: opts, log: opts.Logger,
-		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}, versions: map[string]int64{}, owner: newID()}
+		running: map[string]bool{}, defIDs: map[string]string{}, drops: map[string]int{}, versions: map[string]int64{},
+		others: map[string]*Job{}, finished: map[finishedKey]jobStamp{}, owner: newID()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
+	m.SetRetention(opts.Retention)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if err := m.loadDefinitions(ctx); err != nil {
 		return nil, err
 	}
-	docs, err := rx.Jobs(ctx)
+	// The whole table once; Refresh then reads only what changed.
+	docs, seq, err := rx.JobsSince(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
+	m.jobSeq = seq
 	var resume []*Job
 	covered := map[ParamRef]bool{}
 	for _, doc := range docs {
@@ -194,6 +226,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 		if !ownKind(j.Kind) {
 			continue
 		}
+		m.noteJob(&j)
 		switch j.Status {
 		case StatusCompleted:
 			if j.Kind == KindDrop {
@@ -231,7 +264,148 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Manager, error) {
 		m.wg.Add(1)
 		go m.refreshLoop(every)
 	}
+	m.wg.Add(1)
+	go m.purgeLoop()
 	return m, nil
+}
+
+// SetRetention replaces Options.Retention (0: the default, 30 days;
+// negative: keep finished jobs forever).
+func (m *Manager) SetRetention(d time.Duration) {
+	if d == 0 {
+		d = DefaultRetention
+	}
+	m.retention.Store(int64(d))
+}
+
+// Retention returns how long finished jobs are kept (negative: forever).
+func (m *Manager) Retention() time.Duration { return time.Duration(m.retention.Load()) }
+
+func (m *Manager) purgeLoop() {
+	defer m.wg.Done()
+	wait := purgeDelay
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = purgeEvery
+		keep := time.Duration(m.retention.Load())
+		if keep < 0 {
+			continue
+		}
+		n, err := m.PurgeJobs(m.ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && m.ctx.Err() == nil:
+			m.log.Warn("reindex: purge of finished jobs failed; retrying later", "err", err)
+		case n > 0:
+			m.log.Info("reindex: finished jobs purged", "jobs", n)
+		}
+	}
+}
+
+// finishedKey names a kept finished job: per parameter definition, the
+// newest finished job (its status page explains a pending parameter) and
+// the newest completed one (it makes the parameter searchable at Open).
+type finishedKey struct {
+	ref       ParamRef
+	completed bool
+}
+
+// jobStamp orders finished jobs: by Updated, then id, the same on every
+// process.
+type jobStamp struct {
+	id      string
+	updated time.Time
+}
+
+func (a jobStamp) newer(b jobStamp) bool {
+	if !a.updated.Equal(b.updated) {
+		return a.updated.After(b.updated)
+	}
+	return a.id > b.id
+}
+
+// noteJob records a job document of the Manager's kinds read from or
+// written to the job table.
+func (m *Manager) noteJob(j *Job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j.Kind != KindReindex {
+		return
+	}
+	if j.Status == StatusRunning {
+		c := *j // the caller's copy may be run and changed meanwhile
+		m.others[j.ID] = &c
+		return
+	}
+	delete(m.others, j.ID)
+	st := jobStamp{id: j.ID, updated: j.Updated}
+	for _, p := range j.Params {
+		keys := []finishedKey{{ref: p}}
+		if j.Status == StatusCompleted {
+			keys = append(keys, finishedKey{ref: p, completed: true})
+		}
+		for _, k := range keys {
+			if cur, ok := m.finished[k]; !ok || st.newer(cur) {
+				m.finished[k] = st
+			}
+		}
+	}
+}
+
+// kept reports whether a finished job is the newest finished or newest
+// completed job of one of its parameters.
+func (m *Manager) kept(j *Job) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range j.Params {
+		for _, completed := range []bool{false, true} {
+			if cur, ok := m.finished[finishedKey{ref: p, completed: completed}]; ok && cur.id == j.ID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PurgeJobs deletes the jobs of the job table that finished before
+// before, of every kind (its own reindex and drop jobs, the server's
+// $encrypt jobs), except the newest finished and the newest completed
+// reindex job of each custom parameter definition: the completed one makes
+// the parameter searchable again when a process opens (and its status stays
+// readable), the finished one tells why a parameter is still pending. A
+// job is deleted only if a newer one of its kind exists for each of its
+// parameters, and the store deletes it only if it is still finished before
+// before and not leased, so any number of processes may purge at once.
+// It returns how many jobs it deleted. The Manager runs it every hour with
+// before = now - Options.Retention.
+func (m *Manager) PurgeJobs(ctx context.Context, before time.Time) (int64, error) {
+	docs, err := m.rx.FinishedJobs(ctx, before)
+	if err != nil {
+		return 0, err
+	}
+	jobs := map[string]*Job{}
+	for id, doc := range docs {
+		var j Job
+		if json.Unmarshal(doc, &j) != nil {
+			continue // not a job this code wrote: kept
+		}
+		jobs[id] = &j
+		if ownKind(j.Kind) {
+			m.noteJob(&j)
+		}
+	}
+	ids := make([]string, 0, len(jobs))
+	for id, j := range jobs {
+		if ownKind(j.Kind) && m.kept(j) {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return m.rx.PurgeJobs(ctx, ids, before, time.Now())
 }
 
 func (m *Manager) refreshLoop(every time.Duration) {
@@ -253,7 +427,9 @@ func (m *Manager) refreshLoop(every time.Duration) {
 // Refresh applies the SearchParameter versions other processes sharing
 // the database committed since the last refresh (Options.Refresh calls it
 // periodically): new and changed definitions are registered and indexed
-// by a job of this process, deleted or retired ones removed.
+// by a job of this process, deleted or retired ones removed. It reads only
+// the jobs put since the last refresh (store.Reindexer.JobsSince; Open
+// read them all) and takes over the running jobs whose runner stopped.
 func (m *Manager) Refresh(ctx context.Context) error {
 	const page = 500
 	m.mu.Lock()
@@ -299,23 +475,35 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.seenUpTo = newest
 	}
 	m.mu.Unlock()
-	// Jobs left running by a process that stopped: resumed here once
-	// their lease has ended (launch takes it, or returns at once).
-	docs, err := m.rx.Jobs(ctx)
+	// The jobs put since the last refresh only: a job that stays running
+	// without being put (its process stopped) is remembered in m.others.
+	m.mu.Lock()
+	seq := m.jobSeq
+	m.mu.Unlock()
+	docs, last, err := m.rx.JobsSince(ctx, seq)
 	if err != nil {
 		return fmt.Errorf("reindex: refresh: %w", err)
 	}
 	for _, doc := range docs {
 		var j Job
-		if json.Unmarshal(doc, &j) != nil || j.Status != StatusRunning || j.Kind != KindReindex {
-			continue
+		if json.Unmarshal(doc, &j) == nil && ownKind(j.Kind) {
+			m.noteJob(&j)
 		}
-		m.mu.Lock()
-		running := m.running[j.ID]
-		m.mu.Unlock()
-		if !running {
-			m.launch(&j)
+	}
+	m.mu.Lock()
+	m.jobSeq = max(m.jobSeq, last)
+	var orphans []*Job
+	for id, j := range m.others {
+		if !m.running[id] {
+			orphans = append(orphans, j)
 		}
+	}
+	m.mu.Unlock()
+	// Jobs left running by a process that stopped: resumed here once
+	// their lease has ended (launch takes it, or returns at once), from
+	// their state read again under the lease.
+	for _, j := range orphans {
+		m.takeOver(j)
 	}
 	return nil
 }
@@ -483,7 +671,12 @@ func (m *Manager) save(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	return m.rx.PutJob(ctx, j.ID, doc)
+	if err := m.rx.PutJob(ctx, j.ID, doc); err != nil {
+		return err
+	}
+	c := *j // j goes on changing in its runner
+	m.noteJob(&c)
+	return nil
 }
 
 // Job returns a job's current state, or store.ErrNotFound.
@@ -550,7 +743,13 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Job, error) {
 	}
 }
 
-func (m *Manager) launch(j *Job) {
+func (m *Manager) launch(j *Job) { m.launchJob(j, false) }
+
+// takeOver runs a job another process left running, if its lease has
+// ended, from the state stored when this process gets the lease.
+func (m *Manager) takeOver(j *Job) { m.launchJob(j, true) }
+
+func (m *Manager) launchJob(j *Job, reload bool) {
 	m.mu.Lock()
 	if m.running[j.ID] || m.ctx.Err() != nil {
 		m.mu.Unlock()
@@ -578,6 +777,16 @@ func (m *Manager) launch(j *Job) {
 				return
 			}
 			defer m.release(j.ID)
+		}
+		if reload {
+			cur, err := m.Job(m.ctx, j.ID)
+			if err != nil || cur.Status != StatusRunning {
+				if cur != nil {
+					m.noteJob(cur)
+				}
+				return
+			}
+			j = cur
 		}
 		m.run(j)
 	}()

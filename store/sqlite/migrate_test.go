@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"phix/store/sqlite"
+	"phix/store/storetest"
 )
 
 // TestMigrateConcurrentOpen opens one new file from several stores at once,
@@ -72,4 +73,36 @@ func TestOpenRejectsBadPath(t *testing.T) {
 	if _, err := s.Read(context.Background(), "Patient", "x"); err == nil {
 		t.Fatal("read from empty memory store")
 	}
+}
+
+// TestMigrateJobBackfill: migration 7 on a job table written before it.
+func TestMigrateJobBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Back to schema 6, with jobs in it.
+	if _, err := db.Exec(`DROP INDEX reindex_jobs_seq; DROP INDEX reindex_jobs_finished;
+		ALTER TABLE reindex_jobs DROP COLUMN seq; ALTER TABLE reindex_jobs DROP COLUMN finished_at;
+		DROP TABLE reindex_job_seq; DELETE FROM schema_migrations WHERE version = 7`); err != nil {
+		t.Fatal(err)
+	}
+	for id, doc := range storetest.BackfillDocs {
+		if _, err := db.Exec(`INSERT INTO reindex_jobs (id, doc) VALUES (?1, ?2)`, id, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckJobBackfill(t, s)
 }

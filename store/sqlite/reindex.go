@@ -132,10 +132,98 @@ func (s *Store) PutJob(ctx context.Context, id string, doc []byte) error {
 	if id == "" {
 		return fmt.Errorf("%w: empty job id", store.ErrInvalid)
 	}
+	var finished int64
+	if sqlstore.JobFinished(doc) {
+		finished = time.Now().UnixMilli()
+	}
+	// Write transactions are serialized (BEGIN IMMEDIATE): sequence order
+	// is commit order.
 	return s.Tx(ctx, func(stx store.Tx) error {
-		_, err := stx.(*tx).tx.ExecContext(ctx, `INSERT INTO reindex_jobs (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, id, doc)
+		t := stx.(*tx).tx
+		var seq int64
+		if err := t.QueryRowContext(ctx, `UPDATE reindex_job_seq SET n = n + 1 RETURNING n`).Scan(&seq); err != nil {
+			return sqlstore.DBError("reindex: put job", err)
+		}
+		_, err := t.ExecContext(ctx, `INSERT INTO reindex_jobs (id, doc, seq, finished_at) VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq,
+			finished_at = CASE WHEN excluded.finished_at = 0 THEN 0 WHEN reindex_jobs.finished_at > 0 THEN reindex_jobs.finished_at ELSE excluded.finished_at END`,
+			id, doc, seq, finished)
 		return sqlstore.DBError("reindex: put job", err)
 	})
+}
+
+// JobsSince implements store.Reindexer.
+func (s *Store) JobsSince(ctx context.Context, seq int64) (map[string][]byte, int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, doc, seq FROM reindex_jobs WHERE seq > ?1`, seq)
+	if err != nil {
+		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+	}
+	defer rows.Close()
+	out, last := map[string][]byte{}, seq
+	for rows.Next() {
+		var id string
+		var doc []byte
+		var n int64
+		if err := rows.Scan(&id, &doc, &n); err != nil {
+			return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+		}
+		out[id], last = doc, max(last, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
+	}
+	return out, last, nil
+}
+
+// FinishedJobs implements store.Reindexer.
+func (s *Store) FinishedJobs(ctx context.Context, before time.Time) (map[string][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, doc FROM reindex_jobs WHERE finished_at > 0 AND finished_at < ?1`, before.UnixMilli())
+	if err != nil {
+		return nil, sqlstore.DBError("reindex: finished jobs", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, sqlstore.DBError("reindex: finished jobs", err)
+		}
+		out[id] = doc
+	}
+	return out, sqlstore.DBError("reindex: finished jobs", rows.Err())
+}
+
+// purgeChunk bounds the ids of one purge statement.
+const purgeChunk = 500
+
+// PurgeJobs implements store.Reindexer.
+func (s *Store) PurgeJobs(ctx context.Context, ids []string, before, now time.Time) (int64, error) {
+	var n int64
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), purgeChunk)]
+		ids = ids[len(chunk):]
+		args := []any{before.UnixMilli(), now.UnixMilli()}
+		ph := make([]string, len(chunk))
+		for i, id := range chunk {
+			args = append(args, id)
+			ph[i] = fmt.Sprintf("?%d", i+3)
+		}
+		err := s.Tx(ctx, func(stx store.Tx) error {
+			res, err := stx.(*tx).tx.ExecContext(ctx, `DELETE FROM reindex_jobs WHERE finished_at > 0 AND finished_at < ?1 AND lease_until < ?2
+				AND id IN (`+strings.Join(ph, ", ")+`)`, args...)
+			if err != nil {
+				return sqlstore.DBError("reindex: purge jobs", err)
+			}
+			d, err := res.RowsAffected()
+			n += d
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // LeaseJob implements store.Reindexer.

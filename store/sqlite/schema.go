@@ -143,4 +143,23 @@ CREATE TABLE reindex_jobs (
 ALTER TABLE reindex_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE reindex_jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 `,
+	// 7: job retention and incremental reads (docs/reindex.md, "Job
+	// retention and incremental refresh"). seq is a job's change sequence number, from the
+	// one-row counter reindex_job_seq (never reused, unlike MAX(seq) after
+	// a purge), so a replica reads only the jobs put since its last look;
+	// finished_at (Unix ms, 0: not finished) is when a put finished the
+	// job. Jobs stored before are seq 1 and, when their JSON status is not
+	// "running" (json.Marshal output, no spaces), finished now: purgeable
+	// after a full retention period from the upgrade.
+	`
+ALTER TABLE reindex_jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE reindex_jobs ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE reindex_job_seq (n INTEGER NOT NULL);
+INSERT INTO reindex_job_seq (n) VALUES (1);
+UPDATE reindex_jobs SET seq = 1;
+UPDATE reindex_jobs SET finished_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+	WHERE instr(doc, CAST('"status":"' AS BLOB)) > 0 AND instr(doc, CAST('"status":"running"' AS BLOB)) = 0;
+CREATE INDEX reindex_jobs_seq ON reindex_jobs (seq);
+CREATE INDEX reindex_jobs_finished ON reindex_jobs (finished_at) WHERE finished_at > 0;
+`,
 }

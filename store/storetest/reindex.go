@@ -34,6 +34,11 @@ func RunReindex(t *testing.T, open Opener) {
 		{"Resume", testReindexResume},
 		{"Replicas", testReindexReplicas},
 		{"Lease", testReindexLease},
+		{"JobsSince", testJobsSince},
+		{"JobPurgeStore", testJobPurgeStore},
+		{"JobPurgeManager", testJobPurgeManager},
+		{"JobPurgeReplicas", testJobPurgeReplicas},
+		{"JobsIncrementalRefresh", testJobsIncrementalRefresh},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -139,3 +140,17 @@ func CountCurrent(ctx context.Context, qr Querier, d Dialect, types []string, af
 
 // DropBatch is how many index rows one DropIndex transaction removes.
 const DropBatch = 5000
+
+// JobFinished reports whether a job document is finished (the
+// store.Reindexer.PutJob rule): its top-level "status" is a string other
+// than "running". Migration 7 of both engines applies the same rule to
+// the documents stored before it, on their bytes.
+func JobFinished(doc []byte) bool {
+	var d struct {
+		Status *string `json:"status"`
+	}
+	if json.Unmarshal(doc, &d) != nil || d.Status == nil {
+		return false
+	}
+	return *d.Status != "running"
+}
