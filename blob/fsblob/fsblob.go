@@ -182,7 +182,9 @@ func (s *Store) Append(ctx context.Context, key string, offset int64, r io.Reade
 	defer f.Close()
 	var w io.Writer = f
 	if !s.noSync {
-		w = &writeback.Writer{F: f, Off: m.committed}
+		// Written out as it arrives and evicted once on disk: the
+		// ciphertext is read again only by its download (docs/blob.md).
+		w = &writeback.Writer{F: f, Off: m.committed, Drop: true}
 	}
 	deferred := s.deferSync()
 	var n int64
@@ -297,6 +299,9 @@ func (s *Store) Seal(ctx context.Context, key string) (blob.Info, error) {
 		// before the sidecar says sealed.
 		err = f.Sync()
 	}
+	if err == nil && !s.noSync {
+		writeback.DropAll(f) // the tails the appends left in the cache
+	}
 	f.Close()
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("fsblob: sync data file: %w", err)
@@ -336,15 +341,9 @@ func (s *Store) ReadRange(ctx context.Context, key string, off, length int64) (i
 		}
 		return nil, fmt.Errorf("fsblob: open data file: %w", errors.Unwrap(err))
 	}
-	return sectionCloser{io.NewSectionReader(f, off, n), f}, nil
+	// Read in order and evicted behind the reader (docs/blob.md).
+	return writeback.NewReader(f, off, n), nil
 }
-
-type sectionCloser struct {
-	*io.SectionReader
-	f *os.File
-}
-
-func (s sectionCloser) Close() error { return s.f.Close() }
 
 // Delete implements blob.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {

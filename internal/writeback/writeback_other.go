@@ -4,6 +4,9 @@ package writeback
 
 import "os"
 
-// start is a no-op where sync_file_range does not exist; the final fsync
-// does all the work.
-func start(*os.File, int64, int64) {}
+// Where sync_file_range and fadvise do not exist these are no-ops: the
+// final fsync does all the work and the page cache keeps what it likes.
+func start(*os.File, int64, int64)       {}
+func waitAndDrop(*os.File, int64, int64) {}
+func drop(*os.File, int64, int64)        {}
+func sequential(*os.File, int64, int64)  {}
