@@ -142,3 +142,49 @@ func FuzzChunkReader(f *testing.F) {
 		}
 	})
 }
+
+// TestChunkReaderReadAfterEnd: a chunk whose body ends short of the file's
+// remaining length (every chunk but the last) with its EOF delivered
+// together with the last bytes (an HTTP/1.1 body does that) may be read
+// again by a reader that dropped that EOF because its buffer was full
+// (s3blob's io.ReadFull of a part that ends exactly at the chunk's end):
+// the next Read returns io.EOF again, and the hashes hold the chunk once.
+// The first Read after the end used to panic ("Write after Wait").
+func TestChunkReaderReadAfterEnd(t *testing.T) {
+	data := testBytes(1 << 20)
+	good := sha256.Sum256(data)
+	for _, tc := range []struct {
+		name string
+		sum  []byte
+		want error
+	}{
+		{"checksum ok", good[:], io.EOF},
+		{"no checksum", nil, io.EOF},
+		{"checksum mismatch", make([]byte, 32), errChecksum},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := sha256.New()
+			cr := &chunkReader{r: iotest.DataErrReader(bytes.NewReader(data)), left: 5 << 20, want: tc.sum}
+			if tc.sum != nil {
+				cr.sum = sha256.New()
+			}
+			cr.hasher = asynchash.New(run, cr.sum)
+			defer cr.hasher.Close()
+			buf := make([]byte, len(data))
+			n, err := io.ReadFull(cr, buf)
+			if n != len(data) || (err != nil && tc.want == io.EOF) {
+				t.Fatalf("first part: %d bytes, %v", n, err)
+			}
+			for range 2 {
+				k, err := io.ReadFull(cr, buf)
+				if k != 0 || !errors.Is(err, tc.want) {
+					t.Fatalf("read after the end: %d bytes, %v; want 0, %v", k, err, tc.want)
+				}
+			}
+			cr.hasher.Wait()
+			if got := run.Sum(nil); !bytes.Equal(got, good[:]) {
+				t.Fatal("running hash differs from the chunk's")
+			}
+		})
+	}
+}

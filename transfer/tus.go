@@ -201,11 +201,20 @@ type chunkReader struct {
 	sum    hash.Hash
 	want   []byte
 	n      int64
+	end    error // the verdict once the chunk ended (io.EOF, errChecksum, errTooLong)
 }
 
+// Read may be called again after it returned the chunk's end (a reader
+// such as io.ReadFull drops an io.EOF that came with the bytes that filled
+// its buffer, as an HTTP/1.1 body gives it): it then returns the same
+// verdict and leaves the finished hashes alone.
 func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.end != nil {
+		return 0, c.end
+	}
 	if c.left == 0 {
-		return 0, c.atLimit()
+		c.end = c.atLimit()
+		return 0, c.end
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -215,7 +224,8 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	c.hasher.Write(p[:n])
 	if err == io.EOF {
-		return n, c.eof()
+		c.end = c.eof()
+		return n, c.end
 	}
 	return n, err
 }
