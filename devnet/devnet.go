@@ -55,8 +55,10 @@ type Options struct {
 	Coordinator CoordinatorOptions
 	// Gateway, if set, adjusts each hospital's gateway configuration (tests).
 	Gateway func(hospital string, cfg *gateway.Config)
-	// WrapCoordinator, if set, wraps each gateway's transport to the
-	// coordinator (tests inject network faults with it).
+	// WrapCoordinator, if set, wraps each gateway's transports to the
+	// coordinator (tests inject network faults with it). It is called
+	// twice per hospital: for the API client and for the HTTP/1.1 client
+	// of file bodies (coord.Client.Bulk).
 	WrapCoordinator func(hospital string, rt http.RoundTripper) http.RoundTripper
 	// Suite is the hospitals' algorithm suite: intl (default) or gm.
 	Suite string

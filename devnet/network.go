@@ -254,27 +254,29 @@ func partners(id string) map[string]transfer.Partner {
 }
 
 // coordClient is a hospital's mutual-TLS client for the coordinator: its
-// certificate, and the coordinator's pinned certificate.
-func coordClient(p *pkiSetup, cert *tls.Certificate, coordPin string, wrap func(http.RoundTripper) http.RoundTripper) (*http.Client, error) {
+// certificate, and the coordinator's pinned certificate; the second client
+// is the same over HTTP/1.1 only, for file bodies (coord.Client.Bulk).
+func coordClient(p *pkiSetup, cert *tls.Certificate, coordPin string, wrap func(http.RoundTripper) http.RoundTripper) (*http.Client, *http.Client, error) {
 	pins := pki.NewMemoryPins()
 	if err := pins.Add(pki.Coordinator("dev"), coordPin); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v, err := pki.NewVerifier(pki.VerifierConfig{CA: p.ca.Certificate(), Pins: pins, CRL: p.ca.CRLSource()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := pki.ClientTLSConfig(pki.ClientConfig{Verifier: v, Server: pki.Coordinator("dev"),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var rt http.RoundTripper = &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
+	t := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
 		ResponseHeaderTimeout: 90 * time.Second}
+	var rt, bulk http.RoundTripper = t, coord.HTTP1Transport(t)
 	if wrap != nil {
-		rt = wrap(rt)
+		rt, bulk = wrap(rt), wrap(bulk)
 	}
-	return &http.Client{Transport: rt}, nil
+	return &http.Client{Transport: rt}, &http.Client{Transport: bulk}, nil
 }
 
 // startGateway builds a hospital's gateway and its local API.
@@ -287,13 +289,13 @@ func (n *Network) startGateway(ctx context.Context, opts Options, h *Hospital, p
 	if opts.WrapCoordinator != nil {
 		wrap = func(rt http.RoundTripper) http.RoundTripper { return opts.WrapCoordinator(h.ID, rt) }
 	}
-	hc, err := coordClient(p, cert, co.pin, wrap)
+	hc, bulk, err := coordClient(p, cert, co.pin, wrap)
 	if err != nil {
 		return err
 	}
 	cfg := gateway.Config{Hospital: h.ID, DataDir: filepath.Join(opts.DataDir, h.ID, "gateway"),
 		DeliveryDir: filepath.Join(opts.DataDir, h.ID, "delivered"), Keys: h.keys, Peers: peers,
-		Coordinator: &coord.Client{Base: co.urls[i%len(co.urls)], HTTP: hc},
+		Coordinator: &coord.Client{Base: co.urls[i%len(co.urls)], HTTP: hc, Bulk: bulk},
 		FHIR:        h.tokenAS.gatewayFHIR(h.FHIR), Audit: h.node.Audit, Logger: logger,
 		Reidentify: []string{"TREAT", "ETREAT"}}
 	if opts.Gateway != nil {

@@ -99,19 +99,22 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := cpuSeconds()
 			start := time.Now()
-			var stages [3]float64 // seconds: send (to registration), upload (to sent), receive
+			var stages, stagesCPU [3]float64 // seconds: send (to registration), upload (to sent), receive
 			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
+				t0, c0 := time.Now(), cpuSeconds()
 				job, err := n.Hospitals[0].Gateway.Send(context.Background(), gateway.SendRequest{To: "hospital-b", Purpose: "TREAT",
 					Consent: n.Demo.Consent, Files: []gateway.SourceFile{{Path: src}}})
 				if err != nil {
 					b.Fatal(err)
 				}
-				t1 := time.Now()
-				t2 := benchWait(b, n, job.ID)
+				t1, c1 := time.Now(), cpuSeconds()
+				t2, c2 := benchWait(b, n, job.ID)
 				stages[0] += t1.Sub(t0).Seconds()
 				stages[1] += t2.Sub(t1).Seconds()
 				stages[2] += time.Since(t2).Seconds()
+				stagesCPU[0] += c1 - c0
+				stagesCPU[1] += c2 - c1
+				stagesCPU[2] += cpuSeconds() - c2
 			}
 			el := time.Since(start).Seconds() / float64(b.N)
 			b.StopTimer()
@@ -126,8 +129,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			// gateways) per transfer: the work done, which other jobs on a
 			// shared machine disturb less than the elapsed time.
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s")
-			for i, name := range []string{"send-s", "upload-s", "receive-s"} {
-				b.ReportMetric(stages[i]/float64(b.N), name)
+			for i, name := range []string{"send", "upload", "receive"} {
+				b.ReportMetric(stages[i]/float64(b.N), name+"-s")
+				b.ReportMetric(stagesCPU[i]/float64(b.N), name+"-cpu-s")
 			}
 			b.ReportMetric(float64(procStatus("VmHWM:")-rss0)/(1<<20), "rss-growth-MiB")
 			b.ReportMetric(float64(rss0)/(1<<20), "rss-start-MiB")
@@ -136,18 +140,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 }
 
 // benchWait waits until transfer id is sent, then receives it at B; it
-// returns when the sender saw it sent.
-func benchWait(b *testing.B, n *devnet.Network, id string) time.Time {
+// returns when the sender saw it sent, and the process's CPU seconds then.
+func benchWait(b *testing.B, n *devnet.Network, id string) (time.Time, float64) {
 	ctx := context.Background()
 	deadline := time.Now().Add(2 * time.Hour)
 	var sent time.Time
+	var sentCPU float64
 	for time.Now().Before(deadline) {
 		st, err := n.Hospitals[0].Gateway.Status(httptestRequest(), id)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if st.Status == gateway.JobSent || st.Status == gateway.JobDelivered {
-			sent = time.Now()
+			sent, sentCPU = time.Now(), cpuSeconds()
 			break
 		}
 		if st.Status != gateway.JobUploading {
@@ -168,12 +173,12 @@ func benchWait(b *testing.B, n *devnet.Network, id string) time.Time {
 				for _, f := range r.Files {
 					os.Remove(filepath.Join(n.Hospitals[1].Gateway.DeliveryDir(), f))
 				}
-				return sent
+				return sent, sentCPU
 			}
 		}
 	}
 	b.Fatal("never delivered")
-	return sent
+	return sent, sentCPU
 }
 
 // cpuSeconds is the user and system CPU time of the process so far.

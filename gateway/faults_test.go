@@ -23,8 +23,10 @@ import (
 )
 
 // faultRT injects faults into one gateway's traffic to the coordinator.
+// A gateway has two clients for the coordinator (API calls over HTTP/2,
+// file bodies over HTTP/1.1: coord.Client.Bulk); via wraps each, and
+// both share the faults and counters.
 type faultRT struct {
-	next http.RoundTripper
 	// down makes every request fail as if the network were cut.
 	down atomic.Bool
 	// patchDelay slows every upload chunk.
@@ -40,7 +42,17 @@ type faultRT struct {
 
 var errCut = errors.New("test: network cut")
 
-func (f *faultRT) RoundTrip(r *http.Request) (*http.Response, error) {
+// via is f in front of next.
+func (f *faultRT) via(next http.RoundTripper) http.RoundTripper { return faultVia{f, next} }
+
+type faultVia struct {
+	f    *faultRT
+	next http.RoundTripper
+}
+
+func (v faultVia) RoundTrip(r *http.Request) (*http.Response, error) { return v.f.roundTrip(r, v.next) }
+
+func (f *faultRT) roundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error) {
 	if f.down.Load() {
 		if r.Body != nil {
 			r.Body.Close()
@@ -50,7 +62,7 @@ func (f *faultRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPatch && f.patchDelay > 0 {
 		time.Sleep(f.patchDelay)
 	}
-	res, err := f.next.RoundTrip(r)
+	res, err := next.RoundTrip(r)
 	if err != nil {
 		return res, err
 	}
@@ -77,8 +89,7 @@ func (f *faultRT) RoundTrip(r *http.Request) (*http.Response, error) {
 func faultNet(t *testing.T, base devnet.Options, faults map[string]*faultRT, hook func(string, *gateway.Config)) *devnet.Network {
 	base.WrapCoordinator = func(h string, rt http.RoundTripper) http.RoundTripper {
 		if f := faults[h]; f != nil {
-			f.next = rt
-			return f
+			return f.via(rt)
 		}
 		return rt
 	}
@@ -266,8 +277,7 @@ func testFaultRestartResumesUpload(t *testing.T, base devnet.Options) {
 	opts.DataDir, opts.BasePort, opts.NoAutoReceive = dir, -1, true
 	opts.WrapCoordinator = func(h string, rt http.RoundTripper) http.RoundTripper {
 		if h == "hospital-a" {
-			f.next = rt
-			return f
+			return f.via(rt)
 		}
 		return rt
 	}
@@ -310,8 +320,7 @@ func TestFaultRestartTornSpool(t *testing.T) {
 	opts := devnet.Options{DataDir: dir, BasePort: -1, NoAutoReceive: true,
 		WrapCoordinator: func(h string, rt http.RoundTripper) http.RoundTripper {
 			if h == "hospital-a" {
-				f.next = rt
-				return f
+				return f.via(rt)
 			}
 			return rt
 		},

@@ -211,7 +211,9 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 			temps = append(temps, tempFile{tmp: tf.Name(), final: final, rel: rel})
 			var w io.Writer = tf
 			if of, ok := tf.(*os.File); ok {
-				w = &writeback.Writer{F: of} // the fsync after it waits for the tail only
+				// The fsync after it waits for the tail only; what is on
+				// disk leaves the page cache (internal/writeback).
+				w = &writeback.Writer{F: of, Drop: true}
 			}
 			return g.unseal(r, w, f)
 		})
@@ -221,6 +223,9 @@ func (g *Gateway) receiveInto(ctx context.Context, rec *Inbound) error {
 		}
 		if err == nil {
 			err = tf.Sync()
+		}
+		if of, ok := tf.(*os.File); ok && err == nil {
+			writeback.DropAll(of)
 		}
 		if cerr := tf.Close(); err == nil && cerr != nil {
 			err = deliverErr(cerr)
@@ -421,30 +426,13 @@ type downloadReader struct {
 	long     bool
 	err      error // the failure that ended the download
 	failures int
-	pr       *io.PipeReader
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
-
-func (d *downloadReader) start() {
-	ctx, cancel := context.WithCancel(d.ctx)
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	off := d.off
-	go func() {
-		defer close(done)
-		_, err := d.c.Download(ctx, d.url, off, pw)
-		pw.CloseWithError(err) // nil: EOF
-	}()
-	d.pr, d.cancel, d.done = pr, cancel, done
+	body     io.ReadCloser // the open response, read in the caller's goroutine
 }
 
 func (d *downloadReader) close() {
-	if d.pr != nil {
-		d.cancel()
-		d.pr.CloseWithError(io.ErrClosedPipe)
-		<-d.done
-		d.pr = nil
+	if d.body != nil {
+		d.body.Close()
+		d.body = nil
 	}
 }
 
@@ -454,33 +442,38 @@ func (d *downloadReader) Read(p []byte) (int, error) {
 			return 0, d.err
 		}
 		if d.off == d.size {
-			if d.pr != nil {
+			if d.body != nil {
 				// One more byte tells a body of the declared length from a
 				// longer one.
 				var one [1]byte
-				if n, _ := io.ReadFull(d.pr, one[:]); n > 0 {
+				if n, _ := io.ReadFull(d.body, one[:]); n > 0 {
 					d.long = true
 				}
 				d.close()
 			}
 			return 0, io.EOF
 		}
-		if d.pr == nil {
-			d.start()
-		}
-		if int64(len(p)) > d.size-d.off {
-			p = p[:d.size-d.off]
-		}
-		n, err := d.pr.Read(p)
-		d.off += int64(n)
-		if n > 0 {
-			d.failures = 0
-			return n, nil
+		var err error
+		if d.body == nil {
+			d.body, err = d.c.OpenDownload(d.ctx, d.url, d.off)
 		}
 		if err == nil {
-			continue
+			if int64(len(p)) > d.size-d.off {
+				p = p[:d.size-d.off]
+			}
+			var n int
+			n, err = d.body.Read(p)
+			d.off += int64(n)
+			if n > 0 {
+				d.failures = 0
+				return n, nil // a sticky error comes back on the next Read
+			}
+			if err == nil {
+				continue
+			}
 		}
-		// The body ended (cleanly but short, or broken): resume from off.
+		// The request failed, or the body ended (cleanly but short, or
+		// broken): resume from off.
 		d.close()
 		if err != io.EOF && (d.ctx.Err() != nil || !coord.Retryable(err)) || d.failures >= 20 {
 			d.err = err

@@ -26,6 +26,7 @@ import (
 	"phix/gateway/coord"
 	"phix/gateway/tusclient"
 	"phix/internal/asynchash"
+	"phix/internal/writeback"
 	"phix/seal"
 	"phix/transfer"
 )
@@ -814,13 +815,15 @@ func (sealStage) Run(_ context.Context, g *Gateway, p *Pack) error {
 // a goroutine of its own in the same pass as the seal, and returns the
 // plaintext's length.
 //
-// The spool is not fsync'd (nor its write-back started): it lives only
-// until the coordinator holds the file, usually long enough for the page
-// cache to carry it from seal to upload without the disk, which was one of
-// the three durable writes of every byte of a transfer. A spool torn by a
-// crash of the machine (not of the process: the page cache survives that)
-// is caught when a resumed upload re-hashes it against the signed manifest
-// (spoolIntact): the job then fails, nothing wrong is sent.
+// The spool is not fsync'd: it lives only until the coordinator holds the
+// file. It is written out as it is sealed and evicted from the page cache
+// behind the write (internal/writeback), and the upload reads it back the
+// same way: on machines that report free memory to their host, a page
+// cache that grows by the file's size costs more CPU than the disk round
+// trip (docs/speed-targets.md). A spool torn by a crash of the machine
+// (not of the process) is caught when a resumed upload re-hashes it
+// against the signed manifest (spoolIntact): the job then fails, nothing
+// wrong is sent.
 func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, it *Item) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -831,7 +834,7 @@ func (g *Gateway) sealFile(path string, src io.Reader, recips []seal.Recipient, 
 	ch := s.NewHash()
 	cah := asynchash.New(ch)
 	defer cah.Close()
-	cw := &countWriter{w: io.MultiWriter(f, cah)}
+	cw := &countWriter{w: io.MultiWriter(&writeback.Writer{F: f, Drop: true}, cah)}
 	w, err := seal.NewWriter(cw, seal.Options{Suite: s, Recipients: recips})
 	if err != nil {
 		return 0, errorf(500, CodeInternal, "seal: %s", seal.Code(err))
@@ -1020,7 +1023,7 @@ func (g *Gateway) upload(ctx context.Context, job *Job, resumed bool) {
 		}
 		base := done
 		url, err := tusclient.Send(ctx, tusclient.Upload{URL: g.cfg.Coordinator.Resolve(f.UploadURL), Src: src, Size: f.Size}, tusclient.Options{
-			HTTP: g.cfg.Coordinator.HTTP, ChunkSize: g.cfg.ChunkSize, Checksum: g.cfg.UploadChecksums,
+			HTTP: g.cfg.Coordinator.BulkHTTP(), ChunkSize: g.cfg.ChunkSize, Checksum: g.cfg.UploadChecksums,
 			Progress: func(off int64) { g.progress(job, base+off) },
 			Renew: func(ctx context.Context) (string, error) {
 				u, err := g.renewURL(ctx, job, f.Name)

@@ -199,7 +199,8 @@ func nodeMain(ctx context.Context, args []string, stdout io.Writer, ready chan<-
 	na.Mount(mux, fhirserver.BasePath, bearer)
 	mux.Handle("/", srv)
 	gcfg := gateway.Config{Hospital: cfg.Hospital, DataDir: filepath.Join(cfg.Data, "gateway"), DeliveryDir: cfg.Gateway.DeliveryDir,
-		Keys: keys, Peers: peers, Coordinator: &coord.Client{Base: cfg.Gateway.Coordinator, HTTP: hc},
+		Keys: keys, Peers: peers, Coordinator: &coord.Client{Base: cfg.Gateway.Coordinator, HTTP: hc,
+			Bulk: &http.Client{Transport: coord.HTTP1Transport(hc.Transport.(*http.Transport))}},
 		FHIR: &gateway.FHIRClient{Base: base, TokenSource: gw.Token, ConsentTokenSource: gwConsents.Token, Grants: na.Grants.For(gw.ID)}, Audit: node.Audit, Logger: logger,
 		ChunkSize: cfg.Gateway.ChunkSize, Retention: cfg.Gateway.Retention, DropFolder: cfg.Gateway.DropFolder, Reidentify: cfg.Gateway.Reidentify}
 	if cfg.Gateway.Policy != nil {

@@ -24,6 +24,33 @@ import (
 type Client struct {
 	Base string // e.g. https://127.0.0.1:8443
 	HTTP *http.Client
+	// Bulk carries the file bodies (tus uploads, downloads); nil: HTTP.
+	// Give it the same certificate over HTTP/1.1 only (HTTP1Transport):
+	// a large body costs ≈ 40 % more CPU over HTTP/2 (its framing and
+	// flow control), and the server then buffers up to its connection
+	// window (docs/speed-targets.md).
+	Bulk *http.Client
+}
+
+// BulkHTTP is the client for file bodies: Bulk, or HTTP without one.
+func (c *Client) BulkHTTP() *http.Client {
+	if c.Bulk != nil {
+		return c.Bulk
+	}
+	return c.HTTP
+}
+
+// HTTP1Transport returns a copy of t (its TLS configuration and limits)
+// that speaks HTTP/1.1 only, for Client.Bulk.
+func HTTP1Transport(t *http.Transport) *http.Transport {
+	t = t.Clone()
+	t.ForceAttemptHTTP2 = false
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
+	if t.TLSClientConfig != nil {
+		t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	return t
 }
 
 // Problem is a problem+json answer of the coordinator (RFC 9457). It holds
@@ -219,27 +246,41 @@ func (c *Client) Cancel(ctx context.Context, uploadURL string) error {
 // It returns the bytes written; on a broken connection the caller resumes
 // from offset+n.
 func (c *Client) Download(ctx context.Context, downloadURL string, offset int64, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(downloadURL), nil)
+	body, err := c.OpenDownload(ctx, downloadURL, offset)
 	if err != nil {
 		return 0, err
+	}
+	defer body.Close()
+	return io.Copy(w, body)
+}
+
+// OpenDownload starts the download of one file from offset (Range) and
+// returns its body, for a caller that reads it as a stream; a body ending
+// early is resumed by opening again at the offset reached. Nothing left
+// past offset is an empty body.
+func (c *Client) OpenDownload(ctx context.Context, downloadURL string, offset int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(downloadURL), nil)
+	if err != nil {
+		return nil, err
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	res, err := c.HTTP.Do(req)
+	res, err := c.BulkHTTP().Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer res.Body.Close()
 	switch {
 	case res.StatusCode == http.StatusOK && offset == 0, res.StatusCode == http.StatusPartialContent && offset > 0:
+		return res.Body, nil
 	case res.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-		return 0, nil // nothing left past offset
+		res.Body.Close()
+		return http.NoBody, nil
 	default:
+		defer res.Body.Close()
 		if res.StatusCode < 300 {
-			return 0, fmt.Errorf("coordinator: download: unexpected status %d for offset %d", res.StatusCode, offset)
+			return nil, fmt.Errorf("coordinator: download: unexpected status %d for offset %d", res.StatusCode, offset)
 		}
-		return 0, readProblem(res)
+		return nil, readProblem(res)
 	}
-	return io.Copy(w, res.Body)
 }

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"phix/gateway/coord"
+	"phix/internal/writeback"
 )
 
 // DefaultChunkSize is the bytes per PATCH. Chunks are streamed from the
@@ -226,6 +228,12 @@ type chunk struct {
 func (c chunk) body() io.ReadCloser {
 	if c.src == nil || c.n == 0 {
 		return http.NoBody
+	}
+	if f, ok := c.src.(*os.File); ok {
+		// A spool file is sent once: read it in order and evict it
+		// behind the read (internal/writeback). Not closed: the caller
+		// owns the file.
+		return io.NopCloser(writeback.NewReader(f, c.off, c.n))
 	}
 	return io.NopCloser(io.NewSectionReader(c.src, c.off, c.n))
 }
