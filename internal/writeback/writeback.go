@@ -112,7 +112,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 func (r *Reader) dropTail() {
 	if !r.finished {
 		r.finished = true
-		drop(r.F, r.Off+r.dropped, r.pos-r.dropped)
+		if r.pos > r.dropped { // a length of 0 would mean "to the end of the file"
+			drop(r.F, r.Off+r.dropped, r.pos-r.dropped)
+		}
 	}
 }
 
