@@ -17,22 +17,13 @@ import (
 // else — unknown, malformed, expired, revoked, used, another client's, a
 // disabled client's or user's — is {"active": false} and nothing more.
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	if err := endpointForm(w, r); err != nil {
-		writeOAuthError(w, err)
+	caller, tok, ok := s.tokenForm(w, r, true)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	caller, err := s.authenticateClient(ctx, r, true)
-	if err != nil {
-		writeOAuthError(w, err)
-		return
-	}
-	tok := r.PostForm.Get("token")
-	if tok == "" {
-		writeOAuthError(w, oerr(http.StatusBadRequest, "invalid_request", "token is required"))
-		return
-	}
 	var resp map[string]any
+	var err error
 	if isJWT(tok) {
 		resp, err = s.introspectAccess(ctx, caller, tok)
 	} else {

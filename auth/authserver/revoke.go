@@ -108,21 +108,12 @@ func (s *Server) ownAccessToken(raw string) *oidc.Claims {
 // expired, already revoked and other clients' tokens answer 200 and change
 // nothing: the answer reveals nothing about a token.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := endpointForm(w, r); err != nil {
-		writeOAuthError(w, err)
+	c, tok, ok := s.tokenForm(w, r, false)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	c, err := s.authenticateClient(ctx, r, false)
-	if err != nil {
-		writeOAuthError(w, err)
-		return
-	}
-	tok := r.PostForm.Get("token")
-	if tok == "" {
-		writeOAuthError(w, oerr(http.StatusBadRequest, "invalid_request", "token is required"))
-		return
-	}
+	var err error
 	if isJWT(tok) {
 		err = s.revokeAccess(ctx, c, tok)
 	} else {
@@ -332,4 +323,24 @@ func (rt *RevokedTokens) load(ctx context.Context, now time.Time) (map[string]st
 		set[j] = struct{}{}
 	}
 	return set, rows.Err()
+}
+
+// tokenForm reads the form of /revoke and /introspect: the authenticated
+// client (confidential: a client must authenticate with its keys) and the
+// token. On a bad request it has answered already and ok is false.
+func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request, confidential bool) (c *Client, tok string, ok bool) {
+	if err := endpointForm(w, r); err != nil {
+		writeOAuthError(w, err)
+		return nil, "", false
+	}
+	c, err := s.authenticateClient(r.Context(), r, confidential)
+	if err != nil {
+		writeOAuthError(w, err)
+		return nil, "", false
+	}
+	if tok = r.PostForm.Get("token"); tok == "" {
+		writeOAuthError(w, oerr(http.StatusBadRequest, "invalid_request", "token is required"))
+		return nil, "", false
+	}
+	return c, tok, true
 }

@@ -168,21 +168,30 @@ func splitList(s string) []string {
 // parseInterleaved parses flags that may come before or after one
 // positional argument (phix auth users add NAME --roles ...).
 func parseInterleaved(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return "", err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(pos) != 1 {
 		return "", errors.New("want exactly one name")
 	}
 	return pos[0], nil
+}
+
+// positionals parses fs from args, whose flags and positional arguments
+// may come in any order, and returns the positional ones.
+func positionals(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func authUserAdd(ctx context.Context, st *authserver.Store, args []string, stdin io.Reader) error {
@@ -299,16 +308,9 @@ func authTOTP(ctx context.Context, st *authserver.Store, db *sql.DB, verb string
 	fs := flag.NewFlagSet("totp", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	nf := nodeFlags(fs)
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return &exitError{code: 2, err: errors.New(authUsage)}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return &exitError{code: 2, err: errors.New(authUsage)}
 	}
 	if !nf.set() || (verb == "confirm" && len(pos) != 2) || (verb != "confirm" && len(pos) != 1) {
 		return &exitError{code: 2, err: errors.New(authUsage)}
@@ -416,16 +418,9 @@ func authAllowlistEdit(ctx context.Context, db *sql.DB, verb string, args []stri
 	fs := flag.NewFlagSet("allowlist", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	nf := nodeFlags(fs)
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return &exitError{code: 2, err: errors.New(authUsage)}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return &exitError{code: 2, err: errors.New(authUsage)}
 	}
 	if !nf.set() || len(pos) < 2 || (verb == "add" && len(pos) < 3) || (pos[0] != "client" && pos[0] != "org") {
 		return &exitError{code: 2, err: errors.New(authUsage)}

@@ -182,16 +182,7 @@ func (s *Store) FinishedJobs(ctx context.Context, before time.Time) (map[string]
 		return nil, sqlstore.DBError("reindex: finished jobs", err)
 	}
 	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var id string
-		var doc []byte
-		if err := rows.Scan(&id, &doc); err != nil {
-			return nil, sqlstore.DBError("reindex: finished jobs", err)
-		}
-		out[id] = doc
-	}
-	return out, sqlstore.DBError("reindex: finished jobs", rows.Err())
+	return sqlstore.JobDocs(rows, "reindex: finished jobs")
 }
 
 // purgeChunk bounds the ids of one purge statement.
@@ -262,14 +253,5 @@ func (s *Store) Jobs(ctx context.Context) (map[string][]byte, error) {
 		return nil, sqlstore.DBError("reindex: jobs", err)
 	}
 	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var id string
-		var doc []byte
-		if err := rows.Scan(&id, &doc); err != nil {
-			return nil, sqlstore.DBError("reindex: jobs", err)
-		}
-		out[id] = doc
-	}
-	return out, sqlstore.DBError("reindex: jobs", rows.Err())
+	return sqlstore.JobDocs(rows, "reindex: jobs")
 }

@@ -154,3 +154,29 @@ func JobFinished(doc []byte) bool {
 	}
 	return *d.Status != "running"
 }
+
+// JobRows is what both drivers' result sets offer (pgx.Rows, *sql.Rows);
+// the caller closes them.
+type JobRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// JobDocs collects the (id, doc) rows of a job query; what names the query
+// in errors.
+func JobDocs(rows JobRows, what string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, DBError(what, err)
+		}
+		out[id] = doc
+	}
+	if err := rows.Err(); err != nil {
+		return nil, DBError(what, err)
+	}
+	return out, nil
+}
