@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
@@ -57,7 +58,10 @@ func Open(path string) (*Store, error) {
 		s.w.SetConnMaxIdleTime(0)
 		s.r = s.w
 	} else {
-		s.w, err = sql.Open("sqlite", path+"?_txlock=immediate&_pragma=journal_mode(WAL)&"+common)
+		// The pragmas run in this order on each new connection: the busy
+		// timeout must come before journal_mode(WAL), which takes a lock,
+		// or a concurrent opener fails at once with SQLITE_BUSY.
+		s.w, err = sql.Open("sqlite", path+"?_txlock=immediate&"+common+"&_pragma=journal_mode(WAL)")
 		if err != nil {
 			return nil, sqlstore.DBError("open", err)
 		}
@@ -111,6 +115,18 @@ func Open(path string) (*Store, error) {
 // processes opening the same file concurrently apply each exactly once.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
+	// Several processes opening a new file at once: one of them may get
+	// SQLITE_BUSY at once, without the busy timeout's wait, while another
+	// connection sets the file up (seen in CI under load); try again for
+	// a while before giving up.
+	for try := 1; err != nil && isBusy(err) && try <= 40; try++ {
+		select {
+		case <-ctx.Done():
+			return sqlstore.DBError("migrate: begin", ctx.Err())
+		case <-time.After(time.Duration(try) * 10 * time.Millisecond):
+		}
+		tx, err = db.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return sqlstore.DBError("migrate: begin", err)
 	}
@@ -325,3 +341,9 @@ func (q querier) exec(ctx context.Context, text string, args ...any) (sql.Result
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var e interface{ Code() int }
+	return errors.As(err, &e) && e.Code()&0xff == 5
+}

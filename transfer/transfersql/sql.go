@@ -39,7 +39,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		s.db, err = sql.Open("pgx", url)
 	} else {
 		path := strings.TrimPrefix(url, "sqlite:")
-		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 		if err == nil {
 			// One writer avoids SQLITE_BUSY storms; WAL lets readers share it.
 			s.db.SetMaxOpenConns(1)
