@@ -180,7 +180,9 @@ func TestEHRLaunchRefusals(t *testing.T) {
 	if err := le.as.SetUser(ctx, authserver.User{Name: "dr-other", Roles: []string{"clinician"}, Patients: []string{"p2"}}, ehrPassword); err != nil {
 		t.Fatal(err)
 	}
-	fresh := func() string { return le.launch(t, "target_client_id", "ehrapp", "patient", ehrPatient, "encounter", ehrEncounter) }
+	fresh := func() string {
+		return le.launch(t, "target_client_id", "ehrapp", "patient", ehrPatient, "encounter", ehrEncounter)
+	}
 	used := fresh()
 	if st, _, _ := le.ehrFlow(t, "ehrapp", ehrAppScope, used, ehrUser, ehrPassword); st != 200 {
 		t.Fatal("setup: launch refused")
@@ -314,7 +316,7 @@ func TestLaunchLeaksNoPHI(t *testing.T) {
 	le.ehrFlow(t, "ehrapp", ehrAppScope, lv, ehrUser, ehrPassword) // reused
 	lv = mk()
 	values = append(values, lv)
-	le.ehrFlow(t, "ehrapp2", ehrAppScope, lv, ehrUser, ehrPassword)  // another app
+	le.ehrFlow(t, "ehrapp2", ehrAppScope, lv, ehrUser, ehrPassword)   // another app
 	le.ehrFlow(t, "ehrapp", ehrAppScope, lv, "dr-other", ehrPassword) // not the user's patient
 	le.post("/launch", with(le.auth(le.svc, "svc"), "target_client_id", "ehrapp", "patient", ehrPatient))
 	le.post("/launch", with(le.auth(le.ehr, "ehr"), "target_client_id", "ehrapp", "patient", ehrPatient+"/x"))
