@@ -188,7 +188,7 @@ func TestEHRLaunchRefusals(t *testing.T) {
 		t.Fatal("setup: launch refused")
 	}
 	noEncounter := le.launch(t, "target_client_id", "ehrapp", "patient", ehrPatient)
-	forOther := le.launch(t, "target_client_id", "ehrapp2", "patient", ehrPatient)
+	forOther := le.launch(t, "target_client_id", "ehrapp2", "patient", ehrPatient, "encounter", ehrEncounter)
 	for _, tc := range []struct {
 		name, client, scope, launch, user string
 		status                            int
