@@ -20,13 +20,15 @@ const (
 
 type authRequest struct {
 	clientID, redirectURI, scope, state, challenge, nonce string
-	launchPatient                                         bool // launch/patient: the form asks for a patient
+	launchPatient                                         bool           // standalone launch/patient: the form asks for a patient
+	launch                                                *LaunchContext // EHR launch: the context the EHR registered
 	expires                                               time.Time
 }
 
 type grant struct {
-	clientID, redirectURI, scope, challenge, user, nonce, patient string
-	authTime, expires                                             time.Time
+	clientID, redirectURI, scope, challenge, user, nonce string
+	launch                                               LaunchContext
+	authTime, expires                                    time.Time
 }
 
 // serveAuthorize validates a SMART authorization request and shows the
@@ -74,13 +76,39 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case len(q.Get("nonce")) > 256:
 		back("invalid_request", "nonce is too long")
 		return
-	case q.Get("launch") != "":
-		back("invalid_request", "EHR launch is not supported; use standalone launch/patient")
-		return
 	}
 	scope, err := s.grantScope(c, q.Get("scope"))
 	if err != nil {
 		back("invalid_scope", "requested scope exceeds the client's registration")
+		return
+	}
+	sc, _ := parseScopes(scope) // grantScope parsed it
+	var lc *LaunchContext
+	switch launch := q.Get("launch"); {
+	case launch != "" && !sc.Has("launch"):
+		back("invalid_scope", "an EHR launch needs the launch scope")
+		return
+	case launch != "":
+		// Consumed here, before the login: a launch value opens one login form.
+		if lc, err = s.consumeLaunch(r.Context(), launch, c.ID); err != nil {
+			s.cfg.Logger.Error("EHR launch lookup failed", "client", c.ID, "err", err)
+			back("server_error", "the launch could not be checked")
+			return
+		}
+		if lc == nil {
+			s.cfg.Logger.Warn("EHR launch refused: unknown, expired, used or for another client", "client", c.ID)
+			back("invalid_request", "launch unknown, expired, already used or created for another client")
+			return
+		}
+		if sc.Has("launch/encounter") && lc.Encounter == "" {
+			back("invalid_request", "launch/encounter was requested but the launch has no encounter")
+			return
+		}
+	case sc.Has("launch"):
+		back("invalid_request", "the launch scope needs a launch parameter (EHR launch)")
+		return
+	case sc.Has("launch/encounter"):
+		back("invalid_scope", "launch/encounter needs an EHR launch; standalone launch gives patient context only")
 		return
 	}
 	id := randomID()
@@ -91,9 +119,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		back("temporarily_unavailable", "too many pending logins")
 		return
 	}
-	sc, _ := parseScopes(scope) // grantScope parsed it
-	req := &authRequest{clientID: c.ID, redirectURI: redirect, scope: scope, state: q.Get("state"),
-		challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), launchPatient: sc.Has("launch/patient"), expires: s.now().Add(requestLifetime)}
+	req := &authRequest{clientID: c.ID, redirectURI: redirect, scope: scope, state: q.Get("state"), challenge: q.Get("code_challenge"),
+		nonce: q.Get("nonce"), launchPatient: lc == nil && sc.Has("launch/patient"), launch: lc, expires: s.now().Add(requestLifetime)}
 	s.reqs[id] = req
 	s.flows.Unlock()
 	s.renderLogin(w, http.StatusOK, id, c.Name, req, "")
@@ -146,10 +173,18 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Lockout.Success(lockKey)
-	var patient string
-	if req.launchPatient {
+	var lc LaunchContext
+	switch {
+	case req.launch != nil:
+		// The EHR chose the patient; the user's own limits still apply.
+		if p, ok := launchPatient(u, req.launch.Patient); !ok || p != req.launch.Patient {
+			again("The patient of this launch is not one you may open.")
+			return
+		}
+		lc = *req.launch
+	case req.launchPatient:
 		var ok bool
-		if patient, ok = launchPatient(u, r.PostForm.Get("patient")); !ok {
+		if lc.Patient, ok = launchPatient(u, r.PostForm.Get("patient")); !ok {
 			again("Choose a patient you may open (their record id).")
 			return
 		}
@@ -163,7 +198,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.codes[c] = &grant{clientID: req.clientID, redirectURI: req.redirectURI, scope: req.scope, challenge: req.challenge,
-		user: u.Name, nonce: req.nonce, patient: patient, authTime: s.now(), expires: s.now().Add(codeLifetime)}
+		user: u.Name, nonce: req.nonce, launch: lc, authTime: s.now(), expires: s.now().Add(codeLifetime)}
 	s.flows.Unlock()
 	dst, _ := url.Parse(req.redirectURI)
 	v := dst.Query()

@@ -123,3 +123,54 @@ func FuzzRevokeIntrospectToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLaunchRequest: a POST /launch body either parses into a
+// well-formed launch context or is refused with invalid_request, never
+// quoting the body; nothing panics.
+func FuzzParseLaunchRequest(f *testing.F) {
+	f.Add("application/x-www-form-urlencoded", "", "target_client_id=app&patient=p1&encounter=e1&fhir_context=Location%2Fl1&intent=x")
+	f.Add("application/x-www-form-urlencoded", "", "target_client_id=app&patient=..%2Fx")
+	f.Add("application/x-www-form-urlencoded", "", "target_client_id=app&patient=p1&fhir_context=Location%2F+%2Fx")
+	f.Add("application/x-www-form-urlencoded", "", "target_client_id=app&patient=p1&encouter=e1")
+	f.Add("application/json", "", `{"patient":"p1"}`)
+	f.Fuzz(func(t *testing.T, ctype, query, body string) {
+		v, err := authserver.ParseEndpointForm(ctype, query, []byte(body))
+		if err != nil {
+			return
+		}
+		lr, err := authserver.ParseLaunchRequest(v)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "invalid_request: ") {
+				t.Fatalf("refusal is not invalid_request: %v", err)
+			}
+			if p := v.Get("patient"); len(p) > 8 && strings.Contains(err.Error(), p) {
+				t.Fatal("refusal quotes the patient")
+			}
+			return
+		}
+		c := lr.Context
+		if lr.ClientID == "" || c.Patient != v.Get("patient") || c.Encounter != v.Get("encounter") || len(c.FHIRContext) > 10 || len(c.Intent) > 64 {
+			t.Fatalf("accepted %+v", lr)
+		}
+		for _, id := range append([]string{c.Patient, c.Encounter}, refIDs(c.FHIRContext)...) {
+			if strings.ContainsAny(id, "/ %?#") || len(id) > 64 {
+				t.Fatalf("malformed id accepted: %q", id)
+			}
+		}
+		if c.Patient == "" {
+			t.Fatal("launch without a patient accepted")
+		}
+	})
+}
+
+func refIDs(refs []authserver.ContextRef) []string {
+	var out []string
+	for _, r := range refs {
+		typ, id, ok := strings.Cut(r.Reference, "/")
+		if !ok || typ == "" {
+			return []string{"/"} // fails the caller's check
+		}
+		out = append(out, id)
+	}
+	return out
+}

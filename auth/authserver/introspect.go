@@ -56,7 +56,7 @@ func (s *Server) introspectAccess(ctx context.Context, caller *Client, raw strin
 	if c.Subject != c.ClientID {
 		out["username"] = c.Subject
 	}
-	for _, k := range []string{"patient", "fhirUser"} {
+	for _, k := range []string{"patient", "encounter", "fhirUser"} {
 		if v := c.String(k); v != "" {
 			out[k] = v
 		}
@@ -68,10 +68,10 @@ func (s *Server) introspectRefresh(ctx context.Context, caller *Client, rt strin
 	if len(rt) > maxRefreshTokenLen {
 		return nil, nil
 	}
-	var client, subject, scope, patient string
+	var client, subject, scope, patient, extra string
 	var authTime, expires, used, revoked int64
-	err := s.db.QueryRowContext(ctx, `SELECT client, subject, scope, patient, auth_time, expires, used, revoked FROM as_refresh WHERE id = $1`, refreshID(rt)).
-		Scan(&client, &subject, &scope, &patient, &authTime, &expires, &used, &revoked)
+	err := s.db.QueryRowContext(ctx, `SELECT client, subject, scope, patient, launch, auth_time, expires, used, revoked FROM as_refresh WHERE id = $1`, refreshID(rt)).
+		Scan(&client, &subject, &scope, &patient, &extra, &authTime, &expires, &used, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -90,8 +90,12 @@ func (s *Server) introspectRefresh(ctx context.Context, caller *Client, rt strin
 	}
 	out := map[string]any{"active": true, "scope": scope, "client_id": client, "sub": subject, "username": subject,
 		"iss": s.cfg.Issuer, "exp": expires, "auth_time": authTime}
-	if patient != "" {
-		out["patient"] = patient
+	lc := launchFromColumns(patient, extra)
+	if lc.Patient != "" {
+		out["patient"] = lc.Patient
+	}
+	if lc.Encounter != "" {
+		out["encounter"] = lc.Encounter
 	}
 	if sc, err := parseScopes(scope); err == nil && sc.Has("fhirUser") && u.FHIRUser != "" {
 		out["fhirUser"] = u.FHIRUser

@@ -15,8 +15,9 @@ import (
 // family is one grant's chain of refresh tokens: each use rotates the
 // token; all share the family's scope, launch context and absolute expiry.
 type family struct {
-	id, scope, patient string
-	authTime, expires  time.Time
+	id, scope         string
+	launch            LaunchContext
+	authTime, expires time.Time
 }
 
 // maxRefreshTokenLen bounds what is hashed and looked up (ours are 43).
@@ -32,7 +33,7 @@ func refreshID(token string) string {
 // token when offline_access or online_access was granted (a new family for
 // a code, the next token of fam for a refresh). accessScope may be
 // narrower than the family's.
-func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScope, patient, nonce string, authTime time.Time, fam *family) (map[string]any, error) {
+func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScope string, lc LaunchContext, nonce string, authTime time.Time, fam *family) (map[string]any, error) {
 	u, err := s.User(ctx, userName)
 	if err != nil || u.Disabled {
 		return nil, oerr(http.StatusBadRequest, "invalid_grant", "user no longer exists or is disabled")
@@ -45,7 +46,7 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 		return nil, oerr(http.StatusBadRequest, "invalid_scope", "scope does not parse")
 	}
 	tok, exp, err := s.Issue(Principal{Subject: u.Name, ClientID: c.ID, Scope: accessScope, Roles: u.Roles, Org: u.Org,
-		Purpose: u.Purpose, FHIRUser: u.FHIRUser, Patient: patient})
+		Purpose: u.Purpose, FHIRUser: u.FHIRUser, Patient: lc.Patient, Encounter: lc.Encounter})
 	if err != nil {
 		return nil, err
 	}
@@ -53,9 +54,7 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 	if u.FHIRUser != "" {
 		out["fhirUser"] = u.FHIRUser
 	}
-	if patient != "" {
-		out["patient"] = patient
-	}
+	lc.addTo(out)
 	if sc.Has("openid") {
 		idt, err := s.idToken(u, c.ID, sc, nonce, authTime)
 		if err != nil {
@@ -72,13 +71,13 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 			life = s.cfg.OnlineRefreshLifetime
 		}
 		if life > 0 {
-			fam = &family{id: randomID(), scope: accessScope, patient: patient, authTime: authTime, expires: s.now().Add(life)}
+			fam = &family{id: randomID(), scope: accessScope, launch: lc, authTime: authTime, expires: s.now().Add(life)}
 		}
 	}
 	if fam != nil {
 		rt := randomID()
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO as_refresh (id, family, client, subject, scope, patient, auth_time, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			refreshID(rt), fam.id, c.ID, u.Name, fam.scope, fam.patient, fam.authTime.Unix(), fam.expires.Unix()); err != nil {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO as_refresh (id, family, client, subject, scope, patient, launch, auth_time, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			refreshID(rt), fam.id, c.ID, u.Name, fam.scope, fam.launch.Patient, fam.launch.extra(), fam.authTime.Unix(), fam.expires.Unix()); err != nil {
 			return nil, err
 		}
 		out["refresh_token"] = rt
@@ -107,10 +106,10 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (map[string]
 		return nil, err
 	}
 	var fam family
-	var client, subject string
+	var client, subject, patient, extra string
 	var authTime, expires, used, revoked int64
-	err = s.db.QueryRowContext(ctx, `SELECT family, client, subject, scope, patient, auth_time, expires, used, revoked FROM as_refresh WHERE id = $1`, id).
-		Scan(&fam.id, &client, &subject, &fam.scope, &fam.patient, &authTime, &expires, &used, &revoked)
+	err = s.db.QueryRowContext(ctx, `SELECT family, client, subject, scope, patient, launch, auth_time, expires, used, revoked FROM as_refresh WHERE id = $1`, id).
+		Scan(&fam.id, &client, &subject, &fam.scope, &patient, &extra, &authTime, &expires, &used, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, bad
 	}
@@ -118,6 +117,7 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (map[string]
 		return nil, err
 	}
 	fam.authTime, fam.expires = time.Unix(authTime, 0), time.Unix(expires, 0)
+	fam.launch = launchFromColumns(patient, extra)
 	if revoked != 0 || !now.Before(fam.expires) {
 		return nil, bad
 	}
@@ -152,7 +152,7 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (map[string]
 		s.revokeFamily(ctx, fam.id, "refresh token reused; family revoked", c.ID)
 		return nil, bad
 	}
-	return s.userTokens(ctx, c, subject, scope, fam.patient, "", fam.authTime, &fam)
+	return s.userTokens(ctx, c, subject, scope, fam.launch, "", fam.authTime, &fam)
 }
 
 // revokeFamily revokes every refresh token of a family and logs why (the

@@ -120,7 +120,8 @@ func (s *Server) TokenURL() string { return s.cfg.Issuer + "/token" }
 // Handler serves the endpoints relative to the issuer path (mount it with
 // http.StripPrefix): /.well-known/openid-configuration,
 // /.well-known/smart-configuration, /jwks, /authorize, /token, /revoke
-// (RFC 7009), /introspect (RFC 7662), /userinfo (OpenID Connect).
+// (RFC 7009), /introspect (RFC 7662), /userinfo (OpenID Connect), /launch
+// (EHR launch contexts).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
@@ -133,6 +134,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /introspect", s.serveIntrospect)
 	mux.HandleFunc("GET /userinfo", s.serveUserinfo)
 	mux.HandleFunc("POST /userinfo", s.serveUserinfo)
+	mux.HandleFunc("POST /launch", s.serveLaunch)
 	return mux
 }
 
@@ -177,12 +179,12 @@ func (s *Server) serveSMART(w http.ResponseWriter, _ *http.Request) {
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"private_key_jwt", "none"},
 		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
-		"scopes_supported": []string{"openid", "fhirUser", "profile", "launch/patient", "offline_access", "online_access",
+		"scopes_supported": []string{"openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
 			"patient/*.rs", "user/*.cruds", "system/*.cruds"},
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},
-		"capabilities": []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
-			"permission-v1", "permission-v2", "sso-openid-connect", "context-standalone-patient",
+		"capabilities": []string{"launch-standalone", "launch-ehr", "client-public", "client-confidential-asymmetric",
+			"permission-v1", "permission-v2", "sso-openid-connect", "context-standalone-patient", "context-ehr-patient", "context-ehr-encounter",
 			"permission-offline", "permission-online", "permission-patient", "permission-user"},
 	})
 }
@@ -204,6 +206,9 @@ type Principal struct {
 	// Patient is the SMART launch context (a Patient logical id), carried
 	// as the patient claim.
 	Patient string
+	// Encounter is the EHR launch's encounter (a logical id), carried as
+	// the encounter claim: context for the app; enforcement is by patient.
+	Encounter string
 }
 
 // Issue signs an access token for p with the server's current key. The
@@ -230,6 +235,9 @@ func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
 	}
 	if p.Patient != "" {
 		claims["patient"] = p.Patient
+	}
+	if p.Encounter != "" {
+		claims["encounter"] = p.Encounter
 	}
 	token, err = s.sign(claims, "at+jwt")
 	return token, int(s.cfg.TokenLifetime / time.Second), err

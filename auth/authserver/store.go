@@ -36,10 +36,40 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 		// exp plus the verifiers' leeway, then purged (revoke.go).
 		`CREATE TABLE IF NOT EXISTS as_revoked (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS as_revoked_exp ON as_revoked (exp)`,
+		// EHR launch contexts (launch.go) by the SHA-256 of the launch
+		// value (the value itself is never stored); single use, short-lived.
+		`CREATE TABLE IF NOT EXISTS as_launch (id TEXT PRIMARY KEY, client TEXT NOT NULL, ehr TEXT NOT NULL, doc TEXT NOT NULL,
+			expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)`,
+		`CREATE INDEX IF NOT EXISTS as_launch_expires ON as_launch (expires)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
 		}
+	}
+	// Columns added after the table first shipped: SQLite has no ADD COLUMN
+	// IF NOT EXISTS, so probe for the column first.
+	return addColumn(ctx, db, "as_refresh", "launch", `TEXT NOT NULL DEFAULT ''`)
+}
+
+// addColumn adds a column unless it exists. Two processes migrating at
+// once may both try: the loser's ALTER fails, and the second probe then
+// finds the column.
+func addColumn(ctx context.Context, db *sql.DB, table, column, def string) error {
+	probe := func() error {
+		rows, err := db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`)
+		if err == nil {
+			rows.Close()
+		}
+		return err
+	}
+	if probe() == nil {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+def); err != nil {
+		if probe() == nil {
+			return nil
+		}
+		return err
 	}
 	return nil
 }
@@ -66,6 +96,9 @@ type Client struct {
 	// any token of this server (RFC 7662); without it a client may only
 	// introspect tokens issued to itself.
 	Introspect bool `json:"introspect,omitempty"`
+	// EHR lets a confidential client (an EHR) create launch contexts at
+	// POST /launch for SMART EHR launch (launch.go).
+	EHR bool `json:"ehr,omitempty"`
 	// Disabled clients are refused everywhere (phix auth clients disable).
 	Disabled bool `json:"disabled,omitempty"`
 }
@@ -110,6 +143,9 @@ func (st *Store) RegisterClient(ctx context.Context, c Client) error {
 	}
 	if c.Introspect && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
 		return errors.New("authserver: introspection needs a confidential client (with a JWKS)")
+	}
+	if c.EHR && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
+		return errors.New("authserver: an EHR client needs a confidential client (with a JWKS)")
 	}
 	if c.JWKS != nil {
 		for _, k := range c.JWKS.Keys {

@@ -223,5 +223,5 @@ func (s *Server) authorizationCode(ctx context.Context, r *http.Request) (map[st
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.challenge)) != 1 {
 		return nil, oerr(http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
 	}
-	return s.userTokens(ctx, c, g.user, g.scope, g.patient, g.nonce, g.authTime, nil)
+	return s.userTokens(ctx, c, g.user, g.scope, g.launch, g.nonce, g.authTime, nil)
 }

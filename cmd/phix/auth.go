@@ -42,6 +42,7 @@ const authUsage = `usage: phix auth --db DSN <command> ...
        backend services: --jwks FILE | --public-key FILE (PEM)   (client_credentials, private_key_jwt)
        public SMART app: --redirect-uri URI (repeatable)          (authorization code with PKCE)
        --introspect (with keys): may introspect every token of this server (a resource server)
+       --ehr (with keys): an EHR that may create SMART EHR launch contexts (POST /auth/launch)
   clients list
   clients disable ID                refuses the client and revokes its refresh tokens
   totp enrol USER --data-dir DIR --hospital H [--suite intl|gm]
@@ -116,6 +117,9 @@ func authMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			}
 			if c.Introspect {
 				kind += ",introspect"
+			}
+			if c.EHR {
+				kind += ",ehr"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, kind, c.Scope, strings.Join(c.Roles, ","), yesNo(c.Disabled, "disabled", "active"))
 		}
@@ -240,6 +244,7 @@ func authClientAdd(ctx context.Context, st *authserver.Store, args []string) err
 	org := fs.String("org", "", "organisation carried in a backend client's tokens")
 	purpose := fs.String("purpose", "", "purpose of use carried in a backend client's tokens")
 	introspect := fs.Bool("introspect", false, "the client (a resource server) may introspect every token of this server")
+	ehr := fs.Bool("ehr", false, "the client (an EHR) may create SMART EHR launch contexts")
 	var redirects listFlag
 	fs.Var(&redirects, "redirect-uri", "redirect URI of a public SMART app (repeatable; compared exactly)")
 	id, err := parseInterleaved(fs, args)
@@ -256,8 +261,10 @@ func authClientAdd(ctx context.Context, st *authserver.Store, args []string) err
 		return &exitError{code: 2, err: errors.New("clients add: give --jwks/--public-key (backend services) or --redirect-uri (public SMART app)")}
 	case *introspect && !backend:
 		return &exitError{code: 2, err: errors.New("clients add: --introspect needs the client's keys (--jwks or --public-key)")}
+	case *ehr && !backend:
+		return &exitError{code: 2, err: errors.New("clients add: --ehr needs the client's keys (--jwks or --public-key)")}
 	}
-	c := authserver.Client{ID: id, Name: *name, Scope: *scope, RedirectURIs: redirects, Introspect: *introspect}
+	c := authserver.Client{ID: id, Name: *name, Scope: *scope, RedirectURIs: redirects, Introspect: *introspect, EHR: *ehr}
 	if backend {
 		c.ClientCredentials, c.Roles, c.Org, c.Purpose = true, splitList(*rolesF), *org, *purpose
 		if c.JWKS, err = readClientKeys(*jwksFile, *pubFile); err != nil {

@@ -302,3 +302,45 @@ func TestAuthClientIntrospect(t *testing.T) {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
 }
+
+// TestAuthClientEHR: --ehr marks a client with keys as an EHR (stored, and
+// shown by the listing); a public app cannot be one, and a client added
+// without it is not one.
+func TestAuthClientEHR(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "auth.db")
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := authMain(ctx, append([]string{"--db", db}, args...), strings.NewReader(""), &out)
+		return out.String(), err
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	pub := filepath.Join(dir, "ehr.pem")
+	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	if _, err := run("clients", "add", "ehr", "--public-key", pub, "--scope", "system/Patient.rs", "--ehr"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("clients", "add", "svc", "--public-key", pub, "--scope", "system/Patient.rs"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("clients", "add", "app", "--redirect-uri", "http://127.0.0.1:8765/cb", "--scope", "openid", "--ehr"); err == nil {
+		t.Fatal("a public app registered as an EHR")
+	}
+	out, err := run("clients", "list")
+	if err != nil || !regexpLine(out, "ehr", "backend,ehr") || regexpLine(out, "svc", "ehr") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	sdb, err := nodeauth.OpenDB(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	for id, want := range map[string]bool{"ehr": true, "svc": false} {
+		c, err := authserver.NewStore(sdb).Client(ctx, id)
+		if err != nil || c.EHR != want {
+			t.Fatalf("%s: stored EHR flag %v, want %v (%v)", id, c != nil && c.EHR, want, err)
+		}
+	}
+}
