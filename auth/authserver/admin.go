@@ -55,8 +55,9 @@ func (st *Store) Users(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
-// DisableClient refuses the client from now on and revokes its refresh
-// tokens. Access tokens already issued expire within 300 s.
+// DisableClient refuses the client from now on, revokes its refresh
+// tokens and puts its access tokens still out on the revocation list (the
+// FHIR replicas refuse them within their refresh interval).
 func (st *Store) DisableClient(ctx context.Context, id string) error {
 	c, err := st.Client(ctx, id)
 	if errors.Is(err, errUnknownClient) {
@@ -73,12 +74,15 @@ func (st *Store) DisableClient(ctx context.Context, id string) error {
 	if _, err := st.db.ExecContext(ctx, `UPDATE as_clients SET doc = $1 WHERE id = $2`, string(doc), id); err != nil {
 		return err
 	}
-	_, err = st.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE client = $1`, id)
-	return err
+	if _, err := st.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE client = $1`, id); err != nil {
+		return err
+	}
+	return revokeIssued(ctx, st.db, st.now(), issuedByClient, id)
 }
 
-// DisableUser refuses the user's logins and refreshes from now on and
-// revokes the user's refresh tokens.
+// DisableUser refuses the user's logins and refreshes from now on, revokes
+// the user's refresh tokens and puts the user's access tokens still out
+// on the revocation list.
 func (st *Store) DisableUser(ctx context.Context, name string) error {
 	return st.updateUser(ctx, name, func(u *User) { u.Disabled = true })
 }
@@ -106,9 +110,12 @@ func (st *Store) updateUser(ctx context.Context, name string, f func(*User)) err
 		return err
 	}
 	if u.Disabled {
-		_, err = st.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE subject = $1`, name)
+		if _, err := st.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE subject = $1`, name); err != nil {
+			return err
+		}
+		return revokeIssued(ctx, st.db, st.now(), issuedByUser, name)
 	}
-	return err
+	return nil
 }
 
 // validID reports whether s is a FHIR logical id ([A-Za-z0-9\-\.]{1,64}).

@@ -45,8 +45,24 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 	if err != nil {
 		return nil, oerr(http.StatusBadRequest, "invalid_scope", "scope does not parse")
 	}
-	tok, exp, err := s.Issue(Principal{Subject: u.Name, ClientID: c.ID, Scope: accessScope, Roles: u.Roles, Org: u.Org,
-		Purpose: u.Purpose, FHIRUser: u.FHIRUser, Patient: lc.Patient, Encounter: lc.Encounter})
+	if fam == nil {
+		var life time.Duration
+		switch {
+		case sc.Has("offline_access"):
+			life = s.cfg.RefreshLifetime
+		case sc.Has("online_access"):
+			life = s.cfg.OnlineRefreshLifetime
+		}
+		if life > 0 {
+			fam = &family{id: randomID(), scope: accessScope, launch: lc, authTime: authTime, expires: s.now().Add(life)}
+		}
+	}
+	famID := ""
+	if fam != nil {
+		famID = fam.id // the access token goes with its family when that is revoked
+	}
+	tok, exp, err := s.issue(ctx, Principal{Subject: u.Name, ClientID: c.ID, Scope: accessScope, Roles: u.Roles, Org: u.Org,
+		Purpose: u.Purpose, FHIRUser: u.FHIRUser, Patient: lc.Patient, Encounter: lc.Encounter}, u.Name, famID)
 	if err != nil {
 		return nil, err
 	}
@@ -62,18 +78,6 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 		}
 		out["id_token"] = idt
 	}
-	if fam == nil {
-		var life time.Duration
-		switch {
-		case sc.Has("offline_access"):
-			life = s.cfg.RefreshLifetime
-		case sc.Has("online_access"):
-			life = s.cfg.OnlineRefreshLifetime
-		}
-		if life > 0 {
-			fam = &family{id: randomID(), scope: accessScope, launch: lc, authTime: authTime, expires: s.now().Add(life)}
-		}
-	}
 	if fam != nil {
 		rt := randomID()
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO as_refresh (id, family, client, subject, scope, patient, launch, auth_time, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -81,6 +85,11 @@ func (s *Server) userTokens(ctx context.Context, c *Client, userName, accessScop
 			return nil, err
 		}
 		out["refresh_token"] = rt
+	}
+	// A revocation or disable that raced this grant: refuse rather than hand
+	// out tokens that the revocation list may have missed.
+	if err := s.stillGranted(ctx, c.ID, u.Name, famID); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -155,12 +164,23 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (map[string]
 	return s.userTokens(ctx, c, subject, scope, fam.launch, "", fam.authTime, &fam)
 }
 
-// revokeFamily revokes every refresh token of a family and logs why (the
-// client id only: no token, no user).
+// revokeFamily revokes every refresh token of a family, and the access
+// tokens issued from it, and logs why (the client id only: no token, no
+// user).
 func (s *Server) revokeFamily(ctx context.Context, fam, why, client string) {
-	if _, err := s.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE family = $1`, fam); err != nil {
+	if err := s.revokeChain(ctx, fam); err != nil {
 		s.cfg.Logger.Error("refresh family revocation failed", "client", client, "err", err)
 		return
 	}
 	s.cfg.Logger.Warn(why, "client", client)
+}
+
+// revokeChain revokes a refresh family: its refresh tokens first, then
+// the access tokens issued from it go on the revocation list (in this
+// order: see stillGranted).
+func (s *Server) revokeChain(ctx context.Context, fam string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE family = $1`, fam); err != nil {
+		return err
+	}
+	return revokeIssued(ctx, s.db, s.now(), issuedByFamily, fam)
 }

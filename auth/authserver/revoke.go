@@ -106,7 +106,8 @@ func (s *Server) ownAccessToken(raw string) *oidc.Claims {
 // refresh token revokes its whole family (every rotation of the grant); an
 // access token's jti joins the revocation list until its exp. Unknown,
 // expired, already revoked and other clients' tokens answer 200 and change
-// nothing: the answer reveals nothing about a token.
+// nothing: the answer reveals nothing about a token. The access tokens
+// issued from a revoked family join the revocation list too (issued.go).
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	c, tok, ok := s.tokenForm(w, r, false)
 	if !ok {
@@ -168,10 +169,10 @@ func (s *Server) revokeRefresh(ctx context.Context, c *Client, rt string) error 
 		s.cfg.Logger.Warn("revocation of another client's refresh token ignored", "client", c.ID)
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE as_refresh SET revoked = 1 WHERE family = $1`, fam); err != nil {
+	if err := s.revokeChain(ctx, fam); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("refresh token revoked with its family", "client", c.ID)
+	s.cfg.Logger.Info("refresh token revoked with its family and their access tokens", "client", c.ID)
 	return nil
 }
 

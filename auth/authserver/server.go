@@ -98,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{Store: NewStore(cfg.DB), cfg: cfg, db: cfg.DB, reqs: map[string]*authRequest{}, codes: map[string]*grant{}}
+	s.Store.now = s.now // disabling a user or client revokes by the server's clock
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}
@@ -213,13 +214,26 @@ type Principal struct {
 
 // Issue signs an access token for p with the server's current key. The
 // token lives TokenLifetime (≤ 300 s).
+// The token is recorded (as_issued) so that disabling its user (a Subject
+// other than the ClientID) or client revokes it.
 func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
+	user := ""
+	if p.Subject != p.ClientID {
+		user = p.Subject
+	}
+	return s.issue(context.Background(), p, user, "")
+}
+
+// issue signs an access token for p and records it with its user ("" for a
+// client's own token) and refresh family ("" for none).
+func (s *Server) issue(ctx context.Context, p Principal, user, family string) (token string, expiresIn int, err error) {
 	now := s.now()
 	exp := now.Add(s.cfg.TokenLifetime)
+	jti := randomID()[:22]
 	claims := map[string]any{
 		"iss": s.cfg.Issuer, "sub": p.Subject, "aud": s.cfg.Audience,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": exp.Unix(),
-		"jti": randomID()[:22], "client_id": p.ClientID, "scope": p.Scope,
+		"jti": jti, "client_id": p.ClientID, "scope": p.Scope,
 	}
 	if len(p.Roles) > 0 {
 		claims["roles"] = p.Roles
@@ -239,8 +253,13 @@ func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
 	if p.Encounter != "" {
 		claims["encounter"] = p.Encounter
 	}
-	token, err = s.sign(claims, "at+jwt")
-	return token, int(s.cfg.TokenLifetime / time.Second), err
+	if token, err = s.sign(claims, "at+jwt"); err != nil {
+		return "", 0, err
+	}
+	if err := s.recordIssued(ctx, jti, exp, p.ClientID, user, family); err != nil {
+		return "", 0, err
+	}
+	return token, int(s.cfg.TokenLifetime / time.Second), nil
 }
 
 // sign signs claims with the current key under the given JOSE typ.

@@ -36,6 +36,16 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 		// exp plus the verifiers' leeway, then purged (revoke.go).
 		`CREATE TABLE IF NOT EXISTS as_revoked (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS as_revoked_exp ON as_revoked (exp)`,
+		// Issued access tokens (issued.go): what revoking a refresh family
+		// or disabling a user or client puts on as_revoked. subject is the
+		// user's name, '' for a client's own token; family '' for none.
+		// Purged after exp plus the verifiers' leeway.
+		`CREATE TABLE IF NOT EXISTS as_issued (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL, client TEXT NOT NULL, subject TEXT NOT NULL,
+			family TEXT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS as_issued_exp ON as_issued (exp)`,
+		`CREATE INDEX IF NOT EXISTS as_issued_client ON as_issued (client)`,
+		`CREATE INDEX IF NOT EXISTS as_issued_subject ON as_issued (subject)`,
+		`CREATE INDEX IF NOT EXISTS as_issued_family ON as_issued (family)`,
 		// EHR launch contexts (launch.go) by the SHA-256 of the launch
 		// value (the value itself is never stored); single use, short-lived.
 		`CREATE TABLE IF NOT EXISTS as_launch (id TEXT PRIMARY KEY, client TEXT NOT NULL, ehr TEXT NOT NULL, doc TEXT NOT NULL,
@@ -128,10 +138,13 @@ type User struct {
 
 // Store is the authorization server's registry of clients and users. The
 // Server embeds one; `phix auth` uses one alone (no signing keys needed).
-type Store struct{ db *sql.DB }
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
 
 // NewStore returns the store over db (Migrate must have run).
-func NewStore(db *sql.DB) *Store { return &Store{db: db} }
+func NewStore(db *sql.DB) *Store { return &Store{db: db, now: time.Now} }
 
 // RegisterClient adds or replaces a client.
 func (st *Store) RegisterClient(ctx context.Context, c Client) error {

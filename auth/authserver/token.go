@@ -79,8 +79,11 @@ func (s *Server) clientCredentials(ctx context.Context, r *http.Request) (map[st
 	if err != nil {
 		return nil, err
 	}
-	tok, exp, err := s.Issue(Principal{Subject: c.ID, ClientID: c.ID, Scope: scope, Roles: c.Roles, Org: c.Org, Purpose: c.Purpose})
+	tok, exp, err := s.issue(ctx, Principal{Subject: c.ID, ClientID: c.ID, Scope: scope, Roles: c.Roles, Org: c.Org, Purpose: c.Purpose}, "", "")
 	if err != nil {
+		return nil, err
+	}
+	if err := s.stillGranted(ctx, c.ID, "", ""); err != nil {
 		return nil, err
 	}
 	return map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": exp, "scope": scope}, nil
