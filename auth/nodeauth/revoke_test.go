@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"phix/auth/authserver"
 	"phix/auth/nodeauth"
 	"phix/auth/session"
 	"phix/internal/testenv"
@@ -147,4 +148,45 @@ func TestStoredAllowlistEnforced(t *testing.T) {
 		t.Fatalf("remove: %d %v", k, err)
 	}
 	until(t, "removing the organisation's list", func() bool { return n.do(t, n.seeder, "GET", "Patient/p1", "") == 200 })
+}
+
+// TestDisabledClientTokenRefused: over real HTTP, on SQLite and PostgreSQL,
+// disabling a client in the auth store (as `phix auth clients disable`
+// does) puts its access token issued before on the revocation list: the
+// FHIR server answers 401 with an OperationOutcome for it, before the
+// token expires. Another client's token still authenticates.
+func TestDisabledClientTokenRefused(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": func(testing.TB) string { return "" }, "postgres": testenv.Postgres} {
+		t.Run(name, func(t *testing.T) {
+			n := startNodeDB(t, dsn(t))
+			ctx := context.Background()
+			if st := n.do(t, n.seeder, "PUT", "Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"Demo"}]}`); st/100 != 2 {
+				t.Fatalf("seed: %d", st)
+			}
+			tok, err := n.seeder.Fresh(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := n.gw.Fresh(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := n.get(t, tok, "Patient/p1"); st != 200 {
+				t.Fatalf("before disabling: %d", st)
+			}
+			if st, _ := n.get(t, other, "Patient/p1"); st == 401 {
+				t.Fatal("the other client's token is refused before disabling")
+			}
+			if err := authserver.NewStore(n.db).DisableClient(ctx, n.seeder.ID); err != nil {
+				t.Fatal(err)
+			}
+			until(t, "FHIR server refuses the disabled client's token", func() bool { st, _ := n.get(t, tok, "Patient/p1"); return st == 401 })
+			if st, rt := n.get(t, tok, "Patient/p1"); st != 401 || rt != "OperationOutcome" {
+				t.Fatalf("disabled client's token: %d %q", st, rt)
+			}
+			if st, _ := n.get(t, other, "Patient/p1"); st == 401 {
+				t.Fatal("the other client's token is refused after disabling")
+			}
+		})
+	}
 }
