@@ -213,9 +213,9 @@ type Principal struct {
 }
 
 // Issue signs an access token for p with the server's current key. The
-// token lives TokenLifetime (≤ 300 s).
-// The token is recorded (as_issued) so that disabling its user (a Subject
-// other than the ClientID) or client revokes it.
+// token lives TokenLifetime (≤ 300 s). It is recorded (as_issued) so that
+// disabling its user (a Subject other than the ClientID) or client revokes
+// it; an error means it could not be recorded and no token is returned.
 func (s *Server) Issue(p Principal) (token string, expiresIn int, err error) {
 	user := ""
 	if p.Subject != p.ClientID {
