@@ -7,11 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"phix/access/roles"
 	"phix/access/scopes"
+	"phix/internal/bearer"
 )
 
 // Principal is who made a request.
@@ -90,7 +90,7 @@ func (s *StaticTokens) AddAuditorTokens(tokens ...string) error {
 // SHA-256 digests in constant time, and every configured token is compared
 // so timing does not reveal which one nearly matched.
 func (s *StaticTokens) Authenticate(r *http.Request) (*Principal, error) {
-	tok, ok := bearer(r)
+	tok, ok := bearer.Token(r)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
@@ -105,17 +105,6 @@ func (s *StaticTokens) Authenticate(r *http.Request) (*Principal, error) {
 		return nil, ErrUnauthenticated
 	}
 	return &Principal{Subject: s.names[match], Role: s.roles[match]}, nil
-}
-
-// bearer extracts the token of an "Authorization: Bearer" header.
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	t := strings.TrimSpace(h[len(prefix):])
-	return t, t != ""
 }
 
 // NewToken returns a fresh random token: 32 bytes, base64url without padding.

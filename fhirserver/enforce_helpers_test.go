@@ -28,6 +28,7 @@ import (
 	"phix/auth/totp"
 	"phix/consent"
 	"phix/fhir"
+	"phix/internal/bearer"
 	"phix/store"
 	"phix/suite"
 )
@@ -37,7 +38,7 @@ import (
 type principalAuth map[string]*Principal
 
 func (a principalAuth) Authenticate(r *http.Request) (*Principal, error) {
-	tok, ok := bearer(r)
+	tok, ok := bearer.Token(r)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}

@@ -12,6 +12,7 @@ import (
 	"phix/access/scopes"
 	"phix/auth/oidc"
 	"phix/auth/session"
+	"phix/internal/bearer"
 )
 
 // TokenVerifier checks a bearer token's signature, issuer, audience and
@@ -90,7 +91,7 @@ func NewBearerAuth(o BearerAuthOptions) (*BearerAuth, error) {
 // address would lock every client behind one NAT or on loopback).
 func (a *BearerAuth) Authenticate(r *http.Request) (*Principal, error) {
 	ctx := r.Context()
-	tok, ok := bearer(r)
+	tok, ok := bearer.Token(r)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"phix/internal/bearer"
 )
 
 // serveIntrospect is RFC 7662 token introspection. Only a confidential
@@ -120,7 +122,7 @@ func nilUnlessStore(err, notFound error) error {
 // fhirUser scope was granted; preferred_username and name only with the
 // profile scope.
 func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
-	tok, ok := bearerToken(r)
+	tok, ok := bearer.Token(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="phix"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "a bearer access token is required"})
@@ -167,15 +169,4 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// bearerToken extracts an "Authorization: Bearer" token.
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	t := strings.TrimSpace(h[len(prefix):])
-	return t, t != ""
 }
