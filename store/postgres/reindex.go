@@ -135,20 +135,7 @@ func (s *Store) JobsSince(ctx context.Context, seq int64) (map[string][]byte, in
 		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
 	}
 	defer rows.Close()
-	out, last := map[string][]byte{}, seq
-	for rows.Next() {
-		var id string
-		var doc []byte
-		var n int64
-		if err := rows.Scan(&id, &doc, &n); err != nil {
-			return nil, seq, sqlstore.DBError("reindex: jobs since", err)
-		}
-		out[id], last = doc, max(last, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, seq, sqlstore.DBError("reindex: jobs since", err)
-	}
-	return out, last, nil
+	return sqlstore.JobChanges(rows, seq)
 }
 
 // FinishedJobs implements store.Reindexer.

@@ -180,3 +180,22 @@ func JobDocs(rows JobRows, what string) (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// JobChanges collects the (id, doc, seq) rows of a "jobs changed since seq"
+// query and the highest seq among them (seq itself when there are none).
+func JobChanges(rows JobRows, seq int64) (map[string][]byte, int64, error) {
+	out, last := map[string][]byte{}, seq
+	for rows.Next() {
+		var id string
+		var doc []byte
+		var n int64
+		if err := rows.Scan(&id, &doc, &n); err != nil {
+			return nil, seq, DBError("reindex: jobs since", err)
+		}
+		out[id], last = doc, max(last, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, seq, DBError("reindex: jobs since", err)
+	}
+	return out, last, nil
+}
