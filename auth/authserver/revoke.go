@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"phix/auth/oidc"
+	"phix/internal/periodic"
 )
 
 // revokedGrace is how long past its exp a revoked access token's jti is
@@ -235,49 +235,23 @@ type RevokedTokens struct {
 	RefreshEvery time.Duration
 	Now          func() time.Time
 
-	mu      sync.RWMutex // guards set and loaded
-	set     map[string]struct{}
-	loaded  time.Time
-	refresh chanMutex // one reader of the table at a time
+	list *periodic.Value[map[string]struct{}]
 }
-
-// chanMutex is a mutex whose lock gives up when ctx ends.
-type chanMutex chan struct{}
-
-func (m chanMutex) lock(ctx context.Context) error {
-	select {
-	case m <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (m chanMutex) unlock() { <-m }
 
 // NewRevokedTokens returns the revocation list over the auth store (Migrate
 // must have run).
 func NewRevokedTokens(db *sql.DB) *RevokedTokens {
-	return &RevokedTokens{db: db, refresh: make(chanMutex, 1)}
+	rt := &RevokedTokens{db: db}
+	rt.list = periodic.New(func(ctx context.Context, now time.Time) (map[string]struct{}, error) {
+		ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+		return rt.load(ctx, now)
+	})
+	return rt
 }
 
 // refreshTimeout bounds one read of the list.
 const refreshTimeout = 5 * time.Second
-
-// lookup answers from the cached list if it is fresh at now.
-func (rt *RevokedTokens) lookup(jti string, now time.Time) (revoked, fresh bool) {
-	every := rt.RefreshEvery
-	if every <= 0 {
-		every = 2 * time.Second
-	}
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	if rt.set == nil || now.Sub(rt.loaded) >= every || now.Before(rt.loaded) {
-		return false, false
-	}
-	_, revoked = rt.set[jti]
-	return revoked, true
-}
 
 // Revoked reports whether the access token with this jti was revoked, as
 // of at most RefreshEvery ago. An error means the list could not be read.
@@ -286,25 +260,14 @@ func (rt *RevokedTokens) Revoked(ctx context.Context, jti string) (bool, error) 
 	if rt.Now != nil {
 		now = rt.Now()
 	}
-	if revoked, fresh := rt.lookup(jti, now); fresh {
-		return revoked, nil
+	every := rt.RefreshEvery
+	if every <= 0 {
+		every = 2 * time.Second
 	}
-	if err := rt.refresh.lock(ctx); err != nil {
-		return false, err
-	}
-	defer rt.refresh.unlock()
-	if revoked, fresh := rt.lookup(jti, now); fresh {
-		return revoked, nil // another request re-read it meanwhile
-	}
-	qctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-	defer cancel()
-	set, err := rt.load(qctx, now)
+	set, err := rt.list.Get(ctx, now, every)
 	if err != nil {
 		return false, err
 	}
-	rt.mu.Lock()
-	rt.set, rt.loaded = set, now
-	rt.mu.Unlock()
 	_, revoked := set[jti]
 	return revoked, nil
 }

@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"net/netip"
-	"sync"
 	"time"
+
+	"phix/internal/periodic"
 )
 
 // StoredAllowlist keeps the IP allowlists in the node's auth store (table
@@ -21,9 +22,7 @@ type StoredAllowlist struct {
 	RefreshEvery time.Duration
 	Now          func() time.Time
 
-	mu     sync.Mutex
-	cur    *Allowlist
-	loaded time.Time
+	lists *periodic.Value[*Allowlist]
 }
 
 // AllowlistEntry is one allowed prefix of a client or an organisation.
@@ -38,7 +37,27 @@ type AllowlistEntry struct {
 var ErrAllowlistEntry = errors.New("session: allowlist entry needs kind client or org and a plain id")
 
 // NewStoredAllowlist returns the allowlists kept in db.
-func NewStoredAllowlist(db *sql.DB) *StoredAllowlist { return &StoredAllowlist{db: db} }
+func NewStoredAllowlist(db *sql.DB) *StoredAllowlist {
+	s := &StoredAllowlist{db: db}
+	s.lists = periodic.New(func(ctx context.Context, _ time.Time) (*Allowlist, error) {
+		ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+		defer cancel()
+		es, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a := &Allowlist{Clients: map[string][]netip.Prefix{}, Orgs: map[string][]netip.Prefix{}}
+		for _, e := range es {
+			m := a.Clients
+			if e.Kind == "org" {
+				m = a.Orgs
+			}
+			m[e.ID] = append(m[e.ID], e.Prefix)
+		}
+		return a, nil
+	})
+	return s
+}
 
 // Allowlist returns the Allowlist a resource server enforces
 // (fhirserver.BearerAuthOptions.Allowlist): it reads this store.
@@ -61,37 +80,12 @@ func (s *StoredAllowlist) current() (*Allowlist, error) {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil && now.Sub(s.loaded) < every && !now.Before(s.loaded) {
-		return s.cur, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
-	defer cancel()
-	es, err := s.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	a := &Allowlist{Clients: map[string][]netip.Prefix{}, Orgs: map[string][]netip.Prefix{}}
-	for _, e := range es {
-		m := a.Clients
-		if e.Kind == "org" {
-			m = a.Orgs
-		}
-		m[e.ID] = append(m[e.ID], e.Prefix)
-	}
-	s.cur, s.loaded = a, now
-	return a, nil
+	return s.lists.Get(context.Background(), s.now(), every)
 }
 
 // invalidate makes the next check re-read the table (a change made through
 // this process is seen by it at once).
-func (s *StoredAllowlist) invalidate() {
-	s.mu.Lock()
-	s.cur = nil
-	s.mu.Unlock()
-}
+func (s *StoredAllowlist) invalidate() { s.lists.Invalidate() }
 
 func validEntry(kind, id string) bool {
 	if (kind != "client" && kind != "org") || id == "" || len(id) > 128 {
