@@ -18,11 +18,16 @@ import (
 
 // recordIssued records an issued access token. user is the user's name
 // ("" for a client's own, client_credentials, token); family is the refresh
-// family it was issued from or with ("" for none). Expired rows are purged
-// first, so the table only holds tokens a verifier may still accept.
+// family it was issued from or with ("" for none). Rows past exp are
+// purged first, at most once a minute: the purge is not on every grant,
+// and revokeIssued skips expired rows anyway.
 func (s *Server) recordIssued(ctx context.Context, jti string, exp time.Time, client, user, family string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM as_issued WHERE exp < $1`, s.now().Add(-revokedGrace).Unix()); err != nil {
-		return err
+	now := s.now()
+	if last := s.issuedPurged.Load(); now.Unix()-last >= 60 || now.Unix() < last {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM as_issued WHERE exp < $1`, now.Add(-revokedGrace).Unix()); err != nil {
+			return err
+		}
+		s.issuedPurged.Store(now.Unix())
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO as_issued (jti, exp, client, subject, family) VALUES ($1, $2, $3, $4, $5)`,
 		jti, exp.Unix(), client, user, family)
@@ -34,7 +39,7 @@ func (s *Server) recordIssued(ctx context.Context, jti string, exp time.Time, cl
 // constant names below, never input.
 func revokeIssued(ctx context.Context, db *sql.DB, now time.Time, column, value string) error {
 	cutoff := now.Add(-revokedGrace).Unix()
-	if _, err := db.ExecContext(ctx, `DELETE FROM as_revoked WHERE exp < $1`, cutoff); err != nil {
+	if err := purgeRevoked(ctx, db, now); err != nil {
 		return err
 	}
 	// The WHERE clause also keeps SQLite's parser from reading ON CONFLICT
@@ -84,4 +89,11 @@ func (s *Server) stillGranted(ctx context.Context, client, user, family string) 
 		}
 	}
 	return nil
+}
+
+// purgeRevoked deletes the revocations no verifier needs any more (past exp
+// plus revokedGrace); it runs before each addition to the list.
+func purgeRevoked(ctx context.Context, db *sql.DB, now time.Time) error {
+	_, err := db.ExecContext(ctx, `DELETE FROM as_revoked WHERE exp < $1`, now.Add(-revokedGrace).Unix())
+	return err
 }

@@ -143,7 +143,7 @@ func (s *Server) revokeAccess(ctx context.Context, c *Client, raw string) error 
 	if now.After(exp.Add(revokedGrace)) {
 		return nil // no verifier accepts it any more
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM as_revoked WHERE exp < $1`, now.Add(-revokedGrace).Unix()); err != nil {
+	if err := purgeRevoked(ctx, s.db, now); err != nil {
 		return err
 	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO as_revoked (jti, exp) VALUES ($1, $2) ON CONFLICT DO NOTHING`, cl.ID, exp.Unix()); err != nil {

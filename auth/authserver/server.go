@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -74,6 +75,8 @@ type Server struct {
 	flows sync.Mutex
 	reqs  map[string]*authRequest // pending /authorize requests, by id
 	codes map[string]*grant       // issued codes, by code
+
+	issuedPurged atomic.Int64 // Unix time of the last purge of as_issued (issued.go)
 }
 
 // New opens the server: loads its signing keys (creating the first).
